@@ -1,0 +1,1 @@
+"""CLI: the `modelplane` command (typer); parses argv only when invoked."""

@@ -1,0 +1,94 @@
+"""CLI: the typer app behind the `modelplane` console script."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from modelplane import __version__
+
+app = typer.Typer(
+    help="modelplane — fast, KServe-compatible model serving.", no_args_is_help=True, add_completion=False
+)
+
+_TRUE = {"true", "1", "yes", "y", "on", "t"}
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in _TRUE | {"false", "0", "no", "n", "off", "f"}:
+        return value.lower() in _TRUE
+    raise typer.BadParameter(f"expected a boolean, got {value!r}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def serve(
+    ctx: typer.Context,
+    model_dir: Annotated[
+        str | None,
+        typer.Option("--model-dir", "--model_dir", help="Model file, model directory or repository"),
+    ] = None,
+    model_name: Annotated[str, typer.Option("--model-name", "--model_name")] = "model",
+    runtime: Annotated[
+        str | None, typer.Option(help="sklearn | xgboost | lightgbm | pkg.module:Class (default: detect)")
+    ] = None,
+    model_class: Annotated[
+        str | None,
+        typer.Option("--model-class", "--model_class", help="Custom Model subclass, pkg.module:Class"),
+    ] = None,
+    host: str = "0.0.0.0",
+    http_port: Annotated[int, typer.Option("--http-port", "--http_port")] = 8080,
+    grpc_port: Annotated[int, typer.Option("--grpc-port", "--grpc_port")] = 8081,
+    enable_grpc: Annotated[str, typer.Option("--enable-grpc", "--enable_grpc")] = "true",
+    workers: int = 1,
+    max_threads: Annotated[int | None, typer.Option("--max-threads", "--max_threads", "--max_asyncio_workers")] = None,
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes")] = 64 * 2**20,
+    grpc_max_message_bytes: Annotated[int | None, typer.Option("--grpc-max-message-bytes")] = None,
+    grpc_max_send: Annotated[int | None, typer.Option("--grpc_max_send_message_length", hidden=True)] = None,
+    grpc_max_receive: Annotated[int | None, typer.Option("--grpc_max_receive_message_length", hidden=True)] = None,
+    offload: Annotated[str, typer.Option(help="Sync model code: auto | thread | inline")] = "auto",
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = False,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Serve one model (or a repository of models) over REST (V1, V2) and gRPC (V2)."""
+    from modelplane.cli.serve import make_server, parse_extra_args
+    from modelplane.server.settings import ServerSettings
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    grpc_limit = grpc_max_message_bytes or max(grpc_max_send or 0, grpc_max_receive or 0) or 64 * 2**20
+    if workers != 1:
+        logging.getLogger("modelplane").warning(
+            "--workers %d: multi-process workers are not implemented yet; serving with one process", workers
+        )
+    settings = ServerSettings(
+        host=host,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        enable_grpc=_flag(enable_grpc),
+        workers=workers,
+        max_body_bytes=max_body_bytes,
+        grpc_max_message_bytes=grpc_limit,
+        max_threads=max_threads,
+        offload=offload,
+        access_log=access_log,
+        log_level=log_level,
+    )
+    options = parse_extra_args(list(ctx.args))
+    try:
+        server = make_server(settings, model_name, model_dir, runtime, model_class, options)
+    except (ValueError, ImportError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    server.run()
+
+
+@app.command()
+def version() -> None:
+    """Print the modelplane version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app(args=sys.argv[1:], prog_name="modelplane")

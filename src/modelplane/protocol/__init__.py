@@ -1,0 +1,1 @@
+"""Protocol core: transport-neutral inference types, datatypes, errors and wire codecs (no web or gRPC imports)."""

@@ -1,0 +1,1 @@
+"""Protocol core: wire codecs (V2 JSON, the binary tensor extension, raw tensor bytes, pandas)."""

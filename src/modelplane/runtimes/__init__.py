@@ -1,0 +1,63 @@
+"""Runtimes: framework adapters behind one contract, chosen by name and imported only when used."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from modelplane.model.base import Model
+
+# runtime name -> "module:Class". Importing this table imports no framework.
+RUNTIMES: dict[str, str] = {
+    "sklearn": "modelplane.runtimes.sklearn:SKLearnModel",
+    "xgboost": "modelplane.runtimes.xgboost:XGBoostModel",
+    "lightgbm": "modelplane.runtimes.lightgbm:LightGBMModel",
+}
+
+_EXTENSIONS: dict[str, str] = {
+    ".joblib": "sklearn",
+    ".pkl": "sklearn",
+    ".pickle": "sklearn",
+    ".json": "xgboost",
+    ".ubj": "xgboost",
+    ".txt": "lightgbm",
+}
+
+
+def import_object(path: str) -> Any:
+    """Import `pkg.module:Attr` (or `pkg.module.Attr`)."""
+    module, sep, attr = path.partition(":")
+    if not sep:
+        module, _, attr = path.rpartition(".")
+    if not module or not attr:
+        raise ValueError(f"expected 'package.module:Class', got {path!r}")
+    return getattr(importlib.import_module(module), attr)
+
+
+def detect_runtime(model_dir: Path) -> str | None:
+    """Guess the runtime from the model file in `model_dir` (None when the directory holds no model file)."""
+    if model_dir.is_file():
+        files = [model_dir]
+    elif model_dir.is_dir():
+        files = [p for p in model_dir.iterdir() if p.is_file()]
+    else:
+        return None
+    for path in sorted(files):
+        if path.suffix == ".bst":
+            with path.open("rb") as fh:  # LightGBM's text format starts with "tree"; XGBoost's .bst is binary
+                return "lightgbm" if fh.read(4) == b"tree" else "xgboost"
+        if path.suffix in _EXTENSIONS:
+            return _EXTENSIONS[path.suffix]
+    return None
+
+
+def runtime_class(runtime: str) -> type[Model]:
+    """The Model class of a built-in runtime name, or of a `pkg.module:Class` path."""
+    target = RUNTIMES.get(runtime, runtime)
+    if ":" not in target and "." not in target:
+        raise ValueError(f"unknown runtime {runtime!r}; built-in runtimes: {', '.join(sorted(RUNTIMES))}")
+    cls = import_object(target)
+    if not (isinstance(cls, type) and issubclass(cls, Model)):
+        raise ValueError(f"{target} is not a modelplane.Model subclass")
+    return cls

@@ -1,0 +1,59 @@
+"""Runtimes: the contract every file-backed framework runtime implements (find file, load, predict)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from modelplane.model.base import Headers, Model
+from modelplane.model.payload import predict_input, predict_response
+from modelplane.protocol.errors import InferenceError, InvalidInput, ModelLoadError
+
+
+class FileModel(Model):
+    """A model loaded from exactly one file with one of `extensions` in `model_dir` (or `model_dir` itself)."""
+
+    extensions: tuple[str, ...] = ()
+
+    def __init__(self, name: str, model_dir: str | Path, options: dict[str, Any] | None = None) -> None:
+        super().__init__(name)
+        self.model_dir = Path(model_dir)
+        self.options = options or {}
+        self.model: Any = None
+
+    def model_file(self) -> Path:
+        if self.model_dir.is_file():
+            return self.model_dir
+        if not self.model_dir.is_dir():
+            raise ModelLoadError(f"model directory {self.model_dir} does not exist")
+        found = sorted(p for p in self.model_dir.iterdir() if p.is_file() and p.suffix in self.extensions)
+        if not found:
+            raise ModelLoadError(f"no model file ({', '.join(self.extensions)}) found in {self.model_dir}")
+        if len(found) > 1:
+            raise ModelLoadError(f"More than one model file is detected in {self.model_dir}: {[p.name for p in found]}")
+        return found[0]
+
+    def load(self) -> bool:
+        self.model = self.load_file(self.model_file())
+        self.ready = True
+        return True
+
+    def unload(self) -> None:
+        self.model = None
+        self.ready = False
+
+    def load_file(self, path: Path) -> Any:
+        raise NotImplementedError
+
+    def run(self, inputs: Any) -> Any:
+        raise NotImplementedError
+
+    def predict(self, payload: Any, headers: Headers | None = None) -> Any:
+        inputs = predict_input(payload)
+        try:
+            result = self.run(inputs)
+        except InvalidInput:
+            raise
+        except Exception as exc:
+            raise InferenceError(f"{type(exc).__name__}: {exc}") from exc
+        return predict_response(payload, result, self.name)

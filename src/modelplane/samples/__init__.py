@@ -1,0 +1,1 @@
+"""Samples: small models trained on the fly (iris) for the quickstart, tests and benchmarks."""

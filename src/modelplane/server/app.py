@@ -1,0 +1,95 @@
+"""Server: process lifecycle — build registry and data plane, load models, run REST and gRPC on one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from modelplane.model.base import Model
+from modelplane.protocol.errors import ModelplaneError
+from modelplane.server.dataplane import DataPlane
+from modelplane.server.metrics import Metrics
+from modelplane.server.registry import Discover, ModelFactory, ModelRegistry
+from modelplane.server.rest.app import RestApp
+from modelplane.server.settings import ServerSettings
+
+log = logging.getLogger("modelplane.server")
+
+
+class ModelServer:
+    """One model-server process. Nothing happens until `run()` / `serve()` is called."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        models: Iterable[Model] = (),
+        factory: ModelFactory | None = None,
+        discover: Discover | None = None,
+        preload: Iterable[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.executor = ThreadPoolExecutor(settings.thread_count(), thread_name_prefix="model")
+        self.registry = ModelRegistry(self.executor, self.metrics, factory, settings.offload, discover)
+        for model in models:
+            self.registry.register(model)
+        self._preload = list(preload)
+        self.dataplane = DataPlane(self.registry, settings.server_name)
+        self.rest_app = RestApp(self.dataplane, self.metrics, settings.max_body_bytes)
+
+    async def load_models(self) -> None:
+        for name in [*self.registry.names(), *self._preload]:
+            try:
+                await self.registry.load(name)
+                log.info("model %s is ready", name)
+            except ModelplaneError as exc:
+                log.error("model %s failed to load: %s", name, exc.message)
+
+    async def serve(self) -> None:
+        import uvicorn
+
+        s = self.settings
+        await self.load_models()
+        grpc_server = None
+        if s.enable_grpc:
+            from modelplane.server.grpc.servicer import build_server
+
+            grpc_server = build_server(self.dataplane, self.metrics, s.grpc_max_message_bytes)
+            host = "[::]" if s.host in ("0.0.0.0", "::") else s.host
+            grpc_server.add_insecure_port(f"{host}:{s.grpc_port}")
+            await grpc_server.start()
+            log.info("gRPC listening on %s:%d", s.host, s.grpc_port)
+        config = uvicorn.Config(
+            self.rest_app,
+            host=s.host,
+            port=s.http_port,
+            loop="none",
+            http="httptools",
+            lifespan="off",
+            access_log=s.access_log,
+            log_level=s.log_level,
+            timeout_keep_alive=s.timeout_keep_alive,
+            log_config=None,
+        )
+        server = uvicorn.Server(config)
+        try:
+            await server.serve()
+        finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=5)
+            for name in list(self.registry.names()):
+                try:
+                    await self.registry.unload(name)
+                except Exception:  # shutting down: report and keep unloading the rest
+                    log.exception("unloading %s failed", name)
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def run(self) -> None:
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency everywhere but Windows
+            asyncio.run(self.serve())
+        else:
+            uvloop.run(self.serve())

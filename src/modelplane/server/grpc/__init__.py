@@ -1,0 +1,1 @@
+"""Server gRPC transport: the inference.GRPCInferenceService servicer over the DataPlane."""

@@ -1,0 +1,121 @@
+"""Server gRPC transport: GRPCInferenceService methods, each a thin adapter over the DataPlane."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import grpc
+
+from modelplane.protocol.errors import InvalidInput, ModelplaneError, status_of
+from modelplane.server.dataplane import DataPlane
+from modelplane.server.grpc import codec
+from modelplane.server.grpc.proto import inference_pb2 as pb
+from modelplane.server.grpc.proto import inference_pb2_grpc as pb_grpc
+from modelplane.server.metrics import Metrics
+
+log = logging.getLogger("modelplane.grpc")
+T = TypeVar("T")
+
+
+def grpc_code(exc: BaseException) -> grpc.StatusCode:
+    return grpc.StatusCode[status_of(exc).grpc]
+
+
+def _mapped(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Turn domain errors into gRPC statuses from the one status table."""
+
+    @wraps(method)
+    async def wrapper(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> T:
+        try:
+            return await method(self, request, context)
+        except Exception as exc:
+            if not isinstance(exc, ModelplaneError):
+                log.exception("unhandled error in %s", method.__name__)
+                message = f"{type(exc).__name__} : {exc}"
+            else:
+                message = exc.message
+            name = getattr(request, "model_name", "")
+            if name:
+                self.metrics.count(name, "grpc", status_of(exc).grpc)
+            await context.abort(grpc_code(exc), message)
+            raise  # unreachable: abort raises
+
+    return wrapper
+
+
+class Servicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, dataplane: DataPlane, metrics: Metrics) -> None:
+        self.dp = dataplane
+        self.metrics = metrics
+
+    @_mapped
+    async def ServerLive(self, request: Any, context: Any) -> Any:
+        return pb.ServerLiveResponse(live=self.dp.live())
+
+    @_mapped
+    async def ServerReady(self, request: Any, context: Any) -> Any:
+        return pb.ServerReadyResponse(ready=self.dp.ready())
+
+    @_mapped
+    async def ModelReady(self, request: Any, context: Any) -> Any:
+        return pb.ModelReadyResponse(ready=self.dp.model_ready(request.name, request.version or None))
+
+    @_mapped
+    async def ServerMetadata(self, request: Any, context: Any) -> Any:
+        meta = self.dp.metadata()
+        return pb.ServerMetadataResponse(name=meta["name"], version=meta["version"], extensions=meta["extensions"])
+
+    @_mapped
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:
+        meta = self.dp.model_metadata(request.name, request.version or None)
+        tensors = pb.ModelMetadataResponse.TensorMetadata
+        return pb.ModelMetadataResponse(
+            name=meta["name"],
+            versions=meta["versions"],
+            platform=meta["platform"],
+            inputs=[tensors(**t) for t in meta["inputs"]],
+            outputs=[tensors(**t) for t in meta["outputs"]],
+        )
+
+    @_mapped
+    async def ModelInfer(self, request: Any, context: Any) -> Any:
+        self.dp.registry.ready_entry(request.model_name)
+        infer_request = codec.decode_request(request)
+        headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        response, _ = await self.dp.infer(infer_request, headers)
+        msg = codec.encode_response(response, raw=bool(request.raw_input_contents))
+        self.metrics.count(request.model_name, "grpc", "OK")
+        return msg
+
+    @_mapped
+    async def RepositoryIndex(self, request: Any, context: Any) -> Any:
+        entries = self.dp.index(request.ready)
+        return pb.RepositoryIndexResponse(models=[pb.RepositoryIndexResponse.ModelIndex(**e) for e in entries])
+
+    @_mapped
+    async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
+        if not request.model_name:
+            raise InvalidInput("model_name is required")
+        await self.dp.load(request.model_name)
+        return pb.RepositoryModelLoadResponse()
+
+    @_mapped
+    async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:
+        if not request.model_name:
+            raise InvalidInput("model_name is required")
+        await self.dp.unload(request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
+
+def build_server(dataplane: DataPlane, metrics: Metrics, max_message_bytes: int) -> grpc.aio.Server:
+    options = [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(options=options)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(Servicer(dataplane, metrics), server)
+    return server

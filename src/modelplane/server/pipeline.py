@@ -1,0 +1,163 @@
+"""Server: runs a Model's preprocess → predict|explain → postprocess, keeping sync user code off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from functools import partial
+from typing import Any
+
+from modelplane.model.base import Model
+from modelplane.protocol.errors import InferenceError, ModelplaneError
+from modelplane.server.metrics import Metrics
+
+log = logging.getLogger("modelplane.server")
+
+
+class OffloadPolicy:
+    """Decides whether a model's sync stages run on a worker thread or inline on the event loop.
+
+    A thread hop costs ~85 µs and, under load, GIL convoys of up to the 5 ms switch interval; for a model
+    whose calls take ~100 µs that is most of the request. So every model starts on the thread pool and is
+    judged over windows of `window` calls: when at least `share` of them were fast, it runs inline; when
+    inline and more than 1 - `share` were not, it goes back to the pool. On a thread, "fast" means at most
+    `budget_s` of CPU time and `wall_s` of wall time (wall time there includes GIL waits; CPU time alone
+    would let code that sleeps or blocks on I/O qualify); inline, it means `budget_s` of wall time.
+    An inline call over `slow_s` sends the model back at once and doubles its window; one over `never_s`
+    keeps it on the pool for good. So the loop is blocked at most once by a slow call, and a model that is
+    slow from the start never runs inline. "thread" never inlines; "inline" always does.
+    """
+
+    def __init__(
+        self,
+        mode: str = "auto",
+        budget_s: float = 0.001,
+        window: int = 64,
+        share: float = 0.9,
+        slow_s: float = 0.005,
+        never_s: float = 0.05,
+        wall_s: float = 0.02,
+        label: str = "",
+    ) -> None:
+        if mode not in ("auto", "thread", "inline"):
+            raise ValueError(f"unknown offload mode {mode!r}")
+        self.mode, self.budget_s, self.window, self.share = mode, budget_s, window, share
+        self.slow_s, self.never_s, self.wall_s = slow_s, never_s, wall_s
+        self.label = label
+        self.inline = mode == "inline"
+        self._seen = self._fast = 0
+        self._frozen = mode != "auto"
+
+    def record(self, seconds: float, cpu_seconds: float, was_inline: bool) -> None:
+        if self._frozen or was_inline != self.inline:
+            return  # fixed mode, or a call that started before the last switch
+        if was_inline:
+            if seconds > self.slow_s:
+                self._switch(False)
+                self.window *= 2
+                self._frozen = seconds > self.never_s
+                return
+            fast = seconds <= self.budget_s
+        else:
+            fast = cpu_seconds <= self.budget_s and seconds <= self.wall_s
+        self._seen += 1
+        self._fast += fast
+        if self._seen >= self.window:
+            good = self._fast >= self.share * self._seen
+            self._switch(good)
+            self._seen = self._fast = 0
+
+    def _switch(self, inline: bool) -> None:
+        if inline != self.inline:
+            log.info(
+                "%s: sync model code now runs %s (%d/%d recent calls fast)",
+                self.label,
+                "inline on the event loop" if inline else "on worker threads",
+                self._fast,
+                self._seen,
+            )
+        self.inline = inline
+        self._seen = self._fast = 0
+
+
+def _overridden(model: Model, stage: str) -> bool:
+    return getattr(type(model), stage) is not getattr(Model, stage)
+
+
+class Pipeline:
+    """Per-model request pipeline; stage kinds (sync/async, overridden or not) are found once, at registration."""
+
+    def __init__(self, model: Model, executor: Executor, metrics: Metrics, offload: str = "auto") -> None:
+        self.model = model
+        self.executor = executor
+        self.metrics = metrics
+        self.policy = OffloadPolicy(offload, label=model.name)
+        self.pre = model.preprocess if _overridden(model, "preprocess") else None
+        self.post = model.postprocess if _overridden(model, "postprocess") else None
+        stages = [s for s in (self.pre, model.predict, model.explain, self.post) if s is not None]
+        self.all_sync = not any(inspect.iscoroutinefunction(s) for s in stages)
+        self.with_headers = model.return_response_headers
+
+    def _stages(self, verb: str) -> list[tuple[str, Callable[..., Any]]]:
+        main = self.model.explain if verb == "explain" else self.model.predict
+        stages = [("preprocess", self.pre), (verb, main), ("postprocess", self.post)]
+        return [(name, fn) for name, fn in stages if fn is not None]
+
+    def _run_sync(
+        self, verb: str, payload: Any, headers: dict[str, str], out_headers: dict[str, str]
+    ) -> tuple[Any, list[tuple[str, float]], float]:
+        timings = []
+        cpu_start = time.thread_time()
+        for name, fn in self._stages(verb):
+            start = time.perf_counter()
+            if self.with_headers and name in ("predict", "postprocess"):
+                payload = fn(payload, headers, response_headers=out_headers)
+            else:
+                payload = fn(payload, headers)
+            timings.append((name, time.perf_counter() - start))
+        return payload, timings, time.thread_time() - cpu_start
+
+    async def __call__(self, verb: str, payload: Any, headers: dict[str, str]) -> tuple[Any, dict[str, str]]:
+        out_headers: dict[str, str] = {}
+        try:
+            if self.all_sync:
+                inline = self.policy.inline
+                if inline:
+                    result, timings, cpu = self._run_sync(verb, payload, headers, out_headers)
+                else:
+                    loop = asyncio.get_running_loop()
+                    result, timings, cpu = await loop.run_in_executor(
+                        self.executor, self._run_sync, verb, payload, headers, out_headers
+                    )
+                self.policy.record(sum(t for _, t in timings), cpu, inline)
+            else:
+                result, timings = await self._run_mixed(verb, payload, headers, out_headers)
+        except ModelplaneError:
+            raise
+        except Exception as exc:
+            raise InferenceError(f"{type(exc).__name__} : {exc}") from exc
+        name = self.model.name
+        for stage, seconds in timings:
+            self.metrics.observe(stage, name, seconds)
+        return result, out_headers
+
+    async def _run_mixed(
+        self, verb: str, payload: Any, headers: dict[str, str], out_headers: dict[str, str]
+    ) -> tuple[Any, list[tuple[str, float]]]:
+        loop = asyncio.get_running_loop()
+        timings = []
+        for name, fn in self._stages(verb):
+            kwargs = (
+                {"response_headers": out_headers} if self.with_headers and name in ("predict", "postprocess") else {}
+            )
+            start = time.perf_counter()
+            if inspect.iscoroutinefunction(fn):
+                payload = await fn(payload, headers, **kwargs)
+            else:
+                payload = await loop.run_in_executor(self.executor, partial(fn, payload, headers, **kwargs))
+            timings.append((name, time.perf_counter() - start))
+        return payload, timings

@@ -1,0 +1,135 @@
+"""Server: the model registry (register, load, unload, readiness) and the repository that creates models by name."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from modelplane.model.base import Model
+from modelplane.protocol.errors import ModelLoadError, ModelNotFound, ModelNotReady, ModelplaneError
+from modelplane.server.metrics import Metrics
+from modelplane.server.pipeline import Pipeline
+
+log = logging.getLogger("modelplane.server")
+
+ModelFactory = Callable[[str], Model]
+Discover = Callable[[], list[str]]
+
+
+@dataclass(slots=True)
+class Entry:
+    model: Model
+    pipeline: Pipeline
+    reason: str = ""
+
+
+class ModelRegistry:
+    """Registered models by name. `factory` (optional) creates a model for a name the repository knows."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        metrics: Metrics,
+        factory: ModelFactory | None = None,
+        offload: str = "auto",
+        discover: Discover | None = None,
+    ) -> None:
+        self._entries: dict[str, Entry] = {}
+        self._executor = executor
+        self._metrics = metrics
+        self._factory = factory
+        self._discover = discover
+        self._offload = offload
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def register(self, model: Model) -> None:
+        self._entries[model.name] = Entry(model, Pipeline(model, self._executor, self._metrics, self._offload))
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def entry(self, name: str) -> Entry:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise ModelNotFound(name)
+        return entry
+
+    def ready_entry(self, name: str) -> Entry:
+        entry = self.entry(name)
+        if not entry.model.ready:
+            raise ModelNotReady(name, entry.reason)
+        return entry
+
+    def all_ready(self) -> bool:
+        return all(e.model.ready for e in self._entries.values())
+
+    async def _call(self, fn: Callable[[], object]) -> object:
+        if inspect.iscoroutinefunction(fn):
+            return await fn()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def load(self, name: str) -> Model:
+        """Load (or reload) `name`, creating it through the factory when it is not registered yet."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            entry = self._entries.get(name)
+            if entry is None:
+                if self._factory is None:
+                    raise ModelNotFound(name)
+                try:
+                    model = self._factory(name)
+                except ModelplaneError:
+                    raise
+                except Exception as exc:
+                    raise ModelLoadError(f"cannot create model {name}: {type(exc).__name__}: {exc}") from exc
+                self.register(model)
+                entry = self._entries[name]
+            try:
+                ok = await self._call(entry.model.load)
+            except Exception as exc:
+                entry.model.ready = False
+                entry.reason = f"{type(exc).__name__}: {exc}"
+                log.exception("loading model %s failed", name)
+                raise ModelNotReady(name, f"Error type: {type(exc).__name__} error msg: {exc}") from exc
+            if ok is not None:
+                entry.model.ready = bool(ok)
+            if not entry.model.ready:
+                entry.reason = "load() did not make the model ready"
+                raise ModelNotReady(name, entry.reason)
+            entry.reason = ""
+            return entry.model
+
+    async def unload(self, name: str) -> None:
+        entry = self.entry(name)
+        try:
+            await self._call(entry.model.unload)
+        finally:
+            entry.model.ready = False
+            del self._entries[name]
+            self._metrics.forget(name)
+
+    def index(self, ready_only: bool = False) -> list[dict[str, str]]:
+        out = []
+        for name, e in self._entries.items():
+            if ready_only and not e.model.ready:
+                continue
+            out.append(
+                {
+                    "name": name,
+                    "version": e.model.version or "",
+                    "state": "READY" if e.model.ready else "UNAVAILABLE",
+                    "reason": e.reason,
+                }
+            )
+        if not ready_only and self._discover is not None:
+            known = set(self._entries)
+            out.extend(
+                {"name": n, "version": "", "state": "UNAVAILABLE", "reason": "unloaded"}
+                for n in self._discover()
+                if n not in known
+            )
+        return out

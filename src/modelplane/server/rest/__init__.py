@@ -1,0 +1,1 @@
+"""Server REST transport: a plain ASGI app mapping V1/V2 HTTP onto the DataPlane."""

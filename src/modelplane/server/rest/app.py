@@ -1,0 +1,259 @@
+"""Server REST transport: the ASGI app — routing V1/V2 paths to the DataPlane, errors from STATUS_TABLE."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from modelplane.protocol.codecs.v2 import binary_outputs, decode_request, dumps, encode_response
+from modelplane.protocol.errors import (
+    InvalidInput,
+    MethodNotAllowed,
+    ModelplaneError,
+    RouteNotFound,
+    status_of,
+)
+from modelplane.server.dataplane import DataPlane
+from modelplane.server.metrics import Metrics
+from modelplane.server.rest import cloudevents
+from modelplane.server.rest.http import (
+    JSON,
+    Receive,
+    Scope,
+    Send,
+    header_dict,
+    read_body,
+    respond,
+    respond_json,
+)
+
+log = logging.getLogger("modelplane.rest")
+
+IHCL = b"inference-header-content-length"
+JSON_CONTENT_TYPES = frozenset(
+    {"application/json", "application/cloudevents+json", "application/ld+json", "application/octet-stream"}
+)
+
+
+class RestApp:
+    """ASGI application serving KServe V1 and the Open Inference Protocol (V2) over HTTP/1.1."""
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        metrics: Metrics,
+        max_body_bytes: int = 64 * 2**20,
+        cloudevent_config: cloudevents.CloudEventConfig | None = None,
+    ) -> None:
+        self.dataplane = dataplane
+        self.metrics = metrics
+        self.max_body = max_body_bytes
+        self.ce_config = cloudevent_config or cloudevents.CloudEventConfig.from_env()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        model = ""
+        try:
+            if path.startswith("/v2/models/"):
+                model = await self._v2_model(path[11:], method, scope, receive, send)
+            elif path.startswith("/v1/models/"):
+                model = await self._v1_model(path[11:], method, scope, receive, send)
+            else:
+                await self._other(path, method, scope, receive, send)
+        except Exception as exc:
+            status = status_of(exc).http
+            if not isinstance(exc, ModelplaneError):
+                log.exception("unhandled error on %s %s", method, path)
+                message = f"{type(exc).__name__} : {exc}"
+            else:
+                message = exc.message
+            if model:
+                self.metrics.count(model, "rest", str(status))
+            await respond_json(send, status, {"error": message})
+
+    # --- /v2/models/... ------------------------------------------------------------------------------
+    async def _v2_model(self, rest: str, method: str, scope: Scope, receive: Receive, send: Send) -> str:
+        parts = rest.split("/")
+        name, version, action = parts[0], None, ""
+        tail = parts[1:]
+        if len(tail) >= 2 and tail[0] == "versions":
+            version, tail = tail[1], tail[2:]
+        if len(tail) > 1 or not name:
+            raise RouteNotFound("Not Found")
+        action = tail[0] if tail else ""
+        dp = self.dataplane
+        if action == "infer":
+            _allow(method, "POST")
+            await self._infer(name, version, scope, receive, send)
+            return name
+        _allow(method, "GET")
+        if action == "ready":
+            ready = dp.model_ready(name, version)
+            await respond_json(send, 200 if ready else 503, {"name": name, "ready": ready})
+        elif action == "":
+            await respond_json(send, 200, dp.model_metadata(name, version))
+        else:
+            raise RouteNotFound("Not Found")
+        return ""
+
+    async def _infer(self, name: str, version: str | None, scope: Scope, receive: Receive, send: Send) -> None:
+        header_length: int | None = None
+        declared: int | None = None
+        for key, value in scope["headers"]:
+            if key == IHCL:
+                header_length = _int_header(value, "Inference-Header-Content-Length")
+            elif key == b"content-length":
+                declared = _int_header(value, "Content-Length")
+        self.dataplane.registry.ready_entry(name)  # 404/503 before reading a large body
+        body = await read_body(receive, self.max_body, declared)
+        request = decode_request(body, header_length, name)
+        request.model_version = version
+        response, extra = await self.dataplane.infer(request, header_dict(scope))
+        parts, ihcl = encode_response(response, binary_outputs(request, response))
+        headers = [(k.encode(), v.encode()) for k, v in extra.items()]
+        if ihcl is None:
+            headers.append((b"content-type", JSON))
+        else:
+            headers.append((IHCL, str(ihcl).encode()))
+            headers.append((b"content-type", b"application/octet-stream"))
+        self.metrics.count(name, "rest", "200")
+        await respond(send, 200, parts, headers)
+
+    # --- /v1/models/... ------------------------------------------------------------------------------
+    async def _v1_model(self, rest: str, method: str, scope: Scope, receive: Receive, send: Send) -> str:
+        name, sep, verb = rest.rpartition(":")
+        if not sep:
+            _allow(method, "GET")
+            ready = self.dataplane.model_ready(rest)
+            await respond_json(send, 200 if ready else 503, {"name": rest, "ready": ready})
+            return ""
+        if verb not in ("predict", "explain") or not name or "/" in name:
+            raise RouteNotFound("Not Found")
+        _allow(method, "POST")
+        self.dataplane.registry.ready_entry(name)
+        headers = header_dict(scope)
+        declared = headers.get("content-length")
+        body = await read_body(
+            receive, self.max_body, _int_header(declared.encode(), "Content-Length") if declared else None
+        )
+        payload, event = self._decode_v1(body, headers)
+        result, extra = await self.dataplane.predict_v1(name, payload, headers, verb)
+        out_headers = [(k.encode(), v.encode()) for k, v in extra.items()]
+        if event is not None:
+            body_out, ce_headers = cloudevents.encode(dumps(_v1_jsonable(result)), event, self.ce_config, name)
+            await respond(send, 200, [body_out], [*out_headers, *ce_headers])
+        elif isinstance(result, (bytes, str)):
+            await respond(send, 200, [result.encode() if isinstance(result, str) else result], out_headers)
+        else:
+            await respond(send, 200, [dumps(_v1_jsonable(result))], [*out_headers, (b"content-type", JSON)])
+        self.metrics.count(name, "rest", "200")
+        return name
+
+    def _decode_v1(self, body: bytes, headers: dict[str, str]) -> tuple[Any, cloudevents.IncomingEvent | None]:
+        if cloudevents.is_binary_event(headers):
+            return cloudevents.decode_binary(body, headers)
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype and ctype not in JSON_CONTENT_TYPES:
+            return body, None
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"Unrecognized request format: {exc}") from None
+        if ctype == "application/cloudevents+json" or (
+            isinstance(doc, dict) and doc.keys() >= cloudevents.STRUCTURED_KEYS
+        ):
+            return cloudevents.decode_structured(doc)
+        return doc, None
+
+    # --- everything else -----------------------------------------------------------------------------
+    async def _other(self, path: str, method: str, scope: Scope, receive: Receive, send: Send) -> None:
+        dp = self.dataplane
+        if method == "POST" and path.startswith("/v2/repository/"):
+            await self._repository(path[15:], scope, receive, send)
+            return
+        if path not in _GET_ROUTES:
+            raise RouteNotFound("Not Found")
+        _allow(method, "GET")
+        handler = _GET_ROUTES[path]
+        if handler is None:  # /metrics
+            body, ctype = self.metrics.exposition()
+            await respond(send, 200, [body], [(b"content-type", ctype.encode())])
+            return
+        status, doc = handler(dp)
+        await respond_json(send, status, doc)
+
+    async def _repository(self, rest: str, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_body(receive, self.max_body, None)
+        if rest == "index":
+            ready_only = False
+            if body.strip():
+                try:
+                    doc = orjson.loads(body)
+                except orjson.JSONDecodeError as exc:
+                    raise InvalidInput(f"Unrecognized request format: {exc}") from None
+                ready_only = bool(isinstance(doc, dict) and doc.get("ready"))
+            await respond_json(send, 200, self.dataplane.index(ready_only))
+            return
+        parts = rest.split("/")
+        if len(parts) != 3 or parts[0] != "models" or parts[2] not in ("load", "unload") or not parts[1]:
+            raise RouteNotFound("Not Found")
+        name, action = parts[1], parts[2]
+        if action == "load":
+            await self.dataplane.load(name)
+            await respond_json(send, 200, {"name": name, "load": True})
+        else:
+            await self.dataplane.unload(name)
+            await respond_json(send, 200, {"name": name, "unload": True})
+
+
+def _ready(dp: DataPlane) -> tuple[int, Any]:
+    ready = dp.ready()
+    return (200, {"ready": True}) if ready else (503, {"ready": False, "error": "Server is not ready."})
+
+
+_GET_ROUTES = {
+    "/": lambda dp: (200, {"status": "alive"}),
+    "/v1/models": lambda dp: (200, {"models": dp.registry.names()}),
+    "/v2": lambda dp: (200, dp.metadata()),
+    "/v2/": lambda dp: (200, dp.metadata()),
+    "/v2/health/live": lambda dp: (200, {"live": dp.live()}),
+    "/v2/health/ready": _ready,
+    "/v2/models": lambda dp: (200, {"models": dp.registry.names()}),
+    "/metrics": None,
+}
+
+
+def _allow(method: str, expected: str) -> None:
+    if method != expected:
+        raise MethodNotAllowed(f"Method {method} not allowed; use {expected}")
+
+
+def _int_header(value: bytes, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"{name} header must be an integer, got {value[:32]!r}") from None
+
+
+def _v1_jsonable(result: Any) -> Any:
+    from modelplane.protocol.types import InferResponse
+
+    if isinstance(result, InferResponse):
+        return orjson.loads(encode_response(result, [False] * len(result.outputs))[0][0])
+    return result

@@ -1,0 +1,28 @@
+"""Server: settings for one model-server process (ports, limits, threads, logging)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+MIB = 2**20
+
+
+@dataclass(slots=True)
+class ServerSettings:
+    host: str = "0.0.0.0"
+    http_port: int = 8080
+    grpc_port: int = 8081
+    enable_grpc: bool = True
+    workers: int = 1
+    max_body_bytes: int = 64 * MIB
+    grpc_max_message_bytes: int = 64 * MIB
+    max_threads: int | None = None  # worker threads for sync model code; None → min(32, cpus + 4)
+    offload: str = "auto"  # auto | thread | inline (see server.pipeline.OffloadPolicy)
+    access_log: bool = False
+    log_level: str = "info"
+    timeout_keep_alive: int = 65
+    server_name: str = "modelplane"
+
+    def thread_count(self) -> int:
+        return self.max_threads or min(32, (os.cpu_count() or 1) + 4)
