@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.model.base import Model
+from modelplane.protocol.errors import ModelNotFound
 from modelplane.runtimes import detect_runtime, runtime_class
 from modelplane.server.app import ModelServer
 from modelplane.server.settings import ServerSettings
@@ -62,7 +63,13 @@ def make_server(
     single = model_class is not None or path is None or path.is_file() or detect_runtime(path) is not None
     if single:
         cls = _runtime_for(path or Path("."), runtime, model_class)
-        return ModelServer(settings, [build_model(cls, model_name, path, options)])
+
+        def recreate(name: str) -> Model:  # repository `load` after an `unload` brings the model back
+            if name != model_name:
+                raise ModelNotFound(name)
+            return build_model(cls, name, path, options)
+
+        return ModelServer(settings, [recreate(model_name)], factory=recreate)
 
     assert path is not None
     if not path.is_dir():
@@ -74,8 +81,6 @@ def make_server(
     def factory(name: str) -> Model:
         sub = path / name
         if not sub.is_dir():
-            from modelplane.protocol.errors import ModelNotFound
-
             raise ModelNotFound(name)
         return build_model(_runtime_for(sub, runtime, None), name, sub, options)
 

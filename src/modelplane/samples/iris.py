@@ -18,7 +18,7 @@ def train_sklearn(out_dir: str | Path, probability: bool = False) -> Path:
     from sklearn import svm
 
     x, y = _data()
-    model = svm.SVC(gamma="scale", probability=probability, random_state=0)
+    model = svm.SVC(gamma="scale", random_state=0, **({"probability": True} if probability else {}))
     model.fit(x, y)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Test support: helpers that start real modelplane servers on free loopback ports."""
