@@ -6,12 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from support import server as srv
 
 IRIS_V1 = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
-IRIS_V2 = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32",
-                       "data": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}]}
+IRIS_V2 = {
+    "inputs": [
+        {"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
+    ]
+}
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +38,11 @@ def iris_server(iris_dir: Path, logs: Path) -> Iterator[srv.RunningServer]:
 @pytest.fixture(scope="module")
 def test_models_server(logs: Path) -> Iterator[srv.RunningServer]:
     """Echo, async, failing, explaining and never-ready models in one process (via the Python API)."""
-    server = srv.start(["Echo:echo", "AsyncAdder:adder", "Failing:failing", "Explainer:explainer",
-                        "NeverReady:broken"], logs, module="support.launch", ready=False)
+    server = srv.start(
+        ["Echo:echo", "AsyncAdder:adder", "Failing:failing", "Explainer:explainer", "NeverReady:broken"],
+        logs,
+        module="support.launch",
+        ready=False,
+    )
     yield server
     server.stop()

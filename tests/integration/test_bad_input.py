@@ -7,7 +7,6 @@ import socket
 import httpx
 import orjson
 import pytest
-
 from conftest import IRIS_V2
 
 IHCL = "inference-header-content-length"
@@ -29,8 +28,10 @@ CASES = {
     "no inputs": (b'{"inputs": []}', {}),
     "invalid utf-8": (b'{"inputs": [{"name": "\xff\xfe"}]}', {}),
     "deeply nested json": (b"[" * 100_000 + b"]" * 100_000, {}),
-    "deeply nested data": (b'{"inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":' + b"[" * 200 + b"1"
-                           + b"]" * 200 + b"}]}", {}),
+    "deeply nested data": (
+        b'{"inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":' + b"[" * 200 + b"1" + b"]" * 200 + b"}]}",
+        {},
+    ),
     "unknown datatype": (_tensor(datatype="FP128"), {}),
     "missing datatype": (_tensor(datatype=None), {}),
     "negative shape": (_tensor(shape=[-2]), {}),
@@ -48,8 +49,18 @@ CASES = {
 
 
 def _binary(size_claimed: int, blob: bytes, shape=(2,), datatype="FP32", ihcl_extra: int = 0) -> tuple[bytes, dict]:
-    head = orjson.dumps({"inputs": [{"name": "a", "shape": list(shape), "datatype": datatype,
-                                     "parameters": {"binary_data_size": size_claimed}}]})
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "a",
+                    "shape": list(shape),
+                    "datatype": datatype,
+                    "parameters": {"binary_data_size": size_claimed},
+                }
+            ]
+        }
+    )
     return head + blob, {IHCL: str(len(head) + ihcl_extra)}
 
 
@@ -104,7 +115,7 @@ def test_body_over_the_limit_is_413(logs):
 
 def test_client_that_disconnects_mid_body_does_not_hurt_the_server(test_models_server):
     with socket.create_connection(("127.0.0.1", test_models_server.http_port)) as sock:
-        sock.sendall(b"POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{\"in")
+        sock.sendall(b'POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"in')
     assert _post(test_models_server, _tensor()).status_code == 200
 
 

@@ -32,14 +32,26 @@ def _infer_pb(model: str, datatype: str = "INT32") -> pb.ModelInferRequest:
 
 # (error class, REST request, gRPC request) producing that error on both transports
 SCENARIOS = [
-    (errors.ModelNotFound, ("nope", {"inputs": [{"name": "a", "shape": [1], "datatype": "INT32", "data": [1]}]}),
-     _infer_pb("nope")),
-    (errors.InvalidInput, ("echo", {"inputs": [{"name": "a", "shape": [1], "datatype": "NOPE", "data": [1]}]}),
-     _infer_pb("echo", "NOPE")),
-    (errors.ModelNotReady, ("broken", {"inputs": [{"name": "a", "shape": [1], "datatype": "INT32", "data": [1]}]}),
-     _infer_pb("broken")),
-    (errors.InferenceError, ("failing", {"inputs": [{"name": "a", "shape": [1], "datatype": "INT32", "data": [1]}]}),
-     _infer_pb("failing")),
+    (
+        errors.ModelNotFound,
+        ("nope", {"inputs": [{"name": "a", "shape": [1], "datatype": "INT32", "data": [1]}]}),
+        _infer_pb("nope"),
+    ),
+    (
+        errors.InvalidInput,
+        ("echo", {"inputs": [{"name": "a", "shape": [1], "datatype": "NOPE", "data": [1]}]}),
+        _infer_pb("echo", "NOPE"),
+    ),
+    (
+        errors.ModelNotReady,
+        ("broken", {"inputs": [{"name": "a", "shape": [1], "datatype": "INT32", "data": [1]}]}),
+        _infer_pb("broken"),
+    ),
+    (
+        errors.InferenceError,
+        ("failing", {"inputs": [{"name": "a", "shape": [1], "datatype": "INT32", "data": [1]}]}),
+        _infer_pb("failing"),
+    ),
 ]
 
 
@@ -48,8 +60,7 @@ def test_rest_and_grpc_agree_with_the_table(test_models_server, cls, rest, grpc_
     expected = errors.STATUS_TABLE[cls]
     model, body = rest
     r = httpx.post(f"{test_models_server.http}/v2/models/{model}/infer", json=body)
-    with grpc.insecure_channel(test_models_server.grpc) as channel:
-        with pytest.raises(grpc.RpcError) as info:
-            pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(grpc_req)
+    with grpc.insecure_channel(test_models_server.grpc) as channel, pytest.raises(grpc.RpcError) as info:
+        pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(grpc_req)
     assert (r.status_code, info.value.code().name) == (expected.http, expected.grpc)
     assert r.json()["error"]

@@ -12,8 +12,9 @@ from modelplane.server.grpc.proto import inference_pb2_grpc as pb_grpc
 
 @pytest.fixture(scope="module")
 def stub(test_models_server):
-    with grpc.insecure_channel(test_models_server.grpc, options=[
-            ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]) as channel:
+    with grpc.insecure_channel(
+        test_models_server.grpc, options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+    ) as channel:
         yield pb_grpc.GRPCInferenceServiceStub(channel)
 
 
@@ -56,8 +57,19 @@ def test_fp16_typed_request_is_rejected_and_raw_fp16_works(stub):
     assert stub.ModelInfer(raw).raw_output_contents[0] == np.array([0.5], "<f2").tobytes()
 
 
-@pytest.mark.parametrize("case", ["count mismatch", "contents with raw", "wrong byte size", "unknown datatype",
-                                  "negative shape", "typed count mismatch", "no inputs", "int8 overflow"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "count mismatch",
+        "contents with raw",
+        "wrong byte size",
+        "unknown datatype",
+        "negative shape",
+        "typed count mismatch",
+        "no inputs",
+        "int8 overflow",
+    ],
+)
 def test_invalid_requests_are_invalid_argument(stub, case):
     req = pb.ModelInferRequest(model_name="echo")
     if case == "count mismatch":
@@ -100,16 +112,22 @@ def test_status_codes(stub):
 def test_parameters_round_trip_all_kinds(stub):
     req = pb.ModelInferRequest(model_name="echo")
     req.inputs.add(name="a", datatype="INT32", shape=[1]).contents.int_contents.append(1)
-    for key, field, value in [("b", "bool_param", True), ("i", "int64_param", -3), ("s", "string_param", "x"),
-                              ("d", "double_param", 0.25), ("u", "uint64_param", 2**64 - 1)]:
+    for key, field, value in [
+        ("b", "bool_param", True),
+        ("i", "int64_param", -3),
+        ("s", "string_param", "x"),
+        ("d", "double_param", 0.25),
+        ("u", "uint64_param", 2**64 - 1),
+    ]:
         setattr(req.parameters[key], field, value)
     assert stub.ModelInfer(req).outputs[0].name == "a_out"
 
 
 def test_versioned_model_ready_and_metadata(stub):
     assert stub.ModelReady(pb.ModelReadyRequest(name="echo", version="1")).ready
-    assert _code(lambda: stub.ModelReady(pb.ModelReadyRequest(name="echo", version="9")))[0] == \
-        grpc.StatusCode.NOT_FOUND
+    assert (
+        _code(lambda: stub.ModelReady(pb.ModelReadyRequest(name="echo", version="9")))[0] == grpc.StatusCode.NOT_FOUND
+    )
     meta = stub.ModelMetadata(pb.ModelMetadataRequest(name="echo"))
     assert list(meta.versions) == ["1"] and meta.inputs[0].name == "x" and list(meta.inputs[0].shape) == [-1, 4]
 

@@ -7,14 +7,18 @@ import subprocess
 import sys
 
 import orjson
-
 from support.server import ROOT
 
 
 def test_kserve_sdk_clients(iris_server):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
-    out = subprocess.run([sys.executable, "-m", "support.kserve_clients", iris_server.http, iris_server.grpc,
-                          "sklearn-iris"], capture_output=True, env=env, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "support.kserve_clients", iris_server.http, iris_server.grpc, "sklearn-iris"],
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr.decode()
     seen = orjson.loads(out.stdout.splitlines()[-1])
     assert seen["v1_live"] and seen["v1_model_ready"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import orjson
-
 from conftest import IRIS_V1
 
 
@@ -45,8 +44,11 @@ def test_instances_must_be_a_list(iris_server):
 
 
 def test_malformed_json_is_400(iris_server):
-    r = httpx.post(iris_server.http + "/v1/models/sklearn-iris:predict", content=b'{"instances": [1,',
-                   headers={"content-type": "application/json"})
+    r = httpx.post(
+        iris_server.http + "/v1/models/sklearn-iris:predict",
+        content=b'{"instances": [1,',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400
     assert r.json()["error"].startswith("Unrecognized request format")
 
@@ -66,8 +68,11 @@ def test_unknown_route_and_wrong_method(iris_server):
 
 
 def test_non_json_content_type_reaches_model_as_raw_bytes(test_models_server):
-    r = httpx.post(test_models_server.http + "/v1/models/echo:predict", content=b"\x00\x01binary",
-                   headers={"content-type": "application/x-www-form-urlencoded"})
+    r = httpx.post(
+        test_models_server.http + "/v1/models/echo:predict",
+        content=b"\x00\x01binary",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 200
     assert r.content == b"raw:\x00\x01binary"
 
@@ -84,8 +89,11 @@ def test_explain_without_explainer_is_501(test_models_server):
 
 
 def test_async_stages_and_response_headers(test_models_server):
-    r = httpx.post(test_models_server.http + "/v1/models/adder:predict", json={"instances": [[1, 2]]},
-                   headers={"x-request-id": "abc"})
+    r = httpx.post(
+        test_models_server.http + "/v1/models/adder:predict",
+        json={"instances": [[1, 2]]},
+        headers={"x-request-id": "abc"},
+    )
     assert r.json() == {"predictions": [[4.0, 6.0]]}
     assert r.headers["x-model-stage"] == "predict"
     assert r.headers["x-request-echo"] == "abc"

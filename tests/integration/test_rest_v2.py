@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import orjson
 import pytest
-
 from conftest import IRIS_V2
 
 
@@ -20,8 +19,10 @@ def test_server_health_and_metadata(iris_server):
 def test_model_metadata_and_ready(iris_server):
     r = httpx.get(iris_server.http + "/v2/models/sklearn-iris")
     assert r.json() == {"name": "sklearn-iris", "versions": [], "platform": "", "inputs": [], "outputs": []}
-    assert httpx.get(iris_server.http + "/v2/models/sklearn-iris/ready").json() == {"name": "sklearn-iris",
-                                                                                     "ready": True}
+    assert httpx.get(iris_server.http + "/v2/models/sklearn-iris/ready").json() == {
+        "name": "sklearn-iris",
+        "ready": True,
+    }
     assert httpx.get(iris_server.http + "/v2/models/nope/ready").status_code == 404
     assert httpx.get(iris_server.http + "/v2/models/nope").status_code == 404
 
@@ -29,8 +30,11 @@ def test_model_metadata_and_ready(iris_server):
 def test_infer_iris(iris_server):
     r = httpx.post(iris_server.http + "/v2/models/sklearn-iris/infer", json={**IRIS_V2, "id": "req-1"})
     assert r.status_code == 200
-    assert r.json() == {"model_name": "sklearn-iris", "id": "req-1", "outputs": [
-        {"name": "output-0", "shape": [2], "datatype": "INT64", "data": [1, 1]}]}
+    assert r.json() == {
+        "model_name": "sklearn-iris",
+        "id": "req-1",
+        "outputs": [{"name": "output-0", "shape": [2], "datatype": "INT64", "data": [1, 1]}],
+    }
 
 
 def test_infer_generates_an_id_when_none_given(iris_server):
@@ -39,10 +43,15 @@ def test_infer_generates_an_id_when_none_given(iris_server):
 
 
 def test_flat_data_is_accepted(iris_server):
-    body = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32",
-                        "data": [6.8, 2.8, 4.8, 1.4, 6.0, 3.4, 4.5, 1.6]}]}
-    assert httpx.post(iris_server.http + "/v2/models/sklearn-iris/infer", json=body).json()["outputs"][0][
-        "data"] == [1, 1]
+    body = {
+        "inputs": [
+            {"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": [6.8, 2.8, 4.8, 1.4, 6.0, 3.4, 4.5, 1.6]}
+        ]
+    }
+    assert httpx.post(iris_server.http + "/v2/models/sklearn-iris/infer", json=body).json()["outputs"][0]["data"] == [
+        1,
+        1,
+    ]
 
 
 def test_json_body_without_content_type_is_json(iris_server):
@@ -79,19 +88,23 @@ def test_server_not_ready_while_any_model_is_not(test_models_server):
 
 
 def test_requested_outputs_are_filtered_and_ordered_by_the_server(test_models_server):
-    body = {"inputs": [{"name": "a", "shape": [1], "datatype": "INT32", "data": [1]},
-                       {"name": "b", "shape": [1], "datatype": "INT32", "data": [2]}],
-            "outputs": [{"name": "b_out"}, {"name": "a_out"}]}
+    body = {
+        "inputs": [
+            {"name": "a", "shape": [1], "datatype": "INT32", "data": [1]},
+            {"name": "b", "shape": [1], "datatype": "INT32", "data": [2]},
+        ],
+        "outputs": [{"name": "b_out"}, {"name": "a_out"}],
+    }
     r = httpx.post(test_models_server.http + "/v2/models/echo/infer", json=body)
     assert [o["name"] for o in r.json()["outputs"]] == ["b_out", "a_out"]
     body["outputs"] = [{"name": "a_out"}]
-    assert [o["name"] for o in httpx.post(test_models_server.http + "/v2/models/echo/infer",
-                                          json=body).json()["outputs"]] == ["a_out"]
+    assert [
+        o["name"] for o in httpx.post(test_models_server.http + "/v2/models/echo/infer", json=body).json()["outputs"]
+    ] == ["a_out"]
 
 
 def test_unknown_requested_output_is_400(test_models_server):
-    body = {"inputs": [{"name": "a", "shape": [1], "datatype": "INT32", "data": [1]}],
-            "outputs": [{"name": "nope"}]}
+    body = {"inputs": [{"name": "a", "shape": [1], "datatype": "INT32", "data": [1]}], "outputs": [{"name": "nope"}]}
     r = httpx.post(test_models_server.http + "/v2/models/echo/infer", json=body)
     assert r.status_code == 400
     assert r.json() == {"error": "Unexpected inference output 'nope' for model 'echo'"}
@@ -104,8 +117,10 @@ def test_response_parameters_and_nested_data_flattened(test_models_server):
     assert r["outputs"] == [{"name": "a_out", "shape": [2, 2], "datatype": "FP64", "data": [1.5, 2.0, 3.0, 4.0]}]
 
 
-@pytest.mark.parametrize("datatype,data", [("BOOL", [True, False]), ("BYTES", ["héllo", "x"]),
-                                           ("UINT64", [0, 2**64 - 1]), ("INT8", [-128, 127])])
+@pytest.mark.parametrize(
+    "datatype,data",
+    [("BOOL", [True, False]), ("BYTES", ["héllo", "x"]), ("UINT64", [0, 2**64 - 1]), ("INT8", [-128, 127])],
+)
 def test_json_datatypes_round_trip(test_models_server, datatype, data):
     body = {"inputs": [{"name": "a", "shape": [2], "datatype": datatype, "data": data}]}
     out = httpx.post(test_models_server.http + "/v2/models/echo/infer", json=body).json()["outputs"][0]
@@ -121,7 +136,8 @@ def test_fp16_in_json_is_400(test_models_server):
 def test_single_model_server_unload_and_reload(iris_server):
     base = iris_server.http + "/v2/repository"
     assert httpx.post(base + "/index").json() == [
-        {"name": "sklearn-iris", "version": "", "state": "READY", "reason": ""}]
+        {"name": "sklearn-iris", "version": "", "state": "READY", "reason": ""}
+    ]
     r = httpx.post(base + "/models/sklearn-iris/unload")
     assert (r.status_code, r.json()) == (200, {"name": "sklearn-iris", "unload": True})
     assert httpx.get(iris_server.http + "/v2/models/sklearn-iris/ready").status_code == 404

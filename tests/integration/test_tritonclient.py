@@ -93,8 +93,17 @@ def test_grpc_infer_unknown_model_is_not_found(grpc):
     assert info.value.status() == "StatusCode.NOT_FOUND"
 
 
-@pytest.mark.parametrize("dtype,datatype", [(np.float16, "FP16"), (np.float64, "FP64"), (np.int8, "INT8"),
-                                            (np.uint64, "UINT64"), (np.bool_, "BOOL"), (np.object_, "BYTES")])
+@pytest.mark.parametrize(
+    "dtype,datatype",
+    [
+        (np.float16, "FP16"),
+        (np.float64, "FP64"),
+        (np.int8, "INT8"),
+        (np.uint64, "UINT64"),
+        (np.bool_, "BOOL"),
+        (np.object_, "BYTES"),
+    ],
+)
 def test_every_datatype_through_both_clients(echo_http, echo_grpc, dtype, datatype):
     if dtype is np.object_:
         data = np.array([b"\x00\xffraw", b"text"], dtype=object).reshape(2, 1)
@@ -121,15 +130,18 @@ def test_bf16_through_both_clients(echo_http, echo_grpc):
 
 
 def test_repository_over_both_clients(logs, tmp_path):
-    from modelplane.samples.iris import train_sklearn
     from support import server as srv
+
+    from modelplane.samples.iris import train_sklearn
 
     train_sklearn(tmp_path / "repo" / "iris-a")
     train_sklearn(tmp_path / "repo" / "iris-b")
     server = srv.start(["serve", "--model-dir", str(tmp_path / "repo")], logs)
     try:
-        with httpclient.InferenceServerClient(server.http_hostport) as h, \
-                grpcclient.InferenceServerClient(server.grpc) as g:
+        with (
+            httpclient.InferenceServerClient(server.http_hostport) as h,
+            grpcclient.InferenceServerClient(server.grpc) as g,
+        ):
             assert {m["name"] for m in h.get_model_repository_index()} == {"iris-a", "iris-b"}
             h.unload_model("iris-a")
             assert not h.is_model_ready("iris-a")
@@ -139,7 +151,9 @@ def test_repository_over_both_clients(logs, tmp_path):
             assert g.is_model_ready("iris-a")
             g.unload_model("iris-b")
             assert {m.name: m.state for m in g.get_model_repository_index().models} == {
-                "iris-a": "READY", "iris-b": "UNAVAILABLE"}
+                "iris-a": "READY",
+                "iris-b": "UNAVAILABLE",
+            }
             h.load_model("iris-b")
             assert h.infer("iris-b", _iris_inputs(httpclient, True)).as_numpy("output-0").tolist() == [1, 1]
             with pytest.raises(InferenceServerException):

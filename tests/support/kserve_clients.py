@@ -41,7 +41,10 @@ async def run(http: str, grpc_url: str, model: str) -> dict[str, Any]:
         for binary_out in (False, True):
             res = await v2.infer(http, _request(model, binary_in, binary_out), model_name=model)
             seen[f"v2_infer_{binary_in}_{binary_out}"] = {
-                "id": res.id, "data": res.outputs[0].as_numpy().tolist(), "name": res.outputs[0].name}
+                "id": res.id,
+                "data": res.outputs[0].as_numpy().tolist(),
+                "name": res.outputs[0].name,
+            }
     await v2.close()
 
     g = InferenceGRPCClient(grpc_url)
@@ -50,8 +53,9 @@ async def run(http: str, grpc_url: str, model: str) -> dict[str, Any]:
     seen["grpc_model_ready"] = await g.is_model_ready(model)
     res = await g.infer(_request(model, True, True))
     seen["grpc_infer"] = {"id": res.id, "data": res.outputs[0].as_numpy().tolist()}
-    typed = InferRequest(model, [InferInput("input-0", list(IRIS.shape), "FP32", IRIS.reshape(-1).tolist())],
-                         request_id="typed")
+    typed = InferRequest(
+        model, [InferInput("input-0", list(IRIS.shape), "FP32", IRIS.reshape(-1).tolist())], request_id="typed"
+    )
     res = await g.infer(typed)
     seen["grpc_infer_typed"] = {"id": res.id, "data": res.outputs[0].as_numpy().tolist()}
     await g.close()

@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from support import models
+
 from modelplane.server.app import ModelServer
 from modelplane.server.settings import ServerSettings
-from support import models
 
 
 def main() -> None:
@@ -27,9 +28,13 @@ def main() -> None:
     for spec in args.specs:
         cls, _, name = spec.partition(":")
         instances.append(getattr(models, cls)(name))
-    settings = ServerSettings(host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
-                              max_body_bytes=args.max_body_bytes,
-                              grpc_max_message_bytes=args.grpc_max_message_bytes)
+    settings = ServerSettings(
+        host=args.host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        max_body_bytes=args.max_body_bytes,
+        grpc_max_message_bytes=args.grpc_max_message_bytes,
+    )
     ModelServer(settings, instances).run()
 
 

@@ -50,15 +50,17 @@ class AsyncAdder(Model):
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         return np.asarray(payload["instances"], dtype=float) + 1
 
-    async def predict(self, payload: Any, headers: dict[str, str] | None = None,
-                      response_headers: dict[str, str] | None = None) -> Any:
+    async def predict(
+        self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+    ) -> Any:
         await asyncio.sleep(0)
         if response_headers is not None:
             response_headers["x-model-stage"] = "predict"
         return payload * 2
 
-    def postprocess(self, result: Any, headers: dict[str, str] | None = None,
-                    response_headers: dict[str, str] | None = None) -> Any:
+    def postprocess(
+        self, result: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+    ) -> Any:
         if response_headers is not None:
             response_headers["x-request-echo"] = (headers or {}).get("x-request-id", "none")
         return {"predictions": result.tolist()}

@@ -56,15 +56,31 @@ class RunningServer:
                 self.proc.wait(5)
 
 
-def start(args: list[str], log_dir: Path, env: dict[str, str] | None = None, timeout: float = 60.0,
-          module: str = "modelplane", ready: bool = True) -> RunningServer:
+def start(
+    args: list[str],
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    module: str = "modelplane",
+    ready: bool = True,
+) -> RunningServer:
     """Start `python -m <module> <args> --http-port P --grpc-port Q`; wait for /v2/health/live (and ready)."""
     http_port, grpc_port = free_port(), free_port()
     log_path = log_dir / f"server-{http_port}.log"
     full_env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     full_env.update(env or {})
-    cmd = [sys.executable, "-m", module, *args, "--http-port", str(http_port), "--grpc-port", str(grpc_port),
-           "--host", "127.0.0.1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        module,
+        *args,
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+        "--host",
+        "127.0.0.1",
+    ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
     server = RunningServer(proc, http_port, grpc_port, log_path)

@@ -68,12 +68,11 @@ class RestApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
-        model = ""
         try:
             if path.startswith("/v2/models/"):
-                model = await self._v2_model(path[11:], method, scope, receive, send)
+                await self._v2_model(path[11:], method, scope, receive, send)
             elif path.startswith("/v1/models/"):
-                model = await self._v1_model(path[11:], method, scope, receive, send)
+                await self._v1_model(path[11:], method, scope, receive, send)
             else:
                 await self._other(path, method, scope, receive, send)
         except Exception as exc:
@@ -83,12 +82,13 @@ class RestApp:
                 message = f"{type(exc).__name__} : {exc}"
             else:
                 message = exc.message
+            model = _inference_model(path)
             if model:
                 self.metrics.count(model, "rest", str(status))
             await respond_json(send, status, {"error": message})
 
     # --- /v2/models/... ------------------------------------------------------------------------------
-    async def _v2_model(self, rest: str, method: str, scope: Scope, receive: Receive, send: Send) -> str:
+    async def _v2_model(self, rest: str, method: str, scope: Scope, receive: Receive, send: Send) -> None:
         parts = rest.split("/")
         name, version, action = parts[0], None, ""
         tail = parts[1:]
@@ -101,7 +101,7 @@ class RestApp:
         if action == "infer":
             _allow(method, "POST")
             await self._infer(name, version, scope, receive, send)
-            return name
+            return
         _allow(method, "GET")
         if action == "ready":
             ready = dp.model_ready(name, version)
@@ -110,7 +110,6 @@ class RestApp:
             await respond_json(send, 200, dp.model_metadata(name, version))
         else:
             raise RouteNotFound("Not Found")
-        return ""
 
     async def _infer(self, name: str, version: str | None, scope: Scope, receive: Receive, send: Send) -> None:
         header_length: int | None = None
@@ -136,13 +135,13 @@ class RestApp:
         await respond(send, 200, parts, headers)
 
     # --- /v1/models/... ------------------------------------------------------------------------------
-    async def _v1_model(self, rest: str, method: str, scope: Scope, receive: Receive, send: Send) -> str:
+    async def _v1_model(self, rest: str, method: str, scope: Scope, receive: Receive, send: Send) -> None:
         name, sep, verb = rest.rpartition(":")
         if not sep:
             _allow(method, "GET")
             ready = self.dataplane.model_ready(rest)
             await respond_json(send, 200 if ready else 503, {"name": rest, "ready": ready})
-            return ""
+            return
         if verb not in ("predict", "explain") or not name or "/" in name:
             raise RouteNotFound("Not Found")
         _allow(method, "POST")
@@ -163,7 +162,6 @@ class RestApp:
         else:
             await respond(send, 200, [dumps(_v1_jsonable(result))], [*out_headers, (b"content-type", JSON)])
         self.metrics.count(name, "rest", "200")
-        return name
 
     def _decode_v1(self, body: bytes, headers: dict[str, str]) -> tuple[Any, cloudevents.IncomingEvent | None]:
         if cloudevents.is_binary_event(headers):
@@ -237,6 +235,15 @@ _GET_ROUTES = {
     "/v2/models": lambda dp: (200, {"models": dp.registry.names()}),
     "/metrics": None,
 }
+
+
+def _inference_model(path: str) -> str:
+    """The model an inference route addresses ("" for any other route), for request counters."""
+    if path.startswith("/v1/models/") and ":" in path:
+        return path[11:].rpartition(":")[0]
+    if path.startswith("/v2/models/") and path.endswith("/infer"):
+        return path[11:].split("/", 1)[0]
+    return ""
 
 
 def _allow(method: str, expected: str) -> None:

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs everything from the project's own files, then runs lint, the layering contract and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/lint-imports
+exec .venv/bin/pytest "$@"
