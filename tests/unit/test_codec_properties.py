@@ -65,9 +65,7 @@ def _same(a: Tensor, b: Tensor) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.lists(
-        tensors((*(d for d in NUMERIC if d not in BINARY_ONLY), "BYTES"), text_only=True), min_size=1, max_size=3
-    )
+    st.lists(tensors((*(d for d in NUMERIC if d not in BINARY_ONLY), "BYTES"), text_only=True), min_size=1, max_size=3)
 )
 def test_v2_json_round_trip(inputs):
     response = InferResponse("m", inputs, id="x")
@@ -110,7 +108,7 @@ def _as_request_pb(response_pb: pb.ModelInferResponse) -> pb.ModelInferRequest:
 @given(st.lists(tensors(), min_size=1, max_size=3), st.booleans())
 def test_grpc_round_trip_raw_and_typed(inputs, raw):
     msg = grpc_codec.encode_response(InferResponse("m", inputs, id="x"), raw=raw)
-    wire = pb.ModelInferResponse.FromString(msg.SerializeToString())
+    wire = pb.ModelInferResponse.FromString(msg if isinstance(msg, bytes) else msg.SerializeToString())
     decoded = grpc_codec.decode_request(_as_request_pb(wire))
     for a, b in zip(inputs, decoded.inputs, strict=True):
         _same(a, b)
@@ -147,3 +145,25 @@ def test_binary_outputs_precedence():
     resp = InferResponse("m", [Tensor.from_numpy(n, [1]) for n in ("a", "b", "c")])
     assert v2.binary_outputs(req, resp) == [False, True, True]
     assert v2.binary_outputs(InferRequest("m", []), resp) == [False, False, False]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(tensors(), min_size=1, max_size=3), st.text(max_size=8), st.text(max_size=40))
+def test_hand_written_raw_response_matches_protobuf(outputs, version, rid):
+    from modelplane.server.grpc import wire
+
+    response = InferResponse("model-é", outputs, id=rid, model_version=version or None)
+    ours = pb.ModelInferResponse.FromString(wire.encode_raw_response(response))
+    msg = pb.ModelInferResponse(model_name="model-é", model_version=version, id=rid)
+    for t in outputs:
+        msg.outputs.add(name=t.name, datatype=t.datatype, shape=t.shape)
+        msg.raw_output_contents.append(bytes(grpc_codec.tensor_to_raw(t.data, t.datatype)))
+    assert ours == msg
+
+
+def test_negative_shape_dims_encode_as_int64():
+    from modelplane.server.grpc import wire
+
+    t = Tensor("x", "INT32", [-1, 3], np.zeros(3, dtype=np.int32))
+    parsed = pb.ModelInferResponse.FromString(wire.encode_raw_response(InferResponse("m", [t], id="i")))
+    assert list(parsed.outputs[0].shape) == [-1, 3]

@@ -85,6 +85,18 @@ def serve(
 
 
 @app.command()
+def quickstart(
+    http_port: Annotated[int, typer.Option("--http-port")] = 8080,
+    grpc_port: Annotated[int, typer.Option("--grpc-port")] = 8081,
+) -> None:
+    """Train the iris sample model (first run only), serve it, and show it answering a request."""
+    from modelplane.cli.quickstart import run
+
+    logging.basicConfig(level="WARNING", format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run(http_port, grpc_port)
+
+
+@app.command()
 def version() -> None:
     """Print the modelplane version."""
     typer.echo(__version__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +53,10 @@ class ModelServer:
 
         s = self.settings
         await self.load_models()
+        # Everything alive now (frameworks, weights, servers) lives for the whole process: take it out of the
+        # collector's generations so per-request garbage collections stay short.
+        gc.collect()
+        gc.freeze()
         grpc_server = None
         if s.enable_grpc:
             from modelplane.server.grpc.servicer import build_server

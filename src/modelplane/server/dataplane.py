@@ -12,7 +12,7 @@ from modelplane.protocol.datatypes import check_datatype, shape_size
 from modelplane.protocol.errors import InferenceError, InvalidInput, ModelNotFound
 from modelplane.protocol.ids import new_id
 from modelplane.protocol.types import InferRequest, InferResponse, Tensor
-from modelplane.server.registry import ModelRegistry
+from modelplane.server.registry import Entry, ModelRegistry
 
 EXTENSIONS = ["model_repository_extension", "binary_tensor_data"]
 
@@ -52,8 +52,11 @@ class DataPlane:
         }
 
     # --- inference -------------------------------------------------------------------------------------
-    async def infer(self, request: InferRequest, headers: dict[str, str]) -> tuple[InferResponse, dict[str, str]]:
-        entry = self.registry.ready_entry(request.model_name)
+    async def infer(
+        self, request: InferRequest, headers: dict[str, str], entry: Entry | None = None
+    ) -> tuple[InferResponse, dict[str, str]]:
+        """Run a V2 request; transports that already looked the model up pass its `entry`."""
+        entry = entry or self.registry.ready_entry(request.model_name)
         if request.model_version:
             self._check_version(request.model_name, request.model_version)
         result, out_headers = await entry.pipeline("predict", request, headers)

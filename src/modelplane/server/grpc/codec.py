@@ -10,6 +10,7 @@ from modelplane.protocol.codecs.raw import tensor_from_raw, tensor_to_raw
 from modelplane.protocol.datatypes import BINARY_ONLY, check_datatype, shape_size, wire_dtype
 from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.types import InferRequest, InferResponse, RequestedOutput, Tensor
+from modelplane.server.grpc import wire
 from modelplane.server.grpc.proto import inference_pb2 as pb
 
 # datatype -> InferTensorContents field
@@ -105,12 +106,16 @@ def decode_request(msg: Any) -> InferRequest:
 
 
 def encode_response(response: InferResponse, raw: bool) -> Any:
-    """Raw inputs → raw outputs; typed in → typed out unless an output has no typed field (FP16/BF16)."""
+    """Raw inputs → raw outputs; typed in → typed out unless an output has no typed field (FP16/BF16).
+
+    Returns serialized bytes for the common raw case (wire.encode_raw_response), else a message object."""
+    raw = raw or any(t.datatype in BINARY_ONLY for t in response.outputs)
+    if raw and wire.can_encode(response):
+        return wire.encode_raw_response(response)
     msg = pb.ModelInferResponse(
         model_name=response.model_name, model_version=response.model_version or "", id=response.id
     )
     params_to_pb(msg.parameters, response.parameters)
-    raw = raw or any(t.datatype in BINARY_ONLY for t in response.outputs)
     for tensor in response.outputs:
         out = msg.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
         params_to_pb(out.parameters, tensor.parameters)

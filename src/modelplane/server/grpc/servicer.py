@@ -17,6 +17,7 @@ from modelplane.server.grpc.proto import inference_pb2_grpc as pb_grpc
 from modelplane.server.metrics import Metrics
 
 log = logging.getLogger("modelplane.grpc")
+SERVICE = "inference.GRPCInferenceService"
 T = TypeVar("T")
 
 
@@ -82,10 +83,10 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @_mapped
     async def ModelInfer(self, request: Any, context: Any) -> Any:
-        self.dp.registry.ready_entry(request.model_name)
+        entry = self.dp.registry.ready_entry(request.model_name)
         infer_request = codec.decode_request(request)
         headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-        response, _ = await self.dp.infer(infer_request, headers)
+        response, _ = await self.dp.infer(infer_request, headers, entry)
         msg = codec.encode_response(response, raw=bool(request.raw_input_contents))
         self.metrics.count(request.model_name, "grpc", "OK")
         return msg
@@ -110,6 +111,10 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.RepositoryModelUnloadResponse()
 
 
+def _serialize(message: Any) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
 def build_server(dataplane: DataPlane, metrics: Metrics, max_message_bytes: int) -> grpc.aio.Server:
     options = [
         ("grpc.max_send_message_length", max_message_bytes),
@@ -117,5 +122,19 @@ def build_server(dataplane: DataPlane, metrics: Metrics, max_message_bytes: int)
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(options=options)
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(Servicer(dataplane, metrics), server)
+    servicer = Servicer(dataplane, metrics)
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=pb_message(method.input_type.name).FromString,
+            # ModelInfer may hand back pre-encoded bytes (wire.py); everything else is a message
+            response_serializer=_serialize,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)  # the per-call fast path
     return server
+
+
+def pb_message(name: str) -> Any:
+    return getattr(pb, name)

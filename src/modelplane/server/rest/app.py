@@ -119,11 +119,11 @@ class RestApp:
                 header_length = _int_header(value, "Inference-Header-Content-Length")
             elif key == b"content-length":
                 declared = _int_header(value, "Content-Length")
-        self.dataplane.registry.ready_entry(name)  # 404/503 before reading a large body
+        entry = self.dataplane.registry.ready_entry(name)  # 404/503 before reading a large body
         body = await read_body(receive, self.max_body, declared)
         request = decode_request(body, header_length, name)
         request.model_version = version
-        response, extra = await self.dataplane.infer(request, header_dict(scope))
+        response, extra = await self.dataplane.infer(request, header_dict(scope), entry)
         parts, ihcl = encode_response(response, binary_outputs(request, response))
         headers = [(k.encode(), v.encode()) for k, v in extra.items()]
         if ihcl is None:
