@@ -34,9 +34,12 @@ def test_gil_waits_on_a_thread_do_not_disqualify_cpu_cheap_calls():
     assert p.inline
 
 
-def test_one_slow_inline_call_sends_it_back_and_doubles_the_window():
+def test_repeated_slow_inline_calls_send_it_back_and_double_the_window():
     p = OffloadPolicy(window=10)
     _feed(p, 10, FAST)
+    p.record(0.01, 0.01, True)
+    p.record(0.01, 0.01, True)
+    assert p.inline  # two hiccups are tolerated (preemption shows up as wall time)
     p.record(0.01, 0.01, True)
     assert not p.inline and p.window == 20
     _feed(p, 19, FAST)

@@ -77,6 +77,8 @@ class ModelServer:
             log_level=s.log_level,
             timeout_keep_alive=s.timeout_keep_alive,
             log_config=None,
+            proxy_headers=False,  # the data plane never reads the client address; skip the middleware
+            server_header=False,
         )
         server = uvicorn.Server(config)
         try:

@@ -27,9 +27,10 @@ class OffloadPolicy:
     inline and more than 1 - `share` were not, it goes back to the pool. On a thread, "fast" means at most
     `budget_s` of CPU time and `wall_s` of wall time (wall time there includes GIL waits; CPU time alone
     would let code that sleeps or blocks on I/O qualify); inline, it means `budget_s` of wall time.
-    An inline call over `slow_s` sends the model back at once and doubles its window; one over `never_s`
-    keeps it on the pool for good. So the loop is blocked at most once by a slow call, and a model that is
-    slow from the start never runs inline. "thread" never inlines; "inline" always does.
+    Three inline calls over `slow_s` within a window send the model back at once and double its window (one
+    such call is tolerated: on a shared machine wall time includes preemption); one over `never_s` keeps it on
+    the pool for good. So the loop is blocked by at most a few slow calls, and a model that is slow from the
+    start never runs inline. "thread" never inlines; "inline" always does.
     """
 
     def __init__(
@@ -41,12 +42,14 @@ class OffloadPolicy:
         slow_s: float = 0.005,
         never_s: float = 0.05,
         wall_s: float = 0.02,
+        strikes: int = 3,
         label: str = "",
     ) -> None:
         if mode not in ("auto", "thread", "inline"):
             raise ValueError(f"unknown offload mode {mode!r}")
         self.mode, self.budget_s, self.window, self.share = mode, budget_s, window, share
-        self.slow_s, self.never_s, self.wall_s = slow_s, never_s, wall_s
+        self.slow_s, self.never_s, self.wall_s, self.strikes = slow_s, never_s, wall_s, strikes
+        self._strikes = 0
         self.label = label
         self.inline = mode == "inline"
         self._seen = self._fast = 0
@@ -57,10 +60,12 @@ class OffloadPolicy:
             return  # fixed mode, or a call that started before the last switch
         if was_inline:
             if seconds > self.slow_s:
-                self._switch(False)
-                self.window *= 2
-                self._frozen = seconds > self.never_s
-                return
+                self._strikes += 1
+                if self._strikes >= self.strikes or seconds > self.never_s:
+                    self._switch(False)
+                    self.window *= 2
+                    self._frozen = seconds > self.never_s
+                    return
             fast = seconds <= self.budget_s
         else:
             fast = cpu_seconds <= self.budget_s and seconds <= self.wall_s
@@ -69,7 +74,6 @@ class OffloadPolicy:
         if self._seen >= self.window:
             good = self._fast >= self.share * self._seen
             self._switch(good)
-            self._seen = self._fast = 0
 
     def _switch(self, inline: bool) -> None:
         if inline != self.inline:
@@ -81,7 +85,7 @@ class OffloadPolicy:
                 self._seen,
             )
         self.inline = inline
-        self._seen = self._fast = 0
+        self._seen = self._fast = self._strikes = 0
 
 
 def _overridden(model: Model, stage: str) -> bool:
