@@ -138,3 +138,53 @@ def test_lazy_framework_imports():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_two_workers_share_the_ports_and_a_dead_worker_is_replaced(logs, iris_dir):
+    import os
+    import signal
+    import time
+
+    import tritonclient.http as httpclient
+
+    server = srv.start(["serve", "--model_dir", str(iris_dir), "--model_name", "m", "--workers", "2"], logs)
+    seen: set[int] = set()
+    try:
+        pids: set[int] = set()
+        for _ in range(40):  # fresh connections land on either worker
+            r = httpx.post(f"{server.http}/v1/models/m:predict", json=IRIS_V1, headers={"connection": "close"})
+            assert r.json() == {"predictions": [1, 1]}
+        with grpcclient.InferenceServerClient(server.grpc) as client:
+            assert client.is_model_ready("m")
+        children = [int(p) for p in os.popen(f"pgrep -P {server.proc.pid}").read().split()]
+        assert len(children) == 2
+        seen.update(children)
+        os.kill(children[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pids = {int(p) for p in os.popen(f"pgrep -P {server.proc.pid}").read().split()}
+            if len(pids) == 2 and children[0] not in pids:
+                break
+            time.sleep(0.2)
+        assert len(pids) == 2 and children[0] not in pids
+        seen.update(pids)
+        with httpclient.InferenceServerClient(server.http_hostport) as client:
+            for _ in range(20):
+                inp = httpclient.InferInput("input-0", [2, 4], "FP32")
+                inp.set_data_from_numpy(np.asarray(IRIS_V1["instances"], dtype=np.float32))
+                assert client.infer("m", [inp]).as_numpy("output-0").tolist() == [1, 1]
+    finally:
+        server.stop()
+    assert server.proc.returncode is not None
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().split(")")[-1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 15
+    while any(alive(p) for p in seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in seen)

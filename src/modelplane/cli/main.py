@@ -58,10 +58,6 @@ def serve(
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     grpc_limit = grpc_max_message_bytes or max(grpc_max_send or 0, grpc_max_receive or 0) or 64 * 2**20
-    if workers != 1:
-        logging.getLogger("modelplane").warning(
-            "--workers %d: multi-process workers are not implemented yet; serving with one process", workers
-        )
     settings = ServerSettings(
         host=host,
         http_port=http_port,
@@ -76,12 +72,22 @@ def serve(
         log_level=log_level,
     )
     options = parse_extra_args(list(ctx.args))
+
+    def build():  # noqa: ANN202 - a ModelServer; imported lazily
+        return make_server(settings, model_name, model_dir, runtime, model_class, options)
+
     try:
-        server = make_server(settings, model_name, model_dir, runtime, model_class, options)
+        server = build()  # fail fast on bad arguments, also before forking workers
     except (ValueError, ImportError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    server.run()
+    if workers > 1:
+        from modelplane.server.workers import Supervisor
+
+        del server  # each worker builds its own after the fork
+        Supervisor(settings, build).run()
+    else:
+        server.run()
 
 
 @app.command()

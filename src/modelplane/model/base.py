@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from modelplane.protocol.errors import NotImplementedByModel
 from modelplane.protocol.types import TensorSpec
 
-Headers = dict[str, str]
+Headers = Mapping[str, str]
 
 
 class Model:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -48,7 +49,9 @@ class ModelServer:
             except ModelplaneError as exc:
                 log.error("model %s failed to load: %s", name, exc.message)
 
-    async def serve(self) -> None:
+    async def serve(self, sockets: list[socket.socket] | None = None, reuse_port: bool = False) -> None:
+        """Serve until stopped. `sockets`: an already bound REST socket (workers); `reuse_port`: bind gRPC with
+        SO_REUSEPORT so that several worker processes share its port."""
         import uvicorn
 
         s = self.settings
@@ -61,7 +64,7 @@ class ModelServer:
         if s.enable_grpc:
             from modelplane.server.grpc.servicer import build_server
 
-            grpc_server = build_server(self.dataplane, self.metrics, s.grpc_max_message_bytes)
+            grpc_server = build_server(self.dataplane, self.metrics, s.grpc_max_message_bytes, reuse_port)
             host = "[::]" if s.host in ("0.0.0.0", "::") else s.host
             grpc_server.add_insecure_port(f"{host}:{s.grpc_port}")
             await grpc_server.start()
@@ -82,7 +85,7 @@ class ModelServer:
         )
         server = uvicorn.Server(config)
         try:
-            await server.serve()
+            await server.serve(sockets=sockets)
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(grace=5)
@@ -93,10 +96,10 @@ class ModelServer:
                     log.exception("unloading %s failed", name)
             self.executor.shutdown(wait=False, cancel_futures=True)
 
-    def run(self) -> None:
+    def run(self, sockets: list[socket.socket] | None = None, reuse_port: bool = False) -> None:
         try:
             import uvloop
         except ImportError:  # pragma: no cover - uvloop is a dependency everywhere but Windows
-            asyncio.run(self.serve())
+            asyncio.run(self.serve(sockets, reuse_port))
         else:
-            uvloop.run(self.serve())
+            uvloop.run(self.serve(sockets, reuse_port))

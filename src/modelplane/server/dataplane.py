@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -53,7 +54,7 @@ class DataPlane:
 
     # --- inference -------------------------------------------------------------------------------------
     async def infer(
-        self, request: InferRequest, headers: dict[str, str], entry: Entry | None = None
+        self, request: InferRequest, headers: Mapping[str, str], entry: Entry | None = None
     ) -> tuple[InferResponse, dict[str, str]]:
         """Run a V2 request; transports that already looked the model up pass its `entry`."""
         entry = entry or self.registry.ready_entry(request.model_name)
@@ -66,7 +67,7 @@ class DataPlane:
         return response, out_headers
 
     async def predict_v1(
-        self, name: str, payload: Any, headers: dict[str, str], verb: str = "predict"
+        self, name: str, payload: Any, headers: Mapping[str, str], verb: str = "predict"
     ) -> tuple[Any, dict[str, str]]:
         entry = self.registry.ready_entry(name)
         if isinstance(payload, dict) and "instances" in payload and not isinstance(payload["instances"], list):

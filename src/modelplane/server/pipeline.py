@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from functools import partial
 from typing import Any
@@ -112,7 +112,7 @@ class Pipeline:
         return [(name, fn) for name, fn in stages if fn is not None]
 
     def _run_sync(
-        self, verb: str, payload: Any, headers: dict[str, str], out_headers: dict[str, str], cpu: bool
+        self, verb: str, payload: Any, headers: Mapping[str, str], out_headers: Mapping[str, str], cpu: bool
     ) -> tuple[Any, list[tuple[str, float]], float]:
         """Run every stage; `cpu` also measures this thread's CPU time (only the offload policy needs it)."""
         timings = []
@@ -126,7 +126,7 @@ class Pipeline:
             timings.append((name, time.perf_counter() - start))
         return payload, timings, time.thread_time() - cpu_start if cpu else 0.0
 
-    async def __call__(self, verb: str, payload: Any, headers: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    async def __call__(self, verb: str, payload: Any, headers: Mapping[str, str]) -> tuple[Any, dict[str, str]]:
         out_headers: dict[str, str] = {}
         try:
             if self.all_sync:
@@ -151,7 +151,7 @@ class Pipeline:
         return result, out_headers
 
     async def _run_mixed(
-        self, verb: str, payload: Any, headers: dict[str, str], out_headers: dict[str, str]
+        self, verb: str, payload: Any, headers: Mapping[str, str], out_headers: dict[str, str]
     ) -> tuple[Any, list[tuple[str, float]]]:
         loop = asyncio.get_running_loop()
         timings = []

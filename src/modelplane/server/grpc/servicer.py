@@ -115,11 +115,13 @@ def _serialize(message: Any) -> bytes:
     return message if isinstance(message, bytes) else message.SerializeToString()
 
 
-def build_server(dataplane: DataPlane, metrics: Metrics, max_message_bytes: int) -> grpc.aio.Server:
+def build_server(
+    dataplane: DataPlane, metrics: Metrics, max_message_bytes: int, reuse_port: bool = False
+) -> grpc.aio.Server:
     options = [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", int(reuse_port)),  # only worker processes share a port on purpose
     ]
     server = grpc.aio.server(options=options)
     servicer = Servicer(dataplane, metrics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -163,7 +164,7 @@ class RestApp:
             await respond(send, 200, [dumps(_v1_jsonable(result))], [*out_headers, (b"content-type", JSON)])
         self.metrics.count(name, "rest", "200")
 
-    def _decode_v1(self, body: bytes, headers: dict[str, str]) -> tuple[Any, cloudevents.IncomingEvent | None]:
+    def _decode_v1(self, body: bytes, headers: Mapping[str, str]) -> tuple[Any, cloudevents.IncomingEvent | None]:
         if cloudevents.is_binary_event(headers):
             return cloudevents.decode_binary(body, headers)
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()

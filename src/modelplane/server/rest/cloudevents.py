@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,11 +39,11 @@ class IncomingEvent:
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
-def is_binary_event(headers: dict[str, str]) -> bool:
+def is_binary_event(headers: Mapping[str, str]) -> bool:
     return all(f"ce-{k}" in headers for k in REQUIRED)
 
 
-def decode_binary(body: bytes, headers: dict[str, str]) -> tuple[Any, IncomingEvent]:
+def decode_binary(body: bytes, headers: Mapping[str, str]) -> tuple[Any, IncomingEvent]:
     attrs = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
     ctype = headers.get("content-type", "")
     if not ctype or ctype.split(";")[0].strip() in JSON_TYPES:

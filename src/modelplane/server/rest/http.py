@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -17,9 +17,37 @@ RawHeaders = list[tuple[bytes, bytes]]
 JSON = b"application/json"
 
 
-def header_dict(scope: Scope) -> dict[str, str]:
-    """Request headers for models: lower-case names, latin-1 values (last one wins)."""
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+class RequestHeaders(Mapping[str, str]):
+    """Request headers for models, read-only: lower-case names, latin-1 values (last one wins).
+
+    Built from the ASGI header list only when a model first reads it; most models never do."""
+
+    __slots__ = ("_dict", "_raw")
+
+    def __init__(self, raw: RawHeaders) -> None:
+        self._raw = raw
+        self._dict: dict[str, str] | None = None
+
+    def _items(self) -> dict[str, str]:
+        if self._dict is None:
+            self._dict = {k.decode("latin-1"): v.decode("latin-1") for k, v in self._raw}
+        return self._dict
+
+    def __getitem__(self, key: str) -> str:
+        return self._items()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __repr__(self) -> str:
+        return f"RequestHeaders({self._items()!r})"
+
+
+def header_dict(scope: Scope) -> RequestHeaders:
+    return RequestHeaders(scope["headers"])
 
 
 async def read_body(receive: Receive, limit: int, declared: int | None) -> bytes:
