@@ -428,6 +428,8 @@ def main() -> None:
         ("kserve-nolog", 9121),
         ("mlserver-default", 9131),
         ("mlserver-nolog", 9141),
+        ("grpc-floor-predict", 9201),
+        ("grpc-floor-fixed", 9211),
     ]
     binary_cases = [
         ("modelplane-echo", "http://127.0.0.1:9170/v2/models/echo/infer"),

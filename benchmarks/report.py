@@ -1,4 +1,8 @@
-"""Render benchmarks/results/peers.json (from bench_peers.py) as the markdown tables in docs/benchmarks.md."""
+"""Render bench_peers.py results as the markdown tables in docs/benchmarks.md.
+
+Usage: python report.py [RESULTS.json [GRPC_RESULTS.json]] — the second file, if given (a `--only grpc` run),
+supplies the gRPC section.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from pathlib import Path
 def main() -> None:
     path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results" / "peers.json")
     data = json.loads(path.read_text())
-    s = data["summary"]
+    grpc_data = json.loads(Path(sys.argv[2]).read_text()) if len(sys.argv) > 2 else data
+    s = {**data["summary"], **{k: v for k, v in grpc_data["summary"].items() if k.startswith("grpc ")}}
     cs = data["args"]["concurrency"]
 
     def get(key: str) -> dict | None:
@@ -73,6 +78,8 @@ def main() -> None:
         ("KServe, logs off", "grpc kserve-nolog"),
         ("MLServer, defaults", "grpc mlserver-default"),
         ("MLServer, logs off", "grpc mlserver-nolog"),
+        ("floor: bare grpc.aio + predict", "grpc grpc-floor-predict"),
+        ("floor: bare grpc.aio, fixed reply", "grpc grpc-floor-fixed"),
     ]:
         print(row(label, prefix))
     print("\n| ratio | " + " | ".join(f"c={c}" for c in cs) + " |")
@@ -80,7 +87,20 @@ def main() -> None:
     for label, peer in [
         ("vs KServe best", ["grpc kserve-default", "grpc kserve-nolog"]),
         ("vs MLServer best", ["grpc mlserver-default", "grpc mlserver-nolog"]),
+        ("vs bare grpc.aio + predict floor", ["grpc grpc-floor-predict"]),
+        ("KServe best vs the same floor", None),
     ]:
+        if peer is None:
+            ks = ["grpc kserve-default", "grpc kserve-nolog"]
+            if all(f"grpc grpc-floor-predict c={c}" in s for c in cs):
+                print(
+                    f"| {label} | "
+                    + " | ".join(f"{best(ks, c) / s[f'grpc grpc-floor-predict c={c}']['rps']:.2f}x" for c in cs)
+                    + " |"
+                )
+            continue
+        if not all(f"{p} c={c}" in s for p in peer[:1] for c in cs):
+            continue
         print(
             f"| {label} | "
             + " | ".join(f"{s[f'grpc modelplane c={c}']['rps'] / best(peer, c):.2f}x" for c in cs)

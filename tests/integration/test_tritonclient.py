@@ -120,7 +120,8 @@ def test_every_datatype_through_both_clients(echo_http, echo_grpc, dtype, dataty
 
 def test_bf16_through_both_clients(echo_http, echo_grpc):
     # BF16 travels as 16-bit words; the model sees float32 values (exact for these numbers)
-    ml_dtypes = pytest.importorskip("ml_dtypes")
+    import ml_dtypes  # installed with tritonclient, which needs it for BF16
+
     data = np.array([1.0, -2.5, 3.0], dtype=ml_dtypes.bfloat16)
     for module, client in ((httpclient, echo_http), (grpcclient, echo_grpc)):
         inp = module.InferInput("x", [3], "BF16")

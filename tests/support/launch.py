@@ -33,7 +33,8 @@ def main() -> None:
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         max_body_bytes=args.max_body_bytes,
-        grpc_max_message_bytes=args.grpc_max_message_bytes,
+        grpc_max_send_bytes=args.grpc_max_message_bytes,
+        grpc_max_receive_bytes=args.grpc_max_message_bytes,
     )
     ModelServer(settings, instances).run()
 

@@ -45,7 +45,9 @@ def serve(
     workers: int = 1,
     max_threads: Annotated[int | None, typer.Option("--max-threads", "--max_threads", "--max_asyncio_workers")] = None,
     max_body_bytes: Annotated[int, typer.Option("--max-body-bytes")] = 64 * 2**20,
-    grpc_max_message_bytes: Annotated[int | None, typer.Option("--grpc-max-message-bytes")] = None,
+    grpc_max_message_bytes: Annotated[
+        int, typer.Option("--grpc-max-message-bytes", help="gRPC message limit, both directions")
+    ] = 64 * 2**20,
     grpc_max_send: Annotated[int | None, typer.Option("--grpc_max_send_message_length", hidden=True)] = None,
     grpc_max_receive: Annotated[int | None, typer.Option("--grpc_max_receive_message_length", hidden=True)] = None,
     offload: Annotated[str, typer.Option(help="Sync model code: auto | thread | inline")] = "auto",
@@ -57,7 +59,6 @@ def serve(
     from modelplane.server.settings import ServerSettings
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
-    grpc_limit = grpc_max_message_bytes or max(grpc_max_send or 0, grpc_max_receive or 0) or 64 * 2**20
     settings = ServerSettings(
         host=host,
         http_port=http_port,
@@ -65,7 +66,8 @@ def serve(
         enable_grpc=_flag(enable_grpc),
         workers=workers,
         max_body_bytes=max_body_bytes,
-        grpc_max_message_bytes=grpc_limit,
+        grpc_max_send_bytes=grpc_max_send or grpc_max_message_bytes,
+        grpc_max_receive_bytes=grpc_max_receive or grpc_max_message_bytes,
         max_threads=max_threads,
         offload=offload,
         access_log=access_log,

@@ -64,7 +64,9 @@ class ModelServer:
         if s.enable_grpc:
             from modelplane.server.grpc.servicer import build_server
 
-            grpc_server = build_server(self.dataplane, self.metrics, s.grpc_max_message_bytes, reuse_port)
+            grpc_server = build_server(
+                self.dataplane, self.metrics, s.grpc_max_send_bytes, s.grpc_max_receive_bytes, reuse_port
+            )
             host = "[::]" if s.host in ("0.0.0.0", "::") else s.host
             grpc_server.add_insecure_port(f"{host}:{s.grpc_port}")
             await grpc_server.start()

@@ -112,7 +112,7 @@ class Pipeline:
         return [(name, fn) for name, fn in stages if fn is not None]
 
     def _run_sync(
-        self, verb: str, payload: Any, headers: Mapping[str, str], out_headers: Mapping[str, str], cpu: bool
+        self, verb: str, payload: Any, headers: Mapping[str, str], out_headers: dict[str, str], cpu: bool
     ) -> tuple[Any, list[tuple[str, float]], float]:
         """Run every stage; `cpu` also measures this thread's CPU time (only the offload policy needs it)."""
         timings = []

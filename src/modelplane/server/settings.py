@@ -16,7 +16,8 @@ class ServerSettings:
     enable_grpc: bool = True
     workers: int = 1
     max_body_bytes: int = 64 * MIB
-    grpc_max_message_bytes: int = 64 * MIB
+    grpc_max_send_bytes: int = 64 * MIB
+    grpc_max_receive_bytes: int = 64 * MIB
     max_threads: int | None = None  # worker threads for sync model code; None → min(32, cpus + 4)
     offload: str = "auto"  # auto | thread | inline (see server.pipeline.OffloadPolicy)
     access_log: bool = False

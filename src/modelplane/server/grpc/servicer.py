@@ -116,11 +116,11 @@ def _serialize(message: Any) -> bytes:
 
 
 def build_server(
-    dataplane: DataPlane, metrics: Metrics, max_message_bytes: int, reuse_port: bool = False
+    dataplane: DataPlane, metrics: Metrics, max_send_bytes: int, max_receive_bytes: int, reuse_port: bool = False
 ) -> grpc.aio.Server:
     options = [
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_send_bytes),
+        ("grpc.max_receive_message_length", max_receive_bytes),
         ("grpc.so_reuseport", int(reuse_port)),  # only worker processes share a port on purpose
     ]
     server = grpc.aio.server(options=options)

@@ -16,6 +16,7 @@ from modelplane.protocol.errors import (
     RouteNotFound,
     status_of,
 )
+from modelplane.protocol.types import InferResponse
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.metrics import Metrics
 from modelplane.server.rest import cloudevents
@@ -260,8 +261,6 @@ def _int_header(value: bytes, name: str) -> int:
 
 
 def _v1_jsonable(result: Any) -> Any:
-    from modelplane.protocol.types import InferResponse
-
     if isinstance(result, InferResponse):
         return orjson.loads(encode_response(result, [False] * len(result.outputs))[0][0])
     return result
