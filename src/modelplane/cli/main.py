@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,6 +27,10 @@ def _flag(value: str) -> bool:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def serve(
     ctx: typer.Context,
+    storage_uri: Annotated[
+        str | None,
+        typer.Option("--storage-uri", "--storage_uri", help="Pull the model from this URI (file, pvc, http(s))"),
+    ] = None,
     model_dir: Annotated[
         str | None,
         typer.Option("--model-dir", "--model_dir", help="Model file, model directory or repository"),
@@ -74,6 +79,8 @@ def serve(
         log_level=log_level,
     )
     options = parse_extra_args(list(ctx.args))
+    if storage_uri:
+        model_dir = str(_pull(storage_uri))
 
     def build():  # noqa: ANN202 - a ModelServer; imported lazily
         return make_server(settings, model_name, model_dir, runtime, model_class, options)
@@ -102,6 +109,59 @@ def quickstart(
 
     logging.basicConfig(level="WARNING", format="%(asctime)s %(name)s %(levelname)s %(message)s")
     run(http_port, grpc_port)
+
+
+def _pull(uri: str) -> Path:
+    from modelplane.storage import StorageError, download
+    from modelplane.storage.redact import redact
+
+    try:
+        return download(uri)
+    except StorageError as exc:
+        typer.echo(f"error: cannot pull {redact(uri)}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command("storage-initializer")
+def storage_initializer(pairs: Annotated[list[str], typer.Argument(help="SRC_URI DEST [SRC_URI DEST ...]")]) -> None:
+    """Download each SRC_URI into DEST (argument-compatible with KServe's storage-initializer entrypoint)."""
+    from modelplane.storage import StorageError, download
+    from modelplane.storage.redact import redact
+
+    if len(pairs) % 2:
+        typer.echo("error: expected pairs of SRC_URI DEST", err=True)
+        raise typer.Exit(2)
+    for src, dest in zip(pairs[::2], pairs[1::2], strict=True):
+        try:
+            download(src, dest)
+        except StorageError as exc:
+            typer.echo(f"error: cannot pull {redact(src)} into {dest}: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(f"{redact(src)} -> {dest}")
+
+
+cache_app = typer.Typer(help="The node-local model cache ($MODELPLANE_CACHE_DIR, default $MODELPLANE_HOME/cache).")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("ls")
+def cache_ls() -> None:
+    """List cached models."""
+    from modelplane.storage.cache import Cache
+
+    for e in Cache().entries():
+        typer.echo(f"{e.key}  {e.size:>12,d}  {e.uri}  {e.version}")
+
+
+@cache_app.command("prune")
+def cache_prune(
+    unused_days: Annotated[float, typer.Option("--unused-days", help="Only entries unused this long")] = 0.0,
+) -> None:
+    """Remove cached models (all, or those unused for --unused-days)."""
+    from modelplane.storage.cache import Cache
+
+    removed = Cache().prune(unused_days * 86400)
+    typer.echo(f"removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'}")
 
 
 @app.command()

@@ -1,0 +1,73 @@
+"""Storage: scheme → provider table (imported only when a URI needs it) and the download entry point."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+from modelplane.storage.base import InvalidURI, Provider
+from modelplane.storage.cache import Cache
+from modelplane.storage.patterns import Patterns
+
+# scheme -> "module:Class"; s3, gs, azure and hf providers are added by the storage issue's next steps
+SCHEMES: dict[str, str] = {
+    "": "modelplane.storage.local:LocalProvider",
+    "file": "modelplane.storage.local:LocalProvider",
+    "pvc": "modelplane.storage.local:PVCProvider",
+    "http": "modelplane.storage.http:HTTPProvider",
+    "https": "modelplane.storage.http:HTTPProvider",
+}
+
+
+def provider_for(uri: str) -> Provider:
+    scheme = urlparse(uri).scheme.lower()
+    if len(scheme) == 1:  # a Windows drive letter is a path, not a scheme
+        scheme = ""
+    target = SCHEMES.get(scheme)
+    if target is None:
+        raise InvalidURI(f"unsupported storage URI scheme {scheme!r}; supported: {', '.join(s for s in SCHEMES if s)}")
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+def _apply_patterns(root: Path, patterns: Patterns) -> None:
+    if not (patterns.allow or patterns.ignore):
+        return
+    for path in sorted(root.rglob("*"), reverse=True):
+        if path.is_file() and not patterns.wants(path.relative_to(root).as_posix()):
+            path.unlink()
+
+
+def download(uri: str, dest: str | Path | None = None, cache: Cache | None = None) -> Path:
+    """Make the model at `uri` available locally and return its directory.
+
+    Local paths are served in place. Remote objects whose provider reports a version go through the node-local
+    cache (a second pull of an unchanged object copies nothing); with `dest` (the storage-initializer form) the
+    files are then copied there.
+    """
+    provider = provider_for(uri)
+    if provider.is_local(uri) and dest is None:
+        return provider.local_path(uri)
+    patterns = Patterns.from_env()
+
+    def fetch(into: Path) -> None:
+        provider.fetch(uri, into)
+        _apply_patterns(into, patterns)
+
+    version = None if provider.is_local(uri) else provider.version(uri)
+    if version is not None:
+        cached = (cache or Cache()).get_or_fetch(uri, version, fetch, patterns.key())
+        if dest is None:
+            return cached
+        shutil.copytree(cached, Path(dest), dirs_exist_ok=True)
+        return Path(dest)
+    if dest is None:  # no version to key a cache entry by: fetch into a fresh directory every time
+        store = cache or Cache()
+        dest = store.root / "uncached" / store.key(uri, "")
+        shutil.rmtree(dest, ignore_errors=True)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    fetch(dest)
+    return dest

@@ -1,0 +1,175 @@
+"""Storage against a real HTTP server on loopback: pull, cache, retry, errors, archives, serve from a URI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+
+import httpx
+import pytest
+from conftest import IRIS_V1
+from support import server as srv
+from support.http_store import Store
+
+from modelplane.storage import AccessDenied, InvalidURI, NotFound, StorageError, download
+from modelplane.storage.cache import Cache
+
+
+@pytest.fixture
+def store(tmp_path, iris_dir):
+    root = tmp_path / "www"
+    root.mkdir()
+    shutil.copy(iris_dir / "model.joblib", root / "model.joblib")
+    with tarfile.open(root / "iris.tar.gz", "w:gz") as tf:
+        tf.add(iris_dir / "model.joblib", arcname="model.joblib")
+    (root / "notes.txt").write_text("not a model")
+    with Store(root) as s:
+        yield s
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return Cache(tmp_path / "cache")
+
+
+def test_pull_single_file_then_cached_pull_copies_nothing(store, cache):
+    first = download(f"{store.url}/model.joblib", cache=cache)
+    assert (first / "model.joblib").stat().st_size > 0
+    assert store.gets == {"/model.joblib": 1}
+    again = download(f"{store.url}/model.joblib", cache=cache)
+    assert again == first and store.gets == {"/model.joblib": 1}
+    [entry] = cache.entries()
+    assert entry.uri == f"{store.url}/model.joblib" and entry.size == (first / "model.joblib").stat().st_size
+
+
+def test_changed_object_is_downloaded_again(store, cache):
+    import time
+
+    download(f"{store.url}/model.joblib", cache=cache)
+    path = store.root / "model.joblib"
+    os.utime(path, (time.time() + 10, time.time() + 10))  # new Last-Modified → new version
+    download(f"{store.url}/model.joblib", cache=cache)
+    assert store.gets["/model.joblib"] == 2 and len(cache.entries()) == 2
+
+
+def test_concurrent_pulls_download_once(store, cache):
+    results, errors = [], []
+
+    def pull():
+        try:
+            results.append(download(f"{store.url}/iris.tar.gz", cache=cache))
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=pull) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(results)) == 1
+    assert store.gets == {"/iris.tar.gz": 1}
+    assert (results[0] / "model.joblib").exists() and not (results[0] / "iris.tar.gz").exists()
+
+
+def test_dropped_connection_is_retried(store, cache):
+    store.drop_next = 2
+    path = download(f"{store.url}/model.joblib", cache=cache)
+    assert store.gets["/model.joblib"] == 3
+    assert (path / "model.joblib").read_bytes() == (store.root / "model.joblib").read_bytes()
+
+
+def test_persistent_failure_is_a_clear_error_and_leaves_no_partial_model(store, cache, monkeypatch):
+    store.drop_next = 100
+    with pytest.raises(StorageError, match=r"got \d+ of \d+ bytes|failed"):
+        download(f"{store.url}/model.joblib", cache=cache)
+    assert cache.entries() == []
+    assert not [p for p in cache.root.iterdir() if not p.name.endswith(".lock")]
+
+
+def test_missing_object_wrong_credentials_and_bad_uris(store, cache, monkeypatch):
+    with pytest.raises(NotFound):
+        download(f"{store.url}/nope.joblib", cache=cache)
+    store.required_header = ("authorization", "Bearer s3cret")
+    with pytest.raises(AccessDenied) as info:
+        download(f"http://user:pw@127.0.0.1:{store.server.server_address[1]}/model.joblib?sig=abc", cache=cache)
+    assert "pw" not in str(info.value) and "sig=abc" not in str(info.value)
+    monkeypatch.setenv("127.0.0.1-headers", '{"authorization": "Bearer s3cret"}')
+    assert (download(f"{store.url}/model.joblib", cache=cache) / "model.joblib").exists()
+    with pytest.raises(InvalidURI, match="unsupported"):
+        download("ftp://example/model", cache=cache)
+
+
+def test_content_type_rules(store, cache):
+    with pytest.raises(StorageError, match="content type"):
+        download(f"{store.url}/notes.txt", cache=cache)
+
+
+def test_local_paths_pvc_and_patterns(tmp_path, iris_dir, monkeypatch, cache):
+    assert download(str(iris_dir), cache=cache) == iris_dir
+    assert download(f"file://{iris_dir}", cache=cache) == iris_dir
+    monkeypatch.setenv("MODELPLANE_PVC_ROOT", str(tmp_path / "pvcs"))
+    (tmp_path / "pvcs" / "claim" / "models").mkdir(parents=True)
+    shutil.copy(iris_dir / "model.joblib", tmp_path / "pvcs" / "claim" / "models")
+    (tmp_path / "pvcs" / "claim" / "models" / "README.md").write_text("x")
+    assert download("pvc://claim/models", cache=cache) == tmp_path / "pvcs" / "claim" / "models"
+    monkeypatch.setenv("STORAGE_IGNORE_PATTERNS", '["*.md"]')
+    out = download("pvc://claim/models", tmp_path / "dest", cache=cache)
+    assert sorted(p.name for p in out.iterdir()) == ["model.joblib"]
+    with pytest.raises(NotFound):
+        download("pvc://claim/missing", cache=cache)
+
+
+def test_serve_from_storage_uri_and_storage_initializer(store, tmp_path, logs):
+    env = {"MODELPLANE_CACHE_DIR": str(tmp_path / "cache")}
+    server = srv.start(["serve", "--storage-uri", f"{store.url}/iris.tar.gz", "--model-name", "iris"], logs, env=env)
+    try:
+        r = httpx.post(f"{server.http}/v1/models/iris:predict", json=IRIS_V1)
+        assert r.json() == {"predictions": [1, 1]}
+    finally:
+        server.stop()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelplane",
+            "storage-initializer",
+            f"{store.url}/model.joblib",
+            str(tmp_path / "a"),
+            f"{store.url}/iris.tar.gz",
+            str(tmp_path / "b"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "a" / "model.joblib").exists() and (tmp_path / "b" / "model.joblib").exists()
+    bad = subprocess.run(
+        [sys.executable, "-m", "modelplane", "storage-initializer", f"{store.url}/nope.bst", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+    assert bad.returncode == 1 and "not found" in bad.stderr
+    ls = subprocess.run(
+        [sys.executable, "-m", "modelplane", "cache", "ls"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=True,
+    )
+    assert "iris.tar.gz" in ls.stdout and "model.joblib" in ls.stdout
+    pruned = subprocess.run(
+        [sys.executable, "-m", "modelplane", "cache", "prune"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=True,
+    )
+    assert "removed 2 entries" in pruned.stdout

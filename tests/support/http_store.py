@@ -1,0 +1,67 @@
+"""Test support: a real HTTP file server on loopback that counts GETs, can demand a header, and can fail on purpose."""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.gets: dict[str, int] = {}
+        self.drop_next = 0  # this many GETs send half the body, then close the connection
+        self.required_header: tuple[str, str] | None = None
+        store = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _authorized(self) -> bool:
+                if store.required_header is None:
+                    return True
+                name, value = store.required_header
+                if self.headers.get(name) != value:
+                    self.send_error(403)
+                    return False
+                return True
+
+            def do_HEAD(self) -> None:
+                if self._authorized():
+                    super().do_HEAD()
+
+            def do_GET(self) -> None:
+                if not self._authorized():
+                    return
+                store.gets[self.path] = store.gets.get(self.path, 0) + 1
+                if store.drop_next > 0:
+                    store.drop_next -= 1
+                    path = Path(self.translate_path(self.path))
+                    data = path.read_bytes()
+                    self.send_response(200)
+                    self.send_header("Content-Type", self.guess_type(str(path)))
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                super().do_GET()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> Store:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
