@@ -11,13 +11,14 @@ from modelplane.storage.base import InvalidURI, Provider
 from modelplane.storage.cache import Cache
 from modelplane.storage.patterns import Patterns
 
-# scheme -> "module:Class"; s3, gs, azure and hf providers are added by the storage issue's next steps
+# scheme -> "module:Class"; gs, azure and hf providers are added by the storage issue's next steps
 SCHEMES: dict[str, str] = {
     "": "modelplane.storage.local:LocalProvider",
     "file": "modelplane.storage.local:LocalProvider",
     "pvc": "modelplane.storage.local:PVCProvider",
     "http": "modelplane.storage.http:HTTPProvider",
     "https": "modelplane.storage.http:HTTPProvider",
+    "s3": "modelplane.storage.s3:S3Provider",
 }
 
 
