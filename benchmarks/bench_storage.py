@@ -51,17 +51,30 @@ def main() -> None:
     args = ap.parse_args()
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     work = Path(tempfile.mkdtemp(prefix="mp-bench-storage-"))
     try:
         import boto3
 
         time.sleep(2)
-        os.environ.update({k: env[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                               "AWS_DEFAULT_REGION")})
+        os.environ.update(
+            {
+                k: env[k]
+                for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+            }
+        )
         client = boto3.client("s3")
         client.create_bucket(Bucket="bench")
         blob = work / "model.bin"
@@ -72,12 +85,22 @@ def main() -> None:
         blob.unlink()
         rows: dict[str, list[dict]] = {"boto3": [], "modelplane": []}
         for _ in range(args.repeats):
-            out = subprocess.run([sys.executable, "-c", BOTO, "bench", "big/model.bin", str(work / "boto.bin")],
-                                 capture_output=True, text=True, check=True, env=env)
+            out = subprocess.run(
+                [sys.executable, "-c", BOTO, "bench", "big/model.bin", str(work / "boto.bin")],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            )
             rows["boto3"].append(json.loads(out.stdout))
             (work / "boto.bin").unlink()
-            out = subprocess.run([sys.executable, "-c", PULL, "s3://bench/big/model.bin", str(work / "cache")],
-                                 capture_output=True, text=True, check=True, env=env)
+            out = subprocess.run(
+                [sys.executable, "-c", PULL, "s3://bench/big/model.bin", str(work / "cache")],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            )
             rows["modelplane"].append(json.loads(out.stdout))
             shutil.rmtree(work / "cache")
         size = args.size_mib
@@ -85,13 +108,19 @@ def main() -> None:
         ours, boto = med["modelplane"], med["boto3"]
         print(json.dumps({"size_mib": size, "repeats": args.repeats, "median": med, "raw": rows}, indent=1))
         print(f"\n| | {size} MiB pull | MiB/s | peak RSS MiB |\n|---|---|---|---|")
-        print(f"| boto3 download_file | {boto['first_s']:.2f} s | {size / boto['first_s']:.0f} | "
-              f"{boto['peak_rss_mib']:.0f} |")
-        print(f"| modelplane, first pull | {ours['first_s']:.2f} s | {size / ours['first_s']:.0f} | "
-              f"{ours['peak_rss_mib']:.0f} |")
+        print(
+            f"| boto3 download_file | {boto['first_s']:.2f} s | {size / boto['first_s']:.0f} | "
+            f"{boto['peak_rss_mib']:.0f} |"
+        )
+        print(
+            f"| modelplane, first pull | {ours['first_s']:.2f} s | {size / ours['first_s']:.0f} | "
+            f"{ours['peak_rss_mib']:.0f} |"
+        )
         print(f"| modelplane, cached re-pull | {ours['cached_s'] * 1000:.1f} ms | | |")
-        print(f"\nthroughput vs boto3: {boto['first_s'] / ours['first_s']:.2f}x; "
-              f"cached re-pull {ours['first_s'] / ours['cached_s']:.0f}x faster than the first")
+        print(
+            f"\nthroughput vs boto3: {boto['first_s'] / ours['first_s']:.2f}x; "
+            f"cached re-pull {ours['first_s'] / ours['cached_s']:.0f}x faster than the first"
+        )
     finally:
         moto.terminate()
         moto.wait(10)
