@@ -131,45 +131,28 @@ def test_serve_from_storage_uri_and_storage_initializer(store, tmp_path, logs):
         assert r.json() == {"predictions": [1, 1]}
     finally:
         server.stop()
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelplane",
-            "storage-initializer",
-            f"{store.url}/model.joblib",
-            str(tmp_path / "a"),
-            f"{store.url}/iris.tar.gz",
-            str(tmp_path / "b"),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        check=False,
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "modelplane", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            check=False,
+        )
+
+    out = cli(
+        "storage-initializer",
+        f"{store.url}/model.joblib",
+        str(tmp_path / "a"),
+        f"{store.url}/iris.tar.gz",
+        str(tmp_path / "b"),
     )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "a" / "model.joblib").exists() and (tmp_path / "b" / "model.joblib").exists()
-    bad = subprocess.run(
-        [sys.executable, "-m", "modelplane", "storage-initializer", f"{store.url}/nope.bst", str(tmp_path / "c")],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **env},
-    )
+    bad = cli("storage-initializer", f"{store.url}/nope.bst", str(tmp_path / "c"))
     assert bad.returncode == 1 and "not found" in bad.stderr
-    ls = subprocess.run(
-        [sys.executable, "-m", "modelplane", "cache", "ls"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        check=True,
-    )
+    ls = cli("cache", "ls")
     assert "iris.tar.gz" in ls.stdout and "model.joblib" in ls.stdout
-    pruned = subprocess.run(
-        [sys.executable, "-m", "modelplane", "cache", "prune"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        check=True,
-    )
+    pruned = cli("cache", "prune")
     assert "removed 2 entries" in pruned.stdout

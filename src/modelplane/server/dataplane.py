@@ -67,9 +67,10 @@ class DataPlane:
         return response, out_headers
 
     async def predict_v1(
-        self, name: str, payload: Any, headers: Mapping[str, str], verb: str = "predict"
+        self, name: str, payload: Any, headers: Mapping[str, str], verb: str = "predict", entry: Entry | None = None
     ) -> tuple[Any, dict[str, str]]:
-        entry = self.registry.ready_entry(name)
+        """Run a V1 predict or explain; transports that already looked the model up pass its `entry`."""
+        entry = entry or self.registry.ready_entry(name)
         if isinstance(payload, dict) and "instances" in payload and not isinstance(payload["instances"], list):
             raise InvalidInput('Expected "instances" to be a list')
         return await entry.pipeline(verb, payload, headers)

@@ -147,14 +147,14 @@ class RestApp:
         if verb not in ("predict", "explain") or not name or "/" in name:
             raise RouteNotFound("Not Found")
         _allow(method, "POST")
-        self.dataplane.registry.ready_entry(name)
+        entry = self.dataplane.registry.ready_entry(name)  # 404/503 before reading the body
         headers = header_dict(scope)
         declared = headers.get("content-length")
         body = await read_body(
             receive, self.max_body, _int_header(declared.encode(), "Content-Length") if declared else None
         )
         payload, event = self._decode_v1(body, headers)
-        result, extra = await self.dataplane.predict_v1(name, payload, headers, verb)
+        result, extra = await self.dataplane.predict_v1(name, payload, headers, verb, entry)
         out_headers = [(k.encode(), v.encode()) for k, v in extra.items()]
         if event is not None:
             body_out, ce_headers = cloudevents.encode(dumps(_v1_jsonable(result)), event, self.ce_config, name)
