@@ -156,3 +156,42 @@ def test_serve_from_storage_uri_and_storage_initializer(store, tmp_path, logs):
     assert "iris.tar.gz" in ls.stdout and "model.joblib" in ls.stdout
     pruned = cli("cache", "prune")
     assert "removed 2 entries" in pruned.stdout
+
+
+def test_two_processes_pulling_the_same_uri_download_once(store, tmp_path):
+    """Two replicas starting together: the cache lock is per open file, so processes serialise like threads."""
+    env = {**os.environ, "MODELPLANE_CACHE_DIR": str(tmp_path / "cache")}
+    code = "import sys; from modelplane.storage import download; print(download(sys.argv[1]))"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, f"{store.url}/iris.tar.gz"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    assert len({out.strip() for out, _ in outputs}) == 1
+    assert store.gets == {"/iris.tar.gz": 1}
+
+
+def test_download_reports_progress(store, cache):
+    class Recorder:
+        def __init__(self):
+            self.totals, self.advanced = [], 0
+
+        def start(self, total):
+            self.totals.append(total)
+
+        def advance(self, n):
+            self.advanced += n
+
+    rec = Recorder()
+    store.drop_next = 1  # one failed attempt: the retry starts the count over
+    download(f"{store.url}/model.joblib", cache=cache, progress=rec)
+    size = (store.root / "model.joblib").stat().st_size
+    assert rec.totals == [size, size]
+    assert size <= rec.advanced <= size + size // 2  # the dropped attempt may or may not deliver its half

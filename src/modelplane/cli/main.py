@@ -112,11 +112,13 @@ def quickstart(
 
 
 def _pull(uri: str) -> Path:
+    from modelplane.cli.progress import RichProgress
     from modelplane.storage import StorageError, download
     from modelplane.storage.redact import redact
 
     try:
-        return download(uri)
+        with RichProgress(redact(uri)) as progress:
+            return download(uri, progress=progress)
     except StorageError as exc:
         typer.echo(f"error: cannot pull {redact(uri)}: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -125,6 +127,7 @@ def _pull(uri: str) -> Path:
 @app.command("storage-initializer")
 def storage_initializer(pairs: Annotated[list[str], typer.Argument(help="SRC_URI DEST [SRC_URI DEST ...]")]) -> None:
     """Download each SRC_URI into DEST (argument-compatible with KServe's storage-initializer entrypoint)."""
+    from modelplane.cli.progress import RichProgress
     from modelplane.storage import StorageError, download
     from modelplane.storage.redact import redact
 
@@ -133,7 +136,8 @@ def storage_initializer(pairs: Annotated[list[str], typer.Argument(help="SRC_URI
         raise typer.Exit(2)
     for src, dest in zip(pairs[::2], pairs[1::2], strict=True):
         try:
-            download(src, dest)
+            with RichProgress(redact(src)) as progress:
+                download(src, dest, progress=progress)
         except StorageError as exc:
             typer.echo(f"error: cannot pull {redact(src)} into {dest}: {exc}", err=True)
             raise typer.Exit(1) from exc

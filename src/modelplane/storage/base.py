@@ -4,6 +4,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Protocol
+
+
+class Progress(Protocol):
+    """Where providers report download progress (the CLI draws a bar; the default ignores it)."""
+
+    def start(self, total: int | None) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int | None) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
 
 
 class StorageError(Exception):
@@ -42,7 +59,7 @@ class Provider(ABC):
     def version(self, uri: str) -> str | None: ...
 
     @abstractmethod
-    def fetch(self, uri: str, dest: Path) -> None: ...
+    def fetch(self, uri: str, dest: Path, progress: Progress | None = None) -> None: ...
 
     def is_local(self, uri: str) -> bool:
         """True when the URI already names a local directory that can be served in place (no copy, no cache)."""

@@ -11,7 +11,16 @@ import httpx
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from modelplane.storage.archive import extract, is_archive
-from modelplane.storage.base import AccessDenied, InvalidURI, NotFound, Provider, StorageError, Transient
+from modelplane.storage.base import (
+    AccessDenied,
+    InvalidURI,
+    NoProgress,
+    NotFound,
+    Progress,
+    Provider,
+    StorageError,
+    Transient,
+)
 from modelplane.storage.redact import redact
 
 ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/zip-compressed"}
@@ -82,13 +91,13 @@ class HTTPProvider(Provider):
             return f"modified:{modified}:{response.headers.get('content-length', '')}"
         return None
 
-    def fetch(self, uri: str, dest: Path) -> None:
+    def fetch(self, uri: str, dest: Path, progress: Progress | None = None) -> None:
         name = PurePosixPath(urlparse(uri).path).name
         if not name:
             raise InvalidURI(f"{redact(uri)} does not name a file")
         dest.mkdir(parents=True, exist_ok=True)
         target = dest / name
-        self._download(uri, target)
+        self._download(uri, target, progress or NoProgress())
         if is_archive(name):
             extract(target, dest)
             target.unlink()
@@ -99,12 +108,13 @@ class HTTPProvider(Provider):
         wait=wait_exponential(multiplier=0.2, max=3),
         reraise=True,
     )
-    def _download(self, uri: str, target: Path) -> None:
+    def _download(self, uri: str, target: Path, progress: Progress) -> None:
         try:
             with self._client(uri) as client, client.stream("GET", uri) as response:
                 _raise_for_status(response, uri)
                 _check_content_type(target.name, response.headers.get("content-type", ""), uri)
                 expected = response.headers.get("content-length")
+                progress.start(int(expected) if expected is not None else None)
                 written = 0
                 with target.open("wb") as fh:
                     for chunk in (
@@ -114,6 +124,7 @@ class HTTPProvider(Provider):
                     ):
                         fh.write(chunk)
                         written += len(chunk)
+                        progress.advance(len(chunk))
                 if expected is not None and written != int(expected):
                     raise Transient(f"{redact(uri)}: got {written} of {expected} bytes")
         except (httpx.TransportError, httpx.RemoteProtocolError) as exc:

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
-from modelplane.storage.base import InvalidURI, Provider
+from modelplane.storage.base import InvalidURI, Progress, Provider
 from modelplane.storage.cache import Cache
 from modelplane.storage.patterns import Patterns
 
@@ -41,7 +41,9 @@ def _apply_patterns(root: Path, patterns: Patterns) -> None:
             path.unlink()
 
 
-def download(uri: str, dest: str | Path | None = None, cache: Cache | None = None) -> Path:
+def download(
+    uri: str, dest: str | Path | None = None, cache: Cache | None = None, progress: Progress | None = None
+) -> Path:
     """Make the model at `uri` available locally and return its directory.
 
     Local paths are served in place. Remote objects whose provider reports a version go through the node-local
@@ -54,7 +56,7 @@ def download(uri: str, dest: str | Path | None = None, cache: Cache | None = Non
     patterns = Patterns.from_env()
 
     def fetch(into: Path) -> None:
-        provider.fetch(uri, into)
+        provider.fetch(uri, into, progress)
         _apply_patterns(into, patterns)
 
     version = None if provider.is_local(uri) else provider.version(uri)

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from modelplane.storage.base import AccessDenied, InvalidURI, NotFound, Provider, StorageError, Transient
+from modelplane.storage.base import (
+    AccessDenied,
+    InvalidURI,
+    NoProgress,
+    NotFound,
+    Progress,
+    Provider,
+    StorageError,
+    Transient,
+)
 
 NOT_FOUND = {"404", "NoSuchBucket", "NoSuchKey", "NotFound"}
 DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
@@ -110,7 +119,7 @@ class S3Provider(Provider):
         listing = sorted((o["Key"], o["ETag"], o["Size"]) for o in self._objects(uri))
         return "s3:" + hashlib.sha256(repr(listing).encode()).hexdigest()
 
-    def fetch(self, uri: str, dest: Path) -> None:
+    def fetch(self, uri: str, dest: Path, progress: Progress | None = None) -> None:
         from boto3.s3.transfer import TransferConfig
 
         bucket, prefix = self.parse(uri)
@@ -129,10 +138,12 @@ class S3Provider(Provider):
         def one(job: tuple[str, Path]) -> None:
             key, target = job
             try:
-                self.client().download_file(bucket, key, str(target), Config=transfer)
+                self.client().download_file(bucket, key, str(target), Config=transfer, Callback=sink.advance)
             except Exception as exc:
                 raise _translate(exc, f"s3://{bucket}/{key}") from exc
 
+        sink = progress or NoProgress()
+        sink.start(sum(int(o["Size"]) for o in objects))
         workers = max(1, int(os.environ.get("S3_MAX_FILE_CONCURRENCY", "4")))
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(one, jobs))
