@@ -12,3 +12,8 @@ if [ ! -x .venv/bin/uv ]; then
 fi
 # uv resolves and installs in seconds; pip would take minutes on a fresh machine.
 .venv/bin/uv pip install --quiet --python .venv/bin/python -e ".[${EXTRAS:-dev}]"
+# Azurite (Azure Storage's own emulator, from npm) for the Azure Blob storage tests.
+AZURITE_VERSION=3.37.0
+if command -v npm >/dev/null && [ ! -x .cache/azurite/node_modules/.bin/azurite-blob ]; then
+  npm install --silent --no-audit --no-fund --prefix .cache/azurite "azurite@${AZURITE_VERSION}" >/dev/null
+fi

@@ -133,10 +133,11 @@ def test_lazy_framework_imports():
 
     code = (
         "import sys; from modelplane.cli.serve import make_server; import modelplane.server.app; "
-        "import modelplane.runtimes.sklearn; import modelplane.storage.s3, modelplane.storage.http; "
-        "from modelplane.storage import provider_for; provider_for('s3://b/k'); "
-        "print(sorted(m for m in ('xgboost','lightgbm','torch','pandas','sklearn','boto3','botocore') "
-        "if m in sys.modules))"
+        "import modelplane.runtimes.sklearn; from modelplane.storage import provider_for; "
+        "import modelplane.storage.s3, modelplane.storage.gcs, modelplane.storage.azure, modelplane.storage.hf; "
+        "[provider_for(u) for u in ('s3://b/k', 'gs://b/k', 'hf://o/m', 'https://a.blob.core.windows.net/c/k')]; "
+        "print(sorted(m for m in ('xgboost','lightgbm','torch','pandas','sklearn','boto3','botocore','google', "
+        "'azure','huggingface_hub') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import tarfile
 
 import boto3
@@ -112,3 +114,29 @@ def test_vendor_errors_are_translated_and_chained(code, expected):
     err = ClientError({"Error": {"Code": code, "Message": "m"}}, "GetObject")
     translated = _translate(err, "s3://b/k")
     assert isinstance(translated, expected) and "s3://b/k" in str(translated)
+
+
+def test_an_s3_pull_imports_no_other_vendor_sdk(s3, tmp_path):
+    _, bucket, env = s3
+    code = (
+        "import sys; from pathlib import Path; from modelplane.storage import download; "
+        "from modelplane.storage.cache import Cache; "
+        f"download('s3://{bucket}/sklearn/iris', cache=Cache(Path({str(tmp_path / 'c')!r}))); "
+        "print(sorted(m for m in ('google', 'azure', 'huggingface_hub', 'boto3') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_with(env))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['boto3']"
+
+
+def env_with(extra):
+    import os
+
+    return {**os.environ, **extra}
+
+
+def test_ignore_patterns_skip_objects_before_download(s3, tmp_path, monkeypatch):
+    _, bucket, _ = s3
+    monkeypatch.setenv("STORAGE_IGNORE_PATTERNS", "extra/*")
+    path = download(f"s3://{bucket}/sklearn/iris", cache=Cache(tmp_path / "cache"))
+    assert [p.relative_to(path).as_posix() for p in path.rglob("*")] == ["model.joblib"]

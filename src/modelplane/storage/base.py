@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -13,6 +14,10 @@ class Progress(Protocol):
     def start(self, total: int | None) -> None: ...
 
     def advance(self, n: int) -> None: ...
+
+
+Select = Callable[[str], bool]
+"""Which relative paths a caller wants (allow/ignore patterns); providers that list before fetching skip the rest."""
 
 
 class NoProgress:
@@ -52,14 +57,15 @@ class Provider(ABC):
 
     `version(uri)` returns a string that changes whenever the content does (ETag, generation, content hash...) or
     None when the provider cannot tell cheaply; the cache keys entries by URI + version. `fetch` writes into
-    `dest` (an empty directory) and raises one of the errors above, never a vendor exception.
+    `dest` (an empty directory), may skip paths `select` rejects, and
+    raises one of the errors above, never a vendor exception.
     """
 
     @abstractmethod
     def version(self, uri: str) -> str | None: ...
 
     @abstractmethod
-    def fetch(self, uri: str, dest: Path, progress: Progress | None = None) -> None: ...
+    def fetch(self, uri: str, dest: Path, progress: Progress | None = None, select: Select | None = None) -> None: ...
 
     def is_local(self, uri: str) -> bool:
         """True when the URI already names a local directory that can be served in place (no copy, no cache)."""

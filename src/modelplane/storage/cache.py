@@ -39,8 +39,8 @@ class CacheEntry:
 
 
 class Cache:
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = root or default_root()
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
 
     def key(self, uri: str, version: str, variant: str = "") -> str:
         return hashlib.sha256(f"{uri}\0{version}\0{variant}".encode()).hexdigest()[:32]

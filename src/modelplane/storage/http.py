@@ -18,6 +18,7 @@ from modelplane.storage.base import (
     NotFound,
     Progress,
     Provider,
+    Select,
     StorageError,
     Transient,
 )
@@ -91,7 +92,7 @@ class HTTPProvider(Provider):
             return f"modified:{modified}:{response.headers.get('content-length', '')}"
         return None
 
-    def fetch(self, uri: str, dest: Path, progress: Progress | None = None) -> None:
+    def fetch(self, uri: str, dest: Path, progress: Progress | None = None, select: Select | None = None) -> None:
         name = PurePosixPath(urlparse(uri).path).name
         if not name:
             raise InvalidURI(f"{redact(uri)} does not name a file")

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from modelplane.storage.base import InvalidURI, NotFound, Progress, Provider
+from modelplane.storage.base import InvalidURI, NotFound, Progress, Provider, Select
 
 
 class LocalProvider(Provider):
@@ -33,7 +33,7 @@ class LocalProvider(Provider):
     def version(self, uri: str) -> str | None:
         return None
 
-    def fetch(self, uri: str, dest: Path, progress: Progress | None = None) -> None:
+    def fetch(self, uri: str, dest: Path, progress: Progress | None = None, select: Select | None = None) -> None:
         src = self.local_path(uri)
         if src.is_dir():
             shutil.copytree(src, dest, dirs_exist_ok=True, symlinks=True)

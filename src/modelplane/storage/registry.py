@@ -11,7 +11,7 @@ from modelplane.storage.base import InvalidURI, Progress, Provider
 from modelplane.storage.cache import Cache
 from modelplane.storage.patterns import Patterns
 
-# scheme -> "module:Class"; gs, azure and hf providers are added by the storage issue's next steps
+# scheme -> "module:Class", imported on first use (an s3:// pull never imports the Azure or Google SDKs)
 SCHEMES: dict[str, str] = {
     "": "modelplane.storage.local:LocalProvider",
     "file": "modelplane.storage.local:LocalProvider",
@@ -19,6 +19,12 @@ SCHEMES: dict[str, str] = {
     "http": "modelplane.storage.http:HTTPProvider",
     "https": "modelplane.storage.http:HTTPProvider",
     "s3": "modelplane.storage.s3:S3Provider",
+    "gs": "modelplane.storage.gcs:GCSProvider",
+    "hf": "modelplane.storage.hf:HFProvider",
+}
+# http(s) hosts that are object stores rather than plain file servers: host suffix -> "module:Class"
+HOSTS: dict[str, str] = {
+    ".blob.core.windows.net": "modelplane.storage.azure:AzureProvider",
 }
 
 
@@ -27,6 +33,9 @@ def provider_for(uri: str) -> Provider:
     if len(scheme) == 1:  # a Windows drive letter is a path, not a scheme
         scheme = ""
     target = SCHEMES.get(scheme)
+    if scheme in ("http", "https"):
+        host = (urlparse(uri).hostname or "").lower()
+        target = next((t for suffix, t in HOSTS.items() if host.endswith(suffix)), target)
     if target is None:
         raise InvalidURI(f"unsupported storage URI scheme {scheme!r}; supported: {', '.join(s for s in SCHEMES if s)}")
     module, _, cls = target.partition(":")
@@ -56,7 +65,7 @@ def download(
     patterns = Patterns.from_env()
 
     def fetch(into: Path) -> None:
-        provider.fetch(uri, into, progress)
+        provider.fetch(uri, into, progress, patterns.wants if patterns.key() else None)
         _apply_patterns(into, patterns)
 
     version = None if provider.is_local(uri) else provider.version(uri)
