@@ -1,9 +1,12 @@
-"""Benchmark: pull a large object from a local S3-compatible server (moto, its own process), modelplane vs boto3.
+"""Benchmark: pull a large object from a local S3-compatible server (its own process), modelplane vs boto3.
+
+The server is s3rver (node, from npm, installed into .cache/s3rver on first use; ~500 MiB/s here) or moto's
+standalone server (`--server moto`; Python, ~10 MiB/s, so it measures moto rather than the clients).
 
 Both sides are timed from creating the S3 client to the file on disk. Measured in the same run, interleaved:
 boto3's `download_file` of the object, modelplane's first pull into an empty cache, and the cached re-pull; plus
 the peak RSS of the pulling process. Medians over `--repeats`.
-Usage: python benchmarks/bench_storage.py [--size-mib 1024] [--repeats 3]
+Usage: python benchmarks/bench_storage.py [--size-mib 1024] [--repeats 3] [--server s3rver|moto]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 PULL = """
 import json, resource, sys, time
 from pathlib import Path
+import boto3  # imported before the clock starts, as in the boto3 script: this measures the transfer
 from modelplane.storage import download
 from modelplane.storage.cache import Cache
 t = time.perf_counter(); download(sys.argv[1], cache=Cache(Path(sys.argv[2]))); first = time.perf_counter() - t
@@ -44,27 +48,50 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(kind: str, port: int, data: Path, env: dict[str, str]) -> subprocess.Popen:
+    if kind == "moto":
+        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    else:
+        root = Path(__file__).resolve().parents[1] / ".cache" / "s3rver"
+        binary = root / "node_modules" / ".bin" / "s3rver"
+        if not binary.exists():
+            subprocess.run(
+                ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(root), "s3rver@3.7.1"],
+                check=True,
+            )
+        data.mkdir(parents=True)
+        cmd = [
+            str(binary),
+            "-d",
+            str(data),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--silent",
+            "--configure-bucket",
+            "bench",
+        ]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--server", choices=["s3rver", "moto"], default="s3rver")
     args = ap.parse_args()
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_ACCESS_KEY_ID": "S3RVER",  # s3rver's built-in account (moto accepts anything)
+        "AWS_SECRET_ACCESS_KEY": "S3RVER",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
     work = Path(tempfile.mkdtemp(prefix="mp-bench-storage-"))
+    server = start_server(args.server, port, work / "store", env)
     try:
         import boto3
 
@@ -76,7 +103,8 @@ def main() -> None:
             }
         )
         client = boto3.client("s3")
-        client.create_bucket(Bucket="bench")
+        if args.server == "moto":
+            client.create_bucket(Bucket="bench")
         blob = work / "model.bin"
         with blob.open("wb") as fh:
             for _ in range(args.size_mib):
@@ -106,7 +134,11 @@ def main() -> None:
         size = args.size_mib
         med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in rows.items()}
         ours, boto = med["modelplane"], med["boto3"]
-        print(json.dumps({"size_mib": size, "repeats": args.repeats, "median": med, "raw": rows}, indent=1))
+        print(
+            json.dumps(
+                {"server": args.server, "size_mib": size, "repeats": args.repeats, "median": med, "raw": rows}, indent=1
+            )
+        )
         print(f"\n| | {size} MiB pull | MiB/s | peak RSS MiB |\n|---|---|---|---|")
         print(
             f"| boto3 download_file | {boto['first_s']:.2f} s | {size / boto['first_s']:.0f} | "
@@ -122,8 +154,8 @@ def main() -> None:
             f"cached re-pull {ours['first_s'] / ours['cached_s']:.0f}x faster than the first"
         )
     finally:
-        moto.terminate()
-        moto.wait(10)
+        server.terminate()
+        server.wait(10)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -12,8 +12,12 @@ if [ ! -x .venv/bin/uv ]; then
 fi
 # uv resolves and installs in seconds; pip would take minutes on a fresh machine.
 .venv/bin/uv pip install --quiet --python .venv/bin/python -e ".[${EXTRAS:-dev}]"
-# Azurite (Azure Storage's own emulator, from npm) for the Azure Blob storage tests.
-AZURITE_VERSION=3.37.0
-if command -v npm >/dev/null && [ ! -x .cache/azurite/node_modules/.bin/azurite-blob ]; then
-  npm install --silent --no-audit --no-fund --prefix .cache/azurite "azurite@${AZURITE_VERSION}" >/dev/null
-fi
+# Storage servers from npm for the tests: Azurite (Azure Storage's own emulator) and s3rver (an S3 server that
+# checks access keys, unlike moto). Each goes into .cache/<name>.
+install_node_tool() {  # name version binary
+  if command -v npm >/dev/null && [ ! -x ".cache/$1/node_modules/.bin/$3" ]; then
+    npm install --silent --no-audit --no-fund --prefix ".cache/$1" "$1@$2" >/dev/null
+  fi
+}
+install_node_tool azurite 3.37.0 azurite-blob
+install_node_tool s3rver 3.7.1 s3rver

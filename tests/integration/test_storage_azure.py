@@ -7,7 +7,9 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from conftest import IRIS_V1
 from support import server as srv
-from support.azurite import ACCOUNT, KEY, Azurite
+from support.node_servers import AZURE_ACCOUNT as ACCOUNT
+from support.node_servers import AZURE_KEY as KEY
+from support.node_servers import Azurite
 
 from modelplane.storage import AccessDenied, NotFound, download, provider_for
 from modelplane.storage.azure import AzureProvider

@@ -140,3 +140,29 @@ def test_ignore_patterns_skip_objects_before_download(s3, tmp_path, monkeypatch)
     monkeypatch.setenv("STORAGE_IGNORE_PATTERNS", "extra/*")
     path = download(f"s3://{bucket}/sklearn/iris", cache=Cache(tmp_path / "cache"))
     assert [p.relative_to(path).as_posix() for p in path.rglob("*")] == ["model.joblib"]
+
+
+def test_wrong_credentials_are_access_denied_on_a_server_that_checks_them(tmp_path, monkeypatch, iris_dir):
+    from support.node_servers import S3RVER_KEY, S3rver
+
+    server = S3rver(tmp_path)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        client = boto3.client(
+            "s3", endpoint_url=server.endpoint, aws_access_key_id=S3RVER_KEY, aws_secret_access_key=S3RVER_KEY
+        )
+        client.create_bucket(Bucket="private")
+        client.put_object(Bucket="private", Key="iris/model.joblib", Body=(iris_dir / "model.joblib").read_bytes())
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "someone-else")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        with pytest.raises(AccessDenied) as err:
+            download("s3://private/iris", cache=Cache(tmp_path / "denied"))
+        assert "not-the-secret" not in str(err.value) and isinstance(err.value.__cause__, ClientError)
+        assert not list((tmp_path / "denied").rglob("model.joblib"))  # nothing half-written left behind
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3RVER_KEY)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3RVER_KEY)
+        path = download("s3://private/iris", cache=Cache(tmp_path / "ok"))
+        assert [p.name for p in path.iterdir()] == ["model.joblib"]
+    finally:
+        server.stop()
