@@ -143,14 +143,15 @@ def test_lazy_framework_imports():
     assert out.stdout.strip() == "[]"
 
 
-def test_two_workers_share_the_ports_and_a_dead_worker_is_replaced(logs, iris_dir):
+@pytest.mark.parametrize("loading", ["--load-per-worker", "--fork-after-load"])
+def test_two_workers_share_the_ports_and_a_dead_worker_is_replaced(logs, iris_dir, loading):
     import os
     import signal
     import time
 
     import tritonclient.http as httpclient
 
-    server = srv.start(["serve", "--model_dir", str(iris_dir), "--model_name", "m", "--workers", "2"], logs)
+    server = srv.start(["serve", "--model_dir", str(iris_dir), "--model_name", "m", "--workers", "2", loading], logs)
     seen: set[int] = set()
     try:
         pids: set[int] = set()

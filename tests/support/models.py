@@ -82,3 +82,23 @@ class Explainer(Model):
 
     def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         return {"predictions": [1], "explanations": [{"feature": 0, "weight": 0.5}]}
+
+
+class Gate(Model):
+    """Doubles its input (V1 instances or V2 tensors); each call waits until the file $GATE_FILE exists, so a test
+    can hold the model busy, queue requests behind it deterministically, then open the gate. A row containing -1
+    makes the whole call fail."""
+
+    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        gate = os.environ.get("GATE_FILE")
+        while gate and not os.path.exists(gate):
+            time.sleep(0.005)
+        if isinstance(payload, InferRequest):
+            data = payload.inputs[0].data
+            if (data == -1).any():
+                raise ValueError("poisoned row")
+            return InferResponse(self.name, [Tensor.from_numpy("doubled", data * 2)])
+        rows = np.asarray(payload["instances"])
+        if (rows == -1).any():
+            raise ValueError("poisoned row")
+        return {"predictions": (rows * 2).tolist()}

@@ -58,12 +58,54 @@ def serve(
     offload: Annotated[str, typer.Option(help="Sync model code: auto | thread | inline")] = "auto",
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = False,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    enable_batcher: Annotated[
+        bool, typer.Option("--enable-batcher", "--enable_batcher", help="Adaptive batching (all protocols)")
+    ] = False,
+    max_batch_size: Annotated[
+        int, typer.Option("--max-batch-size", "--max_batch_size", "--max-batchsize", help="Rows per batch")
+    ] = 32,
+    max_latency_ms: Annotated[
+        float, typer.Option("--max-latency", "--max_latency", help="Most a request waits for a batch, ms")
+    ] = 5.0,
+    batch_preferred_sizes: Annotated[
+        str, typer.Option("--batch-preferred-sizes", help="Comma list of preferred batch sizes")
+    ] = "",
+    batch_timeout: Annotated[
+        float | None, typer.Option("--batch-timeout", help="Seconds a batched request may take")
+    ] = None,
+    max_concurrency: Annotated[
+        int, typer.Option("--max-concurrency", help="Requests in a model at once per worker (0: unlimited)")
+    ] = 0,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", help="Requests waiting beyond --max-concurrency before 429")
+    ] = 0,
+    log_url: Annotated[str | None, typer.Option("--log-url", "--logger-url", help="Payload logger sink URL")] = None,
+    log_mode: Annotated[str, typer.Option("--log-mode", help="all | request | response")] = "all",
+    log_metadata_headers: Annotated[
+        str, typer.Option("--metadata-headers", "--log-metadata-headers", help="Comma list of headers to log")
+    ] = "",
+    source_uri: Annotated[str | None, typer.Option("--source-uri", help="ce-source of logged events")] = None,
+    log_queue_size: Annotated[int, typer.Option("--log-queue-size", help="Events held for a slow sink")] = 1000,
+    inference_service: Annotated[str, typer.Option("--inference-service", help="ce-inferenceservicename")] = "",
+    namespace: Annotated[str, typer.Option("--namespace", help="ce-namespace")] = "",
+    component: Annotated[str, typer.Option("--component", help="ce-component")] = "predictor",
+    endpoint: Annotated[str, typer.Option("--endpoint", help="ce-endpoint (default, canary)")] = "",
+    graceful_timeout: Annotated[
+        float, typer.Option("--graceful-timeout", help="Seconds in-flight requests get on shutdown")
+    ] = 30.0,
+    fork_after_load: Annotated[
+        bool,
+        typer.Option("--fork-after-load/--load-per-worker", help="--workers: load once, share memory copy-on-write"),
+    ] = False,
 ) -> None:
     """Serve one model (or a repository of models) over REST (V1, V2) and gRPC (V2)."""
     from modelplane.cli.serve import make_server, parse_extra_args
+    from modelplane.model.options import Batching, Limits
+    from modelplane.server.payload_log import LoggerConfig
     from modelplane.server.settings import ServerSettings
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per payload-log delivery
     settings = ServerSettings(
         host=host,
         http_port=http_port,
@@ -77,7 +119,29 @@ def serve(
         offload=offload,
         access_log=access_log,
         log_level=log_level,
+        graceful_timeout_s=graceful_timeout,
+        fork_after_load=fork_after_load,
     )
+    try:
+        if enable_batcher:
+            preferred = tuple(int(p) for p in batch_preferred_sizes.split(",") if p.strip())
+            settings.batching = Batching(max_batch_size, max_latency_ms, preferred, batch_timeout)
+        settings.limits = Limits(max_concurrency, max_queue)
+        if log_url:
+            settings.logger = LoggerConfig(
+                url=log_url,
+                mode=log_mode,
+                metadata_headers=tuple(h.strip() for h in log_metadata_headers.split(",") if h.strip()),
+                source_uri=source_uri or f"http://localhost:{http_port}/",
+                inference_service=inference_service,
+                namespace=namespace,
+                component=component,
+                endpoint=endpoint,
+                queue_size=log_queue_size,
+            )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     options = parse_extra_args(list(ctx.args))
     if storage_uri:
         model_dir = str(_pull(storage_uri))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from modelplane.model.options import Batching, Limits
 from modelplane.protocol.errors import NotImplementedByModel
 from modelplane.protocol.types import TensorSpec
 
@@ -24,6 +25,8 @@ class Model:
     """
 
     return_response_headers: bool = False
+    batching: Batching | None = None  # adaptive batching for this model (None: the server's setting)
+    limits: Limits | None = None  # overload limits for this model (None: the server's setting)
 
     def __init__(self, name: str, version: str | None = None) -> None:
         self.name = name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 
@@ -14,6 +15,7 @@ class ModelplaneError(Exception):
     """Base of every error the data plane reports to a client."""
 
     status: Status = Status(500, "INTERNAL")
+    headers: dict[str, str] = {}  # sent with the error (REST headers, gRPC trailing metadata)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -50,6 +52,22 @@ class PayloadTooLarge(ModelplaneError):
     status = Status(413, "RESOURCE_EXHAUSTED")
 
 
+class Overloaded(ModelplaneError):
+    """The model's queue is full: retry later (Retry-After says when it is likely to have room)."""
+
+    status = Status(429, "RESOURCE_EXHAUSTED")
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.headers = {"retry-after": str(max(1, math.ceil(retry_after_s)))}
+
+
+class DeadlineExceeded(ModelplaneError):
+    """The request's deadline passed, or would pass before the model could answer it."""
+
+    status = Status(504, "DEADLINE_EXCEEDED")
+
+
 class InferenceError(ModelplaneError):
     """The model itself failed while handling a well-formed request."""
 
@@ -82,6 +100,8 @@ STATUS_TABLE: dict[type[ModelplaneError], Status] = {
         ModelNotReady,
         ServerNotReady,
         PayloadTooLarge,
+        Overloaded,
+        DeadlineExceeded,
         InferenceError,
         NotImplementedByModel,
         ModelLoadError,

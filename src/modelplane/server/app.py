@@ -13,6 +13,7 @@ from modelplane.model.base import Model
 from modelplane.protocol.errors import ModelplaneError
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.metrics import Metrics
+from modelplane.server.payload_log import PayloadLogger
 from modelplane.server.registry import Discover, ModelFactory, ModelRegistry
 from modelplane.server.rest.app import RestApp
 from modelplane.server.settings import ServerSettings
@@ -34,20 +35,39 @@ class ModelServer:
         self.settings = settings
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(settings.thread_count(), thread_name_prefix="model")
-        self.registry = ModelRegistry(self.executor, self.metrics, factory, settings.offload, discover)
+        self.registry = ModelRegistry(
+            self.executor, self.metrics, factory, settings.offload, discover, settings.batching, settings.limits
+        )
         for model in models:
             self.registry.register(model)
         self._preload = list(preload)
         self.dataplane = DataPlane(self.registry, settings.server_name)
-        self.rest_app = RestApp(self.dataplane, self.metrics, settings.max_body_bytes)
+        self.payload_log = PayloadLogger(settings.logger, self.metrics) if settings.logger else None
+        self.rest_app = RestApp(self.dataplane, self.metrics, settings.max_body_bytes, payload_log=self.payload_log)
+        self._loaded = False
 
     async def load_models(self) -> None:
+        if self._loaded:  # already loaded in the parent before the fork (--fork-after-load)
+            return
+        self._loaded = True
         for name in [*self.registry.names(), *self._preload]:
             try:
                 await self.registry.load(name)
                 log.info("model %s is ready", name)
             except ModelplaneError as exc:
                 log.error("model %s failed to load: %s", name, exc.message)
+
+    def load_before_fork(self) -> None:
+        """Load every model in this (parent) process, leaving no thread or event loop behind, ready to fork."""
+        asyncio.run(self.load_models())
+        self.executor.shutdown(wait=True)
+        gc.collect()
+        gc.freeze()  # the collector never writes to the loaded objects, so their pages stay shared after fork
+
+    def after_fork(self) -> None:
+        """In a child forked after load_before_fork: fresh model threads (the parent's are gone)."""
+        self.executor = ThreadPoolExecutor(self.settings.thread_count(), thread_name_prefix="model")
+        self.registry.set_executor(self.executor)
 
     async def serve(self, sockets: list[socket.socket] | None = None, reuse_port: bool = False) -> None:
         """Serve until stopped. `sockets`: an already bound REST socket (workers); `reuse_port`: bind gRPC with
@@ -60,12 +80,19 @@ class ModelServer:
         # collector's generations so per-request garbage collections stay short.
         gc.collect()
         gc.freeze()
+        if self.payload_log is not None:
+            await self.payload_log.start()
         grpc_server = None
         if s.enable_grpc:
             from modelplane.server.grpc.servicer import build_server
 
             grpc_server = build_server(
-                self.dataplane, self.metrics, s.grpc_max_send_bytes, s.grpc_max_receive_bytes, reuse_port
+                self.dataplane,
+                self.metrics,
+                s.grpc_max_send_bytes,
+                s.grpc_max_receive_bytes,
+                reuse_port,
+                self.payload_log,
             )
             host = "[::]" if s.host in ("0.0.0.0", "::") else s.host
             grpc_server.add_insecure_port(f"{host}:{s.grpc_port}")
@@ -84,13 +111,16 @@ class ModelServer:
             log_config=None,
             proxy_headers=False,  # the data plane never reads the client address; skip the middleware
             server_header=False,
+            timeout_graceful_shutdown=int(s.graceful_timeout_s),
         )
         server = uvicorn.Server(config)
         try:
             await server.serve(sockets=sockets)
         finally:
             if grpc_server is not None:
-                await grpc_server.stop(grace=5)
+                await grpc_server.stop(grace=s.graceful_timeout_s)
+            if self.payload_log is not None:
+                await self.payload_log.close()
             for name in list(self.registry.names()):
                 try:
                     await self.registry.unload(name)

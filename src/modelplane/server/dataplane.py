@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from modelplane import __version__
-from modelplane.protocol.codecs.v2 import json_tensor_data
-from modelplane.protocol.datatypes import check_datatype, shape_size
-from modelplane.protocol.errors import InferenceError, InvalidInput, ModelNotFound
-from modelplane.protocol.ids import new_id
+from modelplane.protocol.errors import InvalidInput, ModelNotFound
 from modelplane.protocol.types import InferRequest, InferResponse, Tensor
+from modelplane.server.batch_kinds import V1, V2
+from modelplane.server.batching import Kind
 from modelplane.server.registry import Entry, ModelRegistry
+from modelplane.server.responses import to_infer_response
 
 EXTENSIONS = ["model_repository_extension", "binary_tensor_data"]
 
@@ -54,25 +53,59 @@ class DataPlane:
 
     # --- inference -------------------------------------------------------------------------------------
     async def infer(
-        self, request: InferRequest, headers: Mapping[str, str], entry: Entry | None = None
+        self,
+        request: InferRequest,
+        headers: Mapping[str, str],
+        entry: Entry | None = None,
+        deadline: float | None = None,
     ) -> tuple[InferResponse, dict[str, str]]:
-        """Run a V2 request; transports that already looked the model up pass its `entry`."""
+        """Run a V2 request; transports that already looked the model up pass its `entry`. `deadline`
+        (time.monotonic()) comes from the transport, or from Triton's `timeout` request parameter (µs)."""
         entry = entry or self.registry.ready_entry(request.model_name)
         if request.model_version:
             self._check_version(request.model_name, request.model_version)
-        result, out_headers = await entry.pipeline("predict", request, headers)
+        if deadline is None and request.parameters and "timeout" in request.parameters:
+            deadline = _deadline_from_us(request.parameters["timeout"])
+        result, out_headers = await self._call(entry, V2, "predict", request, headers, deadline)
         response = to_infer_response(result, request)
         if request.outputs:
             response.outputs = select_outputs(response, request)
         return response, out_headers
 
     async def predict_v1(
-        self, name: str, payload: Any, headers: Mapping[str, str], verb: str = "predict", entry: Entry | None = None
+        self,
+        name: str,
+        payload: Any,
+        headers: Mapping[str, str],
+        verb: str = "predict",
+        entry: Entry | None = None,
+        deadline: float | None = None,
     ) -> tuple[Any, dict[str, str]]:
         """Run a V1 predict or explain; transports that already looked the model up pass its `entry`."""
         entry = entry or self.registry.ready_entry(name)
         if isinstance(payload, dict) and "instances" in payload and not isinstance(payload["instances"], list):
             raise InvalidInput('Expected "instances" to be a list')
+        return await self._call(entry, V1, verb, payload, headers, deadline)
+
+    async def _call(
+        self, entry: Entry, kind: Kind, verb: str, payload: Any, headers: Mapping[str, str], deadline: float | None
+    ) -> tuple[Any, dict[str, str]]:
+        """Admission (limits, deadline), then the batcher or the pipeline directly."""
+        admission = entry.admission
+        if deadline is None and not admission.limits.active:
+            return await self._run(entry, kind, verb, payload, headers)
+        granted = await admission.acquire(deadline)
+        try:
+            return await self._run(entry, kind, verb, payload, headers)
+        finally:
+            admission.release(granted)
+
+    @staticmethod
+    async def _run(
+        entry: Entry, kind: Kind, verb: str, payload: Any, headers: Mapping[str, str]
+    ) -> tuple[Any, dict[str, str]]:
+        if entry.batcher is not None and verb == "predict":
+            return await entry.batcher.submit(kind, payload, headers)
         return await entry.pipeline(verb, payload, headers)
 
     # --- repository extension --------------------------------------------------------------------------
@@ -98,34 +131,19 @@ def select_outputs(response: InferResponse, request: InferRequest) -> list[Tenso
     return selected
 
 
-def to_infer_response(result: Any, request: InferRequest) -> InferResponse:
-    """Accept what models return for V2: an InferResponse, a V2-shaped dict, or a bare array (→ output-0)."""
-    if isinstance(result, InferResponse):
-        response = result
-    elif isinstance(result, dict) and isinstance(result.get("outputs"), list):
-        response = InferResponse(
-            model_name=result.get("model_name", request.model_name),
-            outputs=[_dict_tensor(o) for o in result["outputs"]],
-            id=result.get("id") or request.id or new_id(),
-            model_version=result.get("model_version"),
-            parameters=result.get("parameters"),
-        )
-    elif isinstance(result, (np.ndarray, list)):
-        response = InferResponse(model_name=request.model_name, outputs=[Tensor.from_numpy("output-0", result)])
-    else:
-        raise InferenceError(f"model returned {type(result).__name__}, expected an InferResponse for a V2 request")
-    if request.id:
-        response.id = request.id
-    return response
+def _deadline_from_us(value: Any) -> float | None:
+    """Triton's per-request `timeout` parameter (microseconds) as a time.monotonic() deadline; 0 means none."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InvalidInput("request parameter 'timeout' must be a non-negative number of microseconds")
+    return time.monotonic() + value / 1e6 if value else None
 
 
-def _dict_tensor(doc: Any) -> Tensor:
-    if not isinstance(doc, dict):
-        raise InferenceError("model output must be an object")
-    name = str(doc.get("name"))
-    datatype = check_datatype(doc.get("datatype"), f"output '{name}'")
-    shape = doc.get("shape")
-    count = shape_size(shape, f"output '{name}'")
-    data = doc.get("data")
-    array = data if isinstance(data, np.ndarray) else json_tensor_data(data, datatype, shape, count, f"output '{name}'")
-    return Tensor(name, datatype, list(shape), array.reshape(shape), doc.get("parameters"))
+def deadline_from_ms(value: str | bytes) -> float:
+    """The `x-request-timeout-ms` header as a time.monotonic() deadline."""
+    try:
+        ms = float(value)
+    except ValueError:
+        raise InvalidInput("x-request-timeout-ms must be a number of milliseconds") from None
+    if not ms > 0 or ms != ms or ms == float("inf"):
+        raise InvalidInput("x-request-timeout-ms must be a positive number of milliseconds")
+    return time.monotonic() + ms / 1000

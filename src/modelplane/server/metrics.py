@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 STAGES = ("preprocess", "predict", "postprocess", "explain")
@@ -23,21 +23,70 @@ class Metrics:
             ["model_name", "protocol", "status"],
             registry=self.registry,
         )
+        self.batch_size = Histogram(
+            "modelplane_batch_size",
+            "Rows per model call when batching",
+            ["model_name"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "modelplane_queue_wait_seconds",
+            "Time a request waited for its batch or its concurrency slot",
+            ["model_name"],
+            buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "modelplane_queue_depth", "Requests waiting per model", ["model_name"], registry=self.registry
+        )
+        self.rejected = Counter(
+            "modelplane_rejected_requests",
+            "Requests refused before reaching the model, by reason (overloaded, deadline)",
+            ["model_name", "reason"],
+            registry=self.registry,
+        )
+        self.log_dropped = Counter(
+            "modelplane_payload_log_dropped",
+            "Payload-log events dropped because the sink was slow or down",
+            ["model_name"],
+            registry=self.registry,
+        )
+        self.log_sent = Counter(
+            "modelplane_payload_log_sent", "Payload-log events delivered", ["model_name"], registry=self.registry
+        )
         self._children: dict[tuple[str, ...], Any] = {}
 
     def observe(self, stage: str, model_name: str, seconds: float) -> None:
-        key = (stage, model_name)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self.stage[stage].labels(model_name)
-        child.observe(seconds)
+        self._child(stage, self.stage[stage], model_name).observe(seconds)
 
     def count(self, model_name: str, protocol: str, status: str) -> None:
-        key = ("count", model_name, protocol, status)
+        self._child("count", self.requests, model_name, protocol, status).inc()
+
+    def _child(self, family: str, metric: Any, *labels: str) -> Any:
+        key = (family, *labels)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = self.requests.labels(model_name, protocol, status)
-        child.inc()
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe_batch(self, model_name: str, rows: int) -> None:
+        self._child("batch", self.batch_size, model_name).observe(rows)
+
+    def observe_queue_wait(self, model_name: str, seconds: float) -> None:
+        self._child("wait", self.queue_wait, model_name).observe(seconds)
+
+    def set_queue_depth(self, model_name: str, depth: int) -> None:
+        self._child("depth", self.queue_depth, model_name).set(depth)
+
+    def reject(self, model_name: str, reason: str) -> None:
+        self._child("rejected", self.rejected, model_name, reason).inc()
+
+    def log_event(self, model_name: str, delivered: bool) -> None:
+        if delivered:
+            self._child("log_sent", self.log_sent, model_name).inc()
+        else:
+            self._child("log_dropped", self.log_dropped, model_name).inc()
 
     def forget(self, model_name: str) -> None:
         self._children = {k: v for k, v in self._children.items() if model_name not in k[1:]}

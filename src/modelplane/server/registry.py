@@ -8,9 +8,13 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 
 from modelplane.model.base import Model
+from modelplane.model.options import Batching, Limits
 from modelplane.protocol.errors import ModelLoadError, ModelNotFound, ModelNotReady, ModelplaneError
+from modelplane.server.admission import Admission
+from modelplane.server.batching import Batcher
 from modelplane.server.metrics import Metrics
 from modelplane.server.pipeline import Pipeline
 
@@ -24,6 +28,8 @@ Discover = Callable[[], list[str]]
 class Entry:
     model: Model
     pipeline: Pipeline
+    admission: Admission
+    batcher: Batcher | None = None
     reason: str = ""
 
 
@@ -37,7 +43,11 @@ class ModelRegistry:
         factory: ModelFactory | None = None,
         offload: str = "auto",
         discover: Discover | None = None,
+        batching: Batching | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        self._batching = batching
+        self._limits = limits or Limits()
         self._entries: dict[str, Entry] = {}
         self._executor = executor
         self._metrics = metrics
@@ -47,7 +57,19 @@ class ModelRegistry:
         self._locks: dict[str, asyncio.Lock] = {}
 
     def register(self, model: Model) -> None:
-        self._entries[model.name] = Entry(model, Pipeline(model, self._executor, self._metrics, self._offload))
+        batching = model.batching or self._batching
+        # a batched model runs on a thread so the loop keeps queueing requests while a batch computes
+        pipeline = Pipeline(model, self._executor, self._metrics, "thread" if batching else self._offload)
+        admission = Admission(model.name, model.limits or self._limits, self._metrics)
+        batcher = None
+        if batching is not None:
+            batcher = Batcher(model.name, batching, partial(pipeline, "predict"), self._metrics)
+        self._entries[model.name] = Entry(model, pipeline, admission, batcher)
+
+    def set_executor(self, executor: Executor) -> None:
+        self._executor = executor
+        for entry in self._entries.values():
+            entry.pipeline.executor = executor
 
     def names(self) -> list[str]:
         return list(self._entries)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from modelplane.model.options import Batching, Limits
+from modelplane.server.payload_log import LoggerConfig
 
 MIB = 2**20
 
@@ -24,6 +27,11 @@ class ServerSettings:
     log_level: str = "info"
     timeout_keep_alive: int = 65
     server_name: str = "modelplane"
+    batching: Batching | None = None  # adaptive batching for every model that does not set its own
+    limits: Limits = field(default_factory=Limits)  # overload limits for every model that does not set its own
+    logger: LoggerConfig | None = None  # payload logger (CloudEvents to a sink)
+    graceful_timeout_s: float = 30.0  # on SIGTERM: stop accepting, let in-flight requests finish this long
+    fork_after_load: bool = False  # --workers: load models once in the parent, fork workers that share the memory
 
     def thread_count(self) -> int:
         return self.max_threads or min(32, (os.cpu_count() or 1) + 4)

@@ -1,8 +1,10 @@
 """Server: N worker processes sharing the REST socket (inherited) and the gRPC port (SO_REUSEPORT), supervised.
 
-The parent binds the REST socket once and forks; each child builds its own ModelServer after the fork (no grpc
-threads or event loop exist in the parent, so forking is safe), loads the model and serves. A child that dies is
-replaced; SIGTERM/SIGINT to the parent stop every child.
+The parent binds the REST socket once and forks; by default each child builds its own ModelServer after the fork
+(no grpc threads or event loop exist in the parent, so forking is safe), loads the model and serves. With
+`fork_after_load` the parent builds the server and loads the models once, then forks: the children share the
+model's memory copy-on-write (the parent's loop and model threads are gone before the fork; each child starts
+fresh ones). A child that dies is replaced; SIGTERM/SIGINT to the parent stop every child.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Supervisor:
         self.build = build
         self.children: dict[int, int] = {}  # pid -> worker index
         self.stopping = False
+        self.loaded: ModelServer | None = None  # built and loaded in the parent (fork_after_load)
 
     def _spawn(self, index: int, sock: socket.socket) -> None:
         pid = os.fork()
@@ -46,7 +49,10 @@ class Supervisor:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
-                self.build().run(sockets=[sock], reuse_port=True)
+                server = self.loaded or self.build()
+                if self.loaded is not None:
+                    server.after_fork()
+                server.run(sockets=[sock], reuse_port=True)
             except BaseException:  # report, then leave without running the parent's cleanup
                 log.exception("worker %d failed", index)
                 code = 1
@@ -64,6 +70,9 @@ class Supervisor:
         sock = bind_rest_socket(self.settings.host, self.settings.http_port)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        if self.settings.fork_after_load:
+            self.loaded = self.build()
+            self.loaded.load_before_fork()
         for index in range(self.settings.workers):
             self._spawn(index, sock)
         while self.children:

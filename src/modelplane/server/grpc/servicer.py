@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -15,9 +16,11 @@ from modelplane.server.grpc import codec
 from modelplane.server.grpc.proto import inference_pb2 as pb
 from modelplane.server.grpc.proto import inference_pb2_grpc as pb_grpc
 from modelplane.server.metrics import Metrics
+from modelplane.server.payload_log import PayloadLogger
 
 log = logging.getLogger("modelplane.grpc")
 SERVICE = "inference.GRPCInferenceService"
+GRPC_PROTO = "application/grpc+proto"
 T = TypeVar("T")
 
 
@@ -41,16 +44,17 @@ def _mapped(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
             name = getattr(request, "model_name", "")
             if name:
                 self.metrics.count(name, "grpc", status_of(exc).grpc)
-            await context.abort(grpc_code(exc), message)
+            await context.abort(grpc_code(exc), message, tuple((getattr(exc, "headers", None) or {}).items()))
             raise  # unreachable: abort raises
 
     return wrapper
 
 
 class Servicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, dataplane: DataPlane, metrics: Metrics) -> None:
+    def __init__(self, dataplane: DataPlane, metrics: Metrics, payload_log: PayloadLogger | None = None) -> None:
         self.dp = dataplane
         self.metrics = metrics
+        self.payload_log = payload_log
 
     @_mapped
     async def ServerLive(self, request: Any, context: Any) -> Any:
@@ -86,9 +90,17 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         entry = self.dp.registry.ready_entry(request.model_name)
         infer_request = codec.decode_request(request)
         headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-        response, _ = await self.dp.infer(infer_request, headers, entry)
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        plog = self.payload_log
+        if plog is not None:
+            event_id = plog.event_id(headers)
+            plog.request(request.model_name, event_id, request.SerializeToString(), GRPC_PROTO, headers)
+        response, _ = await self.dp.infer(infer_request, headers, entry, deadline)
         msg = codec.encode_response(response, raw=bool(request.raw_input_contents))
         self.metrics.count(request.model_name, "grpc", "OK")
+        if plog is not None:
+            plog.response(request.model_name, event_id, _serialize(msg), GRPC_PROTO, headers)
         return msg
 
     @_mapped
@@ -116,7 +128,12 @@ def _serialize(message: Any) -> bytes:
 
 
 def build_server(
-    dataplane: DataPlane, metrics: Metrics, max_send_bytes: int, max_receive_bytes: int, reuse_port: bool = False
+    dataplane: DataPlane,
+    metrics: Metrics,
+    max_send_bytes: int,
+    max_receive_bytes: int,
+    reuse_port: bool = False,
+    payload_log: PayloadLogger | None = None,
 ) -> grpc.aio.Server:
     options = [
         ("grpc.max_send_message_length", max_send_bytes),
@@ -124,7 +141,7 @@ def build_server(
         ("grpc.so_reuseport", int(reuse_port)),  # only worker processes share a port on purpose
     ]
     server = grpc.aio.server(options=options)
-    servicer = Servicer(dataplane, metrics)
+    servicer = Servicer(dataplane, metrics, payload_log)
     handlers = {}
     for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(

@@ -17,8 +17,9 @@ from modelplane.protocol.errors import (
     status_of,
 )
 from modelplane.protocol.types import InferResponse
-from modelplane.server.dataplane import DataPlane
+from modelplane.server.dataplane import DataPlane, deadline_from_ms
 from modelplane.server.metrics import Metrics
+from modelplane.server.payload_log import PayloadLogger
 from modelplane.server.rest import cloudevents
 from modelplane.server.rest.http import (
     JSON,
@@ -34,6 +35,7 @@ from modelplane.server.rest.http import (
 log = logging.getLogger("modelplane.rest")
 
 IHCL = b"inference-header-content-length"
+TIMEOUT = b"x-request-timeout-ms"
 JSON_CONTENT_TYPES = frozenset(
     {"application/json", "application/cloudevents+json", "application/ld+json", "application/octet-stream"}
 )
@@ -48,7 +50,9 @@ class RestApp:
         metrics: Metrics,
         max_body_bytes: int = 64 * 2**20,
         cloudevent_config: cloudevents.CloudEventConfig | None = None,
+        payload_log: PayloadLogger | None = None,
     ) -> None:
+        self.payload_log = payload_log
         self.dataplane = dataplane
         self.metrics = metrics
         self.max_body = max_body_bytes
@@ -87,7 +91,8 @@ class RestApp:
             model = _inference_model(path)
             if model:
                 self.metrics.count(model, "rest", str(status))
-            await respond_json(send, status, {"error": message})
+            extra = getattr(exc, "headers", None) or {}
+            await respond_json(send, status, {"error": message}, [(k.encode(), v.encode()) for k, v in extra.items()])
 
     # --- /v2/models/... ------------------------------------------------------------------------------
     async def _v2_model(self, rest: str, method: str, scope: Scope, receive: Receive, send: Send) -> None:
@@ -116,16 +121,24 @@ class RestApp:
     async def _infer(self, name: str, version: str | None, scope: Scope, receive: Receive, send: Send) -> None:
         header_length: int | None = None
         declared: int | None = None
+        deadline: float | None = None
         for key, value in scope["headers"]:
             if key == IHCL:
                 header_length = _int_header(value, "Inference-Header-Content-Length")
+            elif key == TIMEOUT:
+                deadline = deadline_from_ms(value)
             elif key == b"content-length":
                 declared = _int_header(value, "Content-Length")
         entry = self.dataplane.registry.ready_entry(name)  # 404/503 before reading a large body
         body = await read_body(receive, self.max_body, declared)
         request = decode_request(body, header_length, name)
         request.model_version = version
-        response, extra = await self.dataplane.infer(request, header_dict(scope), entry)
+        headers_in = header_dict(scope)
+        plog = self.payload_log
+        if plog is not None:
+            event_id = plog.event_id(headers_in)
+            plog.request(name, event_id, body, headers_in.get("content-type", ""), headers_in)
+        response, extra = await self.dataplane.infer(request, headers_in, entry, deadline)
         parts, ihcl = encode_response(response, binary_outputs(request, response))
         headers = [(k.encode(), v.encode()) for k, v in extra.items()]
         if ihcl is None:
@@ -135,6 +148,8 @@ class RestApp:
             headers.append((b"content-type", b"application/octet-stream"))
         self.metrics.count(name, "rest", "200")
         await respond(send, 200, parts, headers)
+        if plog is not None:
+            plog.response(name, event_id, b"".join(parts), headers_in.get("content-type", ""), headers_in)
 
     # --- /v1/models/... ------------------------------------------------------------------------------
     async def _v1_model(self, rest: str, method: str, scope: Scope, receive: Receive, send: Send) -> None:
@@ -153,17 +168,27 @@ class RestApp:
         body = await read_body(
             receive, self.max_body, _int_header(declared.encode(), "Content-Length") if declared else None
         )
+        timeout = headers.get("x-request-timeout-ms")
+        deadline = deadline_from_ms(timeout) if timeout is not None else None
         payload, event = self._decode_v1(body, headers)
-        result, extra = await self.dataplane.predict_v1(name, payload, headers, verb, entry)
+        plog = self.payload_log
+        if plog is not None:
+            event_id = plog.event_id(headers)
+            plog.request(name, event_id, body, headers.get("content-type", ""), headers)
+        result, extra = await self.dataplane.predict_v1(name, payload, headers, verb, entry, deadline)
         out_headers = [(k.encode(), v.encode()) for k, v in extra.items()]
         if event is not None:
             body_out, ce_headers = cloudevents.encode(dumps(_v1_jsonable(result)), event, self.ce_config, name)
-            await respond(send, 200, [body_out], [*out_headers, *ce_headers])
+            out_headers.extend(ce_headers)
         elif isinstance(result, (bytes, str)):
-            await respond(send, 200, [result.encode() if isinstance(result, str) else result], out_headers)
+            body_out = result.encode() if isinstance(result, str) else result
         else:
-            await respond(send, 200, [dumps(_v1_jsonable(result))], [*out_headers, (b"content-type", JSON)])
+            body_out = dumps(_v1_jsonable(result))
+            out_headers.append((b"content-type", JSON))
+        await respond(send, 200, [body_out], out_headers)
         self.metrics.count(name, "rest", "200")
+        if plog is not None:
+            plog.response(name, event_id, body_out, headers.get("content-type", ""), headers)
 
     def _decode_v1(self, body: bytes, headers: Mapping[str, str]) -> tuple[Any, cloudevents.IncomingEvent | None]:
         if cloudevents.is_binary_event(headers):
