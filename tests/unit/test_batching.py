@@ -191,3 +191,38 @@ def test_v2_combine_then_split_returns_each_request_its_own_rows(counts, width):
         assert part.id == request.id
         assert np.array_equal(part.outputs[0].data, request.inputs[0].data + 1)
         assert part.outputs[0].shape == request.inputs[0].shape
+
+
+@on_loop
+async def test_under_a_high_arrival_rate_a_free_model_waits_for_the_burst_then_runs_it_as_one_batch():
+    run = Recorder()
+    run.gate.set()
+    batcher = Batcher("m", Batching(max_batch_size=32, max_latency_ms=50), run, Metrics())
+    for _ in range(10):
+        batcher.cost.record(1, 0.02)  # a call costs 20 ms whatever its size
+    batcher._gap = 0.001  # measured: a request every millisecond, 20 per call
+    first = asyncio.create_task(batcher.submit(V2, v2(np.ones((1, 1))), {}))
+    await settle()
+    assert not batcher.busy and len(batcher.queue) == 1  # held for companions, not dispatched
+    second = asyncio.create_task(batcher.submit(V2, v2(np.ones((1, 1)) * 2), {}))
+    await settle()
+    assert not batcher.busy and len(batcher.queue) == 2
+    (a, _), (b, _) = await asyncio.gather(first, second)  # the pause in arrivals ends the hold
+    assert run.calls == [2] and a.outputs[0].data.tolist() == [[10]] and b.outputs[0].data.tolist() == [[20]]
+
+
+@on_loop
+async def test_a_batched_request_past_its_timeout_is_answered_504_and_skipped():
+    from modelplane.protocol.errors import DeadlineExceeded
+
+    run = Recorder()
+    batcher = Batcher("m", Batching(max_batch_size=32, timeout_s=0.05), run, Metrics())
+    blocker = asyncio.create_task(batcher.submit(V2, v2(np.ones((1, 1))), {}))
+    await settle()
+    with pytest.raises(DeadlineExceeded):
+        await batcher.submit(V2, v2(np.ones((1, 1))), {})
+    run.gate.set()
+    with pytest.raises(DeadlineExceeded):  # the blocker itself waited past its timeout too
+        await blocker
+    after = await batcher.submit(V2, v2(np.ones((1, 1)) * 3), {})
+    assert after[0].outputs[0].data.tolist() == [[30]] and run.calls == [1, 1]  # the expired one never ran

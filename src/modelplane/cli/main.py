@@ -232,6 +232,15 @@ def cache_prune(
     typer.echo(f"removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'}")
 
 
+def _register_platform() -> None:
+    from modelplane.cli.platform import register
+
+    register(app)
+
+
+_register_platform()
+
+
 @app.command()
 def version() -> None:
     """Print the modelplane version."""

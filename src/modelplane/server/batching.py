@@ -13,6 +13,7 @@ from modelplane.model.options import Batching
 from modelplane.protocol.errors import DeadlineExceeded, InferenceError
 from modelplane.server.metrics import Metrics
 
+QUIET_SHARE = 0.1  # a pause in arrivals this long (as a share of the batch's fixed cost) ends a hold
 Run = Callable[[Any, Mapping[str, str]], Awaitable[tuple[Any, dict[str, str]]]]
 
 
@@ -74,11 +75,13 @@ class Batcher:
     """Per-model queue that merges requests into batches.
 
     A batch is dispatched when the model is free and either enough rows are queued (max_batch_size, or a preferred
-    size), or waiting longer would not pay. Waiting pays only when another request is expected within one batch's
-    fixed cost (arrival rate * fixed cost >= 1, both measured): then the oldest request waits at most that fixed cost,
-    never more than max_latency. So a lone request goes straight to the model, and under load batches grow on their
-    own while the model is busy with the previous one. Requests are never split; a request larger than
-    max_batch_size runs alone. An error in a batch goes to that batch's callers only.
+    size), or waiting longer would not pay. The batch cost is learnt as fixed + per_row * rows. Waiting can only
+    pay when more than one request arrives per fixed cost (arrival rate * fixed >= 1, measured); then the batcher
+    holds while requests keep arriving — typically the burst of callers whose previous batch just returned — and
+    dispatches at the first pause of a tenth of the fixed cost, and at most min(fixed cost, max_latency) after the
+    model became free. So a lone request goes straight to the model, fast models are never held for long, and under
+    load batches grow to what the load offers. Requests are never split; a request larger than max_batch_size runs
+    alone. An error in a batch goes to that batch's callers only.
     """
 
     def __init__(self, name: str, config: Batching, run: Run, metrics: Metrics) -> None:
@@ -89,6 +92,7 @@ class Batcher:
         self._gap = 0.0  # EWMA of the time between arrivals
         self._last_arrival = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._free_since = 0.0  # when the last batch finished
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -129,14 +133,21 @@ class Batcher:
         queued_rows = sum(i.rows for i in self.queue if i.key == head.key)
         full = queued_rows >= self.config.max_batch_size or any(queued_rows >= p for p in self.config.preferred_sizes)
         fixed = self.cost.fixed
-        hold = min(self.config.max_latency_ms / 1000, fixed) if self.arrival_rate * fixed >= 1.0 else 0.0
-        due = head.enqueued + hold
-        if full or now >= due:
+        if full or self.arrival_rate * fixed < 1.0:
+            self._dispatch()  # enough rows, or too few arrivals for waiting to merge anything
+            return
+        # Requests are arriving faster than one per batch overhead: wait while they keep coming (a burst of
+        # callers whose last batch just returned), at most the fixed cost and max_latency past the moment the
+        # model was free for this batch.
+        start = max(head.enqueued, self._free_since)
+        due = min(start + min(self.config.max_latency_ms / 1000, fixed), self._last_arrival + QUIET_SHARE * fixed)
+        if now >= due:
             self._dispatch()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_at(
-                asyncio.get_running_loop().time() + (due - now), self._on_timer
-            )
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_at(loop.time() + (due - now), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -197,6 +208,7 @@ class Batcher:
                 if not item.future.done():
                     item.future.set_result((part, out_headers))
         finally:
-            self.cost.record(rows, time.monotonic() - start)
+            self._free_since = time.monotonic()
+            self.cost.record(rows, self._free_since - start)
             self.busy = False
             self._poke()

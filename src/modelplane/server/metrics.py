@@ -82,11 +82,11 @@ class Metrics:
     def reject(self, model_name: str, reason: str) -> None:
         self._child("rejected", self.rejected, model_name, reason).inc()
 
-    def log_event(self, model_name: str, delivered: bool) -> None:
+    def log_event(self, model_name: str, delivered: bool, count: int = 1) -> None:
         if delivered:
-            self._child("log_sent", self.log_sent, model_name).inc()
+            self._child("log_sent", self.log_sent, model_name).inc(count)
         else:
-            self._child("log_dropped", self.log_dropped, model_name).inc()
+            self._child("log_dropped", self.log_dropped, model_name).inc(count)
 
     def forget(self, model_name: str) -> None:
         self._children = {k: v for k, v in self._children.items() if model_name not in k[1:]}

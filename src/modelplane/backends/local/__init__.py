@@ -1,0 +1,1 @@
+"""Local backend: replica processes, an embedded gateway, and the controller loop that drives them."""

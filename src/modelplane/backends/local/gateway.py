@@ -1,0 +1,184 @@
+"""Local backend: the embedded gateway — one port in front of every InferenceService (the ingress + Knative
+routing role): host or path routing, component choice, weighted traffic split, round-robin over ready replicas."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+Scope = dict[str, Any]
+HOP_BY_HOP = {
+    b"connection",
+    b"keep-alive",
+    b"transfer-encoding",
+    b"te",
+    b"trailer",
+    b"upgrade",
+    b"host",
+    b"proxy-connection",
+    b"content-length",
+}
+COMPONENTS = ("predictor", "transformer", "explainer")
+
+
+@dataclass
+class Route:
+    """Where one InferenceService's traffic goes: per component, (revision, percent) targets; tags by name."""
+
+    traffic: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)  # "latest"/"prev" -> revision (tag routing)
+
+
+class Gateway:
+    """ASGI app. `replicas(revision)` returns the base URLs of that revision's ready replicas."""
+
+    def __init__(self, replicas: Callable[[str], list[str]], domain: str = "example.com") -> None:
+        self.routes: dict[tuple[str, str], Route] = {}
+        self.replicas = replicas
+        self.domain = domain
+        self._rr: dict[str, itertools.count[int]] = {}
+        self._client: httpx.AsyncClient | None = None
+        self.random = random.Random()
+
+    def set_route(self, namespace: str, name: str, route: Route | None) -> None:
+        if route is None:
+            self.routes.pop((namespace, name), None)
+        else:
+            self.routes[(namespace, name)] = route
+
+    # --- routing --------------------------------------------------------------------------------------------
+    def resolve(self, host: str, path: str) -> tuple[Route, str | None, str | None, str]:
+        """(route, component or None, tag or None, upstream path) for a request, or LookupError."""
+        if path.startswith("/serving/"):
+            parts = path.split("/", 4)
+            if len(parts) < 4:
+                raise LookupError("path must be /serving/{namespace}/{name}/...")
+            namespace, name = parts[2], parts[3]
+            upstream = "/" + (parts[4] if len(parts) > 4 else "")
+            return (*self._find(namespace, name), upstream)
+        hostname = host.split(":", 1)[0]
+        suffix = "." + self.domain
+        if not hostname.endswith(suffix):
+            raise LookupError(
+                f"no route for host {hostname!r}: use {{name}}.{{namespace}}.{self.domain} or /serving/..."
+            )
+        name, _, namespace = hostname[: -len(suffix)].partition(".")
+        return (*self._find(namespace, name), path)
+
+    def _find(self, namespace: str, name: str) -> tuple[Route, str | None, str | None]:
+        route = self.routes.get((namespace, name))
+        if route is not None:
+            return route, None, None
+        for tag in ("latest", "prev"):
+            if name.startswith(tag + "-"):
+                rest = name[len(tag) + 1 :]
+                for component in COMPONENTS:
+                    base = rest.removesuffix("-" + component)
+                    if (namespace, base) in self.routes and rest != base:
+                        return self.routes[(namespace, base)], component, tag
+        for component in COMPONENTS:
+            base = name.removesuffix("-" + component)
+            if base != name and (namespace, base) in self.routes:
+                return self.routes[(namespace, base)], component, None
+        raise LookupError(f"InferenceService {namespace}/{name} not found")
+
+    def pick(self, route: Route, component: str | None, tag: str | None, path: str) -> tuple[str, list[str]]:
+        """(revision, its ready replica URLs) for this request."""
+        if component is None:
+            if path.endswith(":explain") and "explainer" in route.traffic:
+                component = "explainer"
+            else:
+                component = "transformer" if "transformer" in route.traffic else "predictor"
+        if tag is not None:
+            revision = route.tags.get(tag)
+            if revision is None:
+                raise LookupError(f"no revision tagged {tag}")
+            return revision, self.replicas(revision)
+        targets = [(rev, pct) for rev, pct in route.traffic.get(component, []) if pct > 0]
+        live = [(rev, pct, urls) for rev, pct in targets if (urls := self.replicas(rev))]
+        if not live:
+            raise ConnectionError(f"no ready replica for the {component}")
+        point = self.random.uniform(0, sum(p for _, p, _ in live))
+        for rev, pct, urls in live:
+            point -= pct
+            if point <= 0:
+                return rev, urls
+        return live[-1][0], live[-1][2]
+
+    # --- ASGI -----------------------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            if self._client is not None:
+                await self._client.aclose()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+        try:
+            route, component, tag, upstream = self.resolve(host, scope["path"])
+            revision, urls = self.pick(route, component, tag, upstream)
+        except LookupError as exc:
+            await _reply(send, 404, {"error": str(exc)})
+            return
+        except ConnectionError as exc:
+            await _reply(send, 503, {"error": str(exc)}, [(b"retry-after", b"1")])
+            return
+        body = await _read(receive)
+        query = scope.get("query_string", b"")
+        target = upstream + ("?" + query.decode("latin-1") if query else "")
+        client = self._client or httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_keepalive_connections=256))
+        self._client = client
+        counter = self._rr.setdefault(revision, itertools.count())
+        start = next(counter)
+        last_error: Exception | None = None
+        for attempt in range(min(len(urls), 3)):  # a replica that refuses the connection never saw the request
+            url = urls[(start + attempt) % len(urls)]
+            try:
+                response = await client.request(scope["method"], url + target, content=body, headers=headers)
+            except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+                last_error = exc
+                continue
+            out = [
+                (k.encode("latin-1"), v.encode("latin-1"))
+                for k, v in response.headers.items()
+                if k.encode("latin-1") not in HOP_BY_HOP
+            ]
+            content = response.content
+            out.append((b"content-length", str(len(content)).encode()))
+            await send({"type": "http.response.start", "status": response.status_code, "headers": out})
+            await send({"type": "http.response.body", "body": content})
+            return
+        await _reply(send, 502, {"error": f"no replica of {revision} answered: {last_error}"})
+
+
+async def _read(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _reply(send: Any, status: int, doc: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = orjson.dumps(doc)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

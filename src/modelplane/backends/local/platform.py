@@ -1,0 +1,93 @@
+"""Local backend: one process running the control plane — API server, controller loop and gateway — for one
+MODELPLANE_HOME (two homes are two independent platforms)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelplane.backends.local.apiserver import ApiServer
+from modelplane.backends.local.controller import Controller
+from modelplane.backends.local.gateway import Gateway
+from modelplane.backends.local.replicas import ReplicaSet
+from modelplane.control.store import Store, home
+
+log = logging.getLogger("modelplane.platform")
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformConfig:
+    host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    api_port: int = 8090
+    domain: str = "example.com"
+    stop_replicas_on_exit: bool = True
+
+
+def info_path(root: Path | None = None) -> Path:
+    return (root or home()) / "platform.json"
+
+
+def read_info(root: Path | None = None) -> dict[str, object] | None:
+    try:
+        return json.loads(info_path(root).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+async def serve(config: PlatformConfig) -> None:
+    import uvicorn
+
+    root = home()
+    store = Store(root / "state.db")
+    replicas = ReplicaSet(root)
+    gateway = Gateway(replicas.ready_urls, config.domain)
+    gateway_url = f"http://{config.host}:{config.gateway_port}"
+    controller = Controller(store, replicas, gateway, gateway_url)
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=config.host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                loop="none",
+                http="httptools",
+                lifespan="on",
+            )
+        )
+        for app, port in ((gateway, config.gateway_port), (ApiServer(store), config.api_port))
+    ]
+    for s in servers:
+        s.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    tasks.append(asyncio.create_task(controller.run()))
+    info_path(root).write_text(
+        json.dumps({"pid": os.getpid(), "gateway": gateway_url, "api": f"http://{config.host}:{config.api_port}"})
+    )
+    log.info("modelplane up: gateway %s, API http://%s:%d, home %s", gateway_url, config.host, config.api_port, root)
+    try:
+        await stop.wait()
+    finally:
+        controller.stop()
+        for s in servers:
+            s.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if config.stop_replicas_on_exit:
+            await asyncio.to_thread(replicas.stop_all)
+        replicas.close()
+        store.close()
+        with contextlib.suppress(FileNotFoundError):
+            info_path(root).unlink()

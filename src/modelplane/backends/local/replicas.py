@@ -1,0 +1,208 @@
+"""Local backend: replica processes per revision — start, probe readiness (model loaded), restart on crash, stop.
+
+Each replica is a process on free loopback ports with its own log file; its pid and ports are recorded in a JSON
+file under MODELPLANE_HOME so a restarted control plane re-adopts live replicas instead of starting new ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger("modelplane.replicas")
+BACKOFF_S = (0.5, 1, 2, 5, 10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ReplicaSpec:
+    """How to run one replica: argv with {http_port}/{grpc_port} placeholders, extra env."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    ready_path: str = "/v2/health/ready"
+
+
+@dataclass
+class Replica:
+    revision: str
+    index: int
+    pid: int
+    http_port: int
+    grpc_port: int
+    log_path: str
+    ready: bool = False
+    restarts: int = 0
+    started: float = 0.0
+    failure: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return ""
+    return " | ".join(text[-lines:])[-600:]
+
+
+class ReplicaSet:
+    """All replicas this backend runs, by revision."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.logs = home / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.state_file = home / "replicas.json"
+        self.replicas: dict[str, list[Replica]] = {}
+        self.specs: dict[str, ReplicaSpec] = {}
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._client = httpx.Client(timeout=0.5)
+        self._adopt()
+
+    # --- persistence ---------------------------------------------------------------------------------------
+    def _adopt(self) -> None:
+        try:
+            saved = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return
+        for item in saved.get("replicas", []):
+            replica = Replica(**item)
+            if _alive(replica.pid):
+                replica.ready = False  # re-probed before it gets traffic
+                self.replicas.setdefault(replica.revision, []).append(replica)
+                log.info("re-adopted replica %s/%d (pid %d)", replica.revision, replica.index, replica.pid)
+        for revision, spec in saved.get("specs", {}).items():
+            if revision in self.replicas:
+                self.specs[revision] = ReplicaSpec(**spec)
+
+    def _save(self) -> None:
+        doc = {
+            "replicas": [asdict(r) for rs in self.replicas.values() for r in rs],
+            "specs": {k: asdict(v) for k, v in self.specs.items()},
+        }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        tmp.replace(self.state_file)
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+    def _start(self, revision: str, index: int, spec: ReplicaSpec, restarts: int = 0) -> Replica:
+        http_port, grpc_port = free_port(), free_port()
+        argv = [a.format(http_port=http_port, grpc_port=grpc_port) for a in spec.argv]
+        env = {**os.environ, **{k: v.format(http_port=http_port, grpc_port=grpc_port) for k, v in spec.env.items()}}
+        log_path = self.logs / f"{revision}-{index}.log"
+        with log_path.open("ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self._children[proc.pid] = proc
+        replica = Replica(
+            revision, index, proc.pid, http_port, grpc_port, str(log_path), restarts=restarts, started=time.monotonic()
+        )
+        log.info("started %s/%d pid %d on :%d", revision, index, proc.pid, http_port)
+        return replica
+
+    def _stop(self, replica: Replica) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(replica.pid, signal.SIGTERM)
+        proc = self._children.pop(replica.pid, None)
+        if proc is not None:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(replica.pid, signal.SIGKILL)
+                proc.wait(5)
+        else:  # adopted: not our child, poll until gone
+            deadline = time.monotonic() + 10
+            while _alive(replica.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(replica.pid, signal.SIGKILL)
+
+    def scale(self, revision: str, count: int, spec: ReplicaSpec | None) -> None:
+        current = self.replicas.setdefault(revision, [])
+        if spec is not None:
+            self.specs[revision] = spec
+        while len(current) > count:
+            self._stop(current.pop())
+        spec = self.specs.get(revision)
+        while len(current) < count and spec is not None:
+            current.append(self._start(revision, len(current), spec))
+        if not current:
+            self.replicas.pop(revision, None)
+            self.specs.pop(revision, None)
+        self._save()
+
+    def stop_all(self) -> None:
+        for revision in list(self.replicas):
+            self.scale(revision, 0, None)
+
+    def tick(self) -> None:
+        """Reap crashed replicas (restart with backoff, remember why) and probe readiness."""
+        changed = False
+        for revision, replicas in self.replicas.items():
+            for i, replica in enumerate(replicas):
+                proc = self._children.get(replica.pid)
+                dead = proc.poll() is not None if proc is not None else not _alive(replica.pid)
+                if dead:
+                    code = proc.returncode if proc is not None else None
+                    why = f"replica exited with code {code}: {_tail(replica.log_path)}"
+                    self._children.pop(replica.pid, None)
+                    delay = BACKOFF_S[min(replica.restarts, len(BACKOFF_S) - 1)]
+                    if time.monotonic() - replica.started < delay:
+                        replica.ready, replica.failure = False, why
+                        continue  # wait out the backoff before restarting
+                    log.warning("%s/%d died (%s); restarting", revision, replica.index, why)
+                    fresh = self._start(revision, replica.index, self.specs[revision], replica.restarts + 1)
+                    fresh.failure = why
+                    replicas[i] = fresh
+                    changed = True
+                    continue
+                if not replica.ready:
+                    replica.ready = self._probe(replica)
+                    if replica.ready:
+                        replica.failure = ""
+        if changed:
+            self._save()
+
+    def _probe(self, replica: Replica) -> bool:
+        spec = self.specs.get(replica.revision)
+        try:
+            r = self._client.get(replica.url + (spec.ready_path if spec else "/v2/health/ready"))
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
+
+    def ready_urls(self, revision: str) -> list[str]:
+        return [r.url for r in self.replicas.get(revision, []) if r.ready]
+
+    def failure(self, revision: str) -> str:
+        return next((r.failure for r in self.replicas.get(revision, []) if r.failure), "")
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,196 @@
+"""Control plane: the object store — SQLite under MODELPLANE_HOME; objects, immutable revisions, a change log."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+  kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+  body TEXT NOT NULL, generation INTEGER NOT NULL, version INTEGER NOT NULL,
+  PRIMARY KEY (kind, namespace, name));
+CREATE TABLE IF NOT EXISTS revisions (
+  namespace TEXT NOT NULL, isvc TEXT NOT NULL, component TEXT NOT NULL, number INTEGER NOT NULL,
+  name TEXT NOT NULL, template_hash TEXT NOT NULL, template TEXT NOT NULL, created TEXT NOT NULL,
+  PRIMARY KEY (namespace, isvc, component, number));
+CREATE TABLE IF NOT EXISTS changes (
+  version INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+  type TEXT NOT NULL);
+"""
+
+
+def home() -> Path:
+    return Path(os.environ.get("MODELPLANE_HOME") or Path.home() / ".modelplane")
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    namespace: str
+    isvc: str
+    component: str
+    number: int
+    name: str
+    template_hash: str
+    template: dict[str, Any]
+    created: str
+
+
+class Conflict(Exception):
+    pass
+
+
+class Store:
+    """Thread-safe; every write is one transaction, so a crash never leaves half an update."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or home() / "state.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _log(self, db: sqlite3.Connection, kind: str, namespace: str, name: str, change: str) -> int:
+        return int(
+            db.execute(
+                "INSERT INTO changes(kind, namespace, name, type) VALUES (?,?,?,?)", (kind, namespace, name, change)
+            ).lastrowid
+            or 0
+        )
+
+    # --- objects ---------------------------------------------------------------------------------------------
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            if namespace is None:
+                rows = self._db.execute("SELECT body FROM objects WHERE kind=? ORDER BY namespace, name", (kind,))
+            else:
+                rows = self._db.execute(
+                    "SELECT body FROM objects WHERE kind=? AND namespace=? ORDER BY name", (kind, namespace)
+                )
+            return [json.loads(r[0]) for r in rows.fetchall()]
+
+    def put(self, body: dict[str, Any], spec_changed: bool = True) -> dict[str, Any]:
+        """Create or replace; bumps metadata.generation when the spec changed, sets creationTimestamp once."""
+        kind, meta = body["kind"], body["metadata"]
+        namespace = meta.setdefault("namespace", "default")
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT body, generation FROM objects WHERE kind=? AND namespace=? AND name=?",
+                (kind, namespace, meta["name"]),
+            ).fetchone()
+            if row is None:
+                generation, change = 1, "ADDED"
+                meta["creationTimestamp"] = meta.get("creationTimestamp") or now()
+            else:
+                old = json.loads(row[0])
+                generation = row[1] + (1 if spec_changed and old.get("spec") != body.get("spec") else 0)
+                meta["creationTimestamp"] = old["metadata"].get("creationTimestamp") or now()
+                meta["uid"] = old["metadata"].get("uid")
+                change = "MODIFIED"
+            meta["generation"] = generation
+            meta.setdefault("uid", os.urandom(8).hex())
+            version = self._log(db, kind, namespace, meta["name"], change)
+            meta["resourceVersion"] = str(version)
+            db.execute(
+                "INSERT OR REPLACE INTO objects(kind, namespace, name, body, generation, version) VALUES (?,?,?,?,?,?)",
+                (kind, namespace, meta["name"], json.dumps(body), generation, version),
+            )
+        return body
+
+    def set_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT body FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
+            ).fetchone()
+            if row is None:
+                return
+            body = json.loads(row[0])
+            if body.get("status") == status:
+                return
+            body["status"] = status
+            version = self._log(db, kind, namespace, name, "MODIFIED")
+            body["metadata"]["resourceVersion"] = str(version)
+            db.execute(
+                "UPDATE objects SET body=?, version=? WHERE kind=? AND namespace=? AND name=?",
+                (json.dumps(body), version, kind, namespace, name),
+            )
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        with self._tx() as db:
+            gone = db.execute(
+                "DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
+            ).rowcount
+            if gone:
+                self._log(db, kind, namespace, name, "DELETED")
+                if kind == "InferenceService":
+                    db.execute("DELETE FROM revisions WHERE namespace=? AND isvc=?", (namespace, name))
+        return bool(gone)
+
+    def changes_since(self, version: int) -> list[tuple[int, str, str, str, str]]:
+        with self._lock:
+            return self._db.execute(
+                "SELECT version, kind, namespace, name, type FROM changes WHERE version > ? ORDER BY version",
+                (version,),
+            ).fetchall()
+
+    # --- revisions -------------------------------------------------------------------------------------------
+    def revisions(self, namespace: str, isvc: str, component: str) -> list[Revision]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT namespace, isvc, component, number, name, template_hash, template, created FROM revisions "
+                "WHERE namespace=? AND isvc=? AND component=? ORDER BY number",
+                (namespace, isvc, component),
+            ).fetchall()
+        return [Revision(*r[:6], json.loads(r[6]), r[7]) for r in rows]
+
+    def add_revision(
+        self, namespace: str, isvc: str, component: str, template_hash: str, template: dict[str, Any]
+    ) -> Revision:
+        with self._tx() as db:
+            last = db.execute(
+                "SELECT MAX(number) FROM revisions WHERE namespace=? AND isvc=? AND component=?",
+                (namespace, isvc, component),
+            ).fetchone()[0]
+            number = (last or 0) + 1
+            name = f"{isvc}-{component}-{number:05d}"
+            created = now()
+            db.execute(
+                "INSERT INTO revisions VALUES (?,?,?,?,?,?,?,?)",
+                (namespace, isvc, component, number, name, template_hash, json.dumps(template), created),
+            )
+        return Revision(namespace, isvc, component, number, name, template_hash, template, created)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,255 @@
+"""The embedded platform end to end: `modelplane up`, KServe's sample YAML applied unchanged but for storageUri,
+predictions through the gateway, canary → promote → rollback, restart without loss, delete."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from conftest import IRIS_V1, IRIS_V2
+from support.observe import wait_for
+from support.server import free_port
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "kserve"
+
+
+def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MODELPLANE_HOME": str(home)}
+    out = subprocess.run([sys.executable, "-m", "modelplane", *args], capture_output=True, text=True, env=env)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+class Platform:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port, self.api_port = free_port(), free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def up(self) -> None:
+        env = {**os.environ, "MODELPLANE_HOME": str(self.home)}
+        argv = [sys.executable, "-m", "modelplane", "up", "--port", str(self.port), "--api-port", str(self.api_port)]
+        self.log = (self.home / "up.log").open("ab")
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: _ok(f"http://127.0.0.1:{self.api_port}/healthz"), "the control plane API")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(60)
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def isvc(self, name: str) -> dict:
+        return httpx.get(
+            f"http://127.0.0.1:{self.api_port}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}"
+        ).json()
+
+    def ready(self, name: str) -> bool:
+        conditions = (self.isvc(name).get("status") or {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def replica_pids(self) -> list[int]:
+        try:
+            saved = json.loads((self.home / "replicas.json").read_text())
+        except FileNotFoundError:
+            return []
+        return [r["pid"] for r in saved["replicas"]]
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def platform(tmp_path):
+    p = Platform(tmp_path / "home")
+    p.home.mkdir()
+    p.up()
+    yield p
+    pids = p.replica_pids()
+    p.stop()
+    wait_for(lambda: not any(_alive(pid) for pid in pids), "every replica to stop", timeout=30)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Two models that answer differently, so the test can tell which revision served a request."""
+    import joblib
+    from sklearn.dummy import DummyClassifier
+
+    from modelplane.samples.iris import train_sklearn
+
+    root = tmp_path_factory.mktemp("models")
+    v1 = train_sklearn(root / "v1")
+    v2 = root / "v2"
+    v2.mkdir()
+    joblib.dump(
+        DummyClassifier(strategy="constant", constant=2).fit([[0, 0, 0, 0]] * 3, [2, 0, 1]), v2 / "model.joblib"
+    )
+    return v1, v2
+
+
+def manifest(tmp_path: Path, uri: Path, sample: str = "sklearn-iris.yaml", **predictor) -> Path:
+    doc = yaml.safe_load((DATA / sample).read_text())
+    doc["spec"]["predictor"]["model"]["storageUri"] = str(uri)
+    doc["spec"]["predictor"].update(predictor)
+    for k, v in list(doc["spec"]["predictor"].items()):
+        if v is None:
+            del doc["spec"]["predictor"][k]
+    path = tmp_path / f"isvc-{time.monotonic_ns()}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def shares(gateway: str, n: int) -> Counter:
+    seen: Counter = Counter()
+    with httpx.Client() as client:
+        for _ in range(n):
+            r = client.post(f"{gateway}/serving/default/sklearn-iris/v1/models/sklearn-iris:predict", json=IRIS_V1)
+            assert r.status_code == 200, r.text
+            seen[r.json()["predictions"][0]] += 1
+    return seen
+
+
+def test_apply_predict_canary_promote_rollback_delete(platform, models, tmp_path):
+    v1, v2 = models
+    out = cli(platform.home, "apply", "-f", str(manifest(tmp_path, v1)))
+    assert "inferenceservice.serving.kserve.io/sklearn-iris created" in out.stdout
+    wait_for(lambda: platform.ready("sklearn-iris"), "sklearn-iris to be Ready", timeout=60)
+    status = platform.isvc("sklearn-iris")["status"]
+    assert status["url"] == "http://sklearn-iris.default.example.com"
+    assert status["components"]["predictor"]["latestReadyRevision"] == "sklearn-iris-predictor-00001"
+    # path routing (plain curl) and host routing, V1 and V2
+    by_path = httpx.post(
+        f"{platform.gateway}/serving/default/sklearn-iris/v1/models/sklearn-iris:predict", json=IRIS_V1
+    )
+    assert by_path.json() == {"predictions": [1, 1]}
+    by_host = httpx.post(
+        f"{platform.gateway}/v2/models/sklearn-iris/infer",
+        json=IRIS_V2,
+        headers={"Host": "sklearn-iris.default.example.com"},
+    )
+    assert by_host.json()["outputs"][0]["data"] == [1, 1]
+    table = cli(platform.home, "get", "isvc").stdout.splitlines()
+    assert table[0].split() == [
+        "NAME",
+        "URL",
+        "READY",
+        "PREV",
+        "LATEST",
+        "PREVROLLEDOUTREVISION",
+        "LATESTREADYREVISION",
+        "AGE",
+    ]
+    assert table[1].split()[:3] == ["sklearn-iris", "http://sklearn-iris.default.example.com", "True"]
+
+    # canary: a new model with canaryTrafficPercent 10
+    cli(platform.home, "apply", "-f", str(manifest(tmp_path, v2, canaryTrafficPercent=10)))
+    wait_for(
+        lambda: (
+            [t["revisionName"] for t in platform.isvc("sklearn-iris")["status"]["components"]["predictor"]["traffic"]]
+            == ["sklearn-iris-predictor-00002", "sklearn-iris-predictor-00001"]
+        ),
+        "the canary to be ready and take traffic",
+        timeout=60,
+    )
+    seen = shares(platform.gateway, 2000)
+    assert 0.07 <= seen[2] / 2000 <= 0.13, seen
+    traffic = platform.isvc("sklearn-iris")["status"]["components"]["predictor"]["traffic"]
+    assert [(t["revisionName"], t["percent"]) for t in traffic] == [
+        ("sklearn-iris-predictor-00002", 10),
+        ("sklearn-iris-predictor-00001", 90),
+    ]
+    # promote: drop canaryTrafficPercent
+    cli(platform.home, "apply", "-f", str(manifest(tmp_path, v2)))
+    wait_for(
+        lambda: (
+            platform.isvc("sklearn-iris")["status"]["components"]["predictor"].get("latestRolledoutRevision")
+            == "sklearn-iris-predictor-00002"
+        ),
+        "the promotion",
+    )
+    assert shares(platform.gateway, 50) == Counter({2: 50})
+    # roll back: canaryTrafficPercent 0 sends everything to the previous rolled-out revision
+    cli(platform.home, "apply", "-f", str(manifest(tmp_path, v2, canaryTrafficPercent=0)))
+    wait_for(lambda: shares(platform.gateway, 5) == Counter({1: 5}), "the rollback")
+    # delete: replicas stop, the gateway no longer routes
+    pids = platform.replica_pids()
+    assert pids
+    cli(platform.home, "delete", "isvc", "sklearn-iris")
+    wait_for(lambda: not any(_alive(p) for p in pids), "the replicas to stop", timeout=30)
+    r = httpx.post(f"{platform.gateway}/serving/default/sklearn-iris/v1/models/sklearn-iris:predict", json=IRIS_V1)
+    assert r.status_code == 404 and "not found" in r.json()["error"]
+
+
+def test_bad_objects_are_refused_or_reported_and_nothing_else_is_disturbed(platform, models, tmp_path):
+    v1, _ = models
+    cli(platform.home, "apply", "-f", str(manifest(tmp_path, v1)))
+    wait_for(lambda: platform.ready("sklearn-iris"), "sklearn-iris to be Ready", timeout=60)
+    bad_name = yaml.safe_load((DATA / "sklearn-iris.yaml").read_text())
+    bad_name["metadata"]["name"] = "Bad_Name"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad_name))
+    out = cli(platform.home, "apply", "-f", str(path), check=False)
+    assert out.returncode == 1 and "a InferenceService name must consist of lower case" in out.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: v1\nkind: [unclosed\n")
+    assert cli(platform.home, "apply", "-f", str(broken), check=False).returncode == 1
+    # a format no runtime serves: accepted, reported in status
+    onnx = yaml.safe_load((DATA / "sklearn-iris.yaml").read_text())
+    onnx["metadata"]["name"] = "onnx-model"
+    onnx["spec"]["predictor"]["model"]["modelFormat"]["name"] = "onnx"
+    path.write_text(yaml.safe_dump(onnx))
+    cli(platform.home, "apply", "-f", str(path))
+    wait_for(lambda: "modelStatus" in (platform.isvc("onnx-model").get("status") or {}), "onnx-model status")
+    model_status = platform.isvc("onnx-model")["status"]["modelStatus"]
+    assert model_status["transitionStatus"] == "InvalidSpec"
+    assert model_status["lastFailureInfo"]["reason"] == "NoSupportingRuntime"
+    # a storage URI that does not exist: the new revision fails, the old one keeps serving
+    cli(platform.home, "apply", "-f", str(manifest(tmp_path, tmp_path / "missing-model")))
+    wait_for(
+        lambda: platform.isvc("sklearn-iris")["status"]["modelStatus"]["transitionStatus"] == "BlockedByFailedLoad",
+        "the failed revision to be reported",
+    )
+    assert "missing-model" in platform.isvc("sklearn-iris")["status"]["modelStatus"]["lastFailureInfo"]["message"]
+    r = httpx.post(f"{platform.gateway}/serving/default/sklearn-iris/v1/models/sklearn-iris:predict", json=IRIS_V1)
+    assert r.json() == {"predictions": [1, 1]}
+
+
+def test_a_restarted_control_plane_loses_nothing_and_re_adopts_its_replicas(platform, models, tmp_path):
+    v1, _ = models
+    cli(platform.home, "apply", "-f", str(manifest(tmp_path, v1)))
+    wait_for(lambda: platform.ready("sklearn-iris"), "sklearn-iris to be Ready", timeout=60)
+    pids = platform.replica_pids()
+    platform.stop(signal.SIGKILL)  # a crash: replicas keep running
+    assert all(_alive(p) for p in pids)
+    platform.up()
+    wait_for(lambda: platform.ready("sklearn-iris"), "sklearn-iris to be Ready again", timeout=60)
+    assert platform.replica_pids() == pids  # the same processes, re-adopted
+    r = httpx.post(f"{platform.gateway}/serving/default/sklearn-iris/v1/models/sklearn-iris:predict", json=IRIS_V1)
+    assert r.json() == {"predictions": [1, 1]}
+    status = platform.isvc("sklearn-iris")["status"]
+    assert status["components"]["predictor"]["latestRolledoutRevision"] == "sklearn-iris-predictor-00001"
