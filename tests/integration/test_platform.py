@@ -253,3 +253,68 @@ def test_a_restarted_control_plane_loses_nothing_and_re_adopts_its_replicas(plat
     assert r.json() == {"predictions": [1, 1]}
     status = platform.isvc("sklearn-iris")["status"]
     assert status["components"]["predictor"]["latestRolledoutRevision"] == "sklearn-iris-predictor-00001"
+
+
+def test_rollout_rollback_and_a_killed_replica_under_steady_load(platform, models, tmp_path):
+    import threading
+
+    v1, v2 = models
+    cli(platform.home, "apply", "-f", str(manifest(tmp_path, v1, minReplicas=2)))
+    wait_for(lambda: platform.ready("sklearn-iris"), "sklearn-iris to be Ready", timeout=60)
+    results: Counter = Counter()
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    r = client.post(
+                        f"{platform.gateway}/serving/default/sklearn-iris/v1/models/sklearn-iris:predict", json=IRIS_V1
+                    )
+                    results[r.status_code] += 1
+                except httpx.HTTPError:
+                    results["error"] += 1
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        wait_for(lambda: results[200] > 50, "load to flow")
+        cli(platform.home, "apply", "-f", str(manifest(tmp_path, v2, minReplicas=2)))  # rollout
+        wait_for(
+            lambda: (
+                platform.isvc("sklearn-iris")["status"]["components"]["predictor"].get("latestRolledoutRevision")
+                == "sklearn-iris-predictor-00002"
+            ),
+            "the rollout",
+            timeout=60,
+        )
+        cli(
+            platform.home, "apply", "-f", str(manifest(tmp_path, v2, minReplicas=2, canaryTrafficPercent=0))
+        )  # rollback
+        wait_for(
+            lambda: (
+                platform.isvc("sklearn-iris")["status"]["components"]["predictor"]["traffic"][-1]["revisionName"]
+                == "sklearn-iris-predictor-00001"
+            ),
+            "the rollback",
+            timeout=60,
+        )
+        before_kill = sum(results.values())
+        failed_before_kill = before_kill - results[200]
+        assert failed_before_kill == 0, results  # rollout and rollback lose nothing
+        saved = json.loads((platform.home / "replicas.json").read_text())["replicas"]
+        victim = next(r for r in saved if r["revision"] == "sklearn-iris-predictor-00001")
+        os.kill(victim["pid"], signal.SIGKILL)
+        wait_for(
+            lambda: any(
+                r["revision"] == victim["revision"] and r["index"] == victim["index"] and r["pid"] != victim["pid"]
+                for r in json.loads((platform.home / "replicas.json").read_text())["replicas"]
+            ),
+            "the killed replica to be replaced",
+        )
+        wait_for(lambda: sum(results.values()) > before_kill + 200, "more load after the kill")
+    finally:
+        stop.set()
+        worker.join()
+    total = sum(results.values())
+    assert (total - results[200]) / total <= 0.001, results

@@ -145,7 +145,16 @@ def reconcile(
             continue
         previous = (last.get("components") or {}).get(name, {})
         latest_created = revs[-1].name
-        ready_revs = [r.name for r in revs if observed.get(r.name, Observed()).ready > 0]
+        minimum = max(1, spec.min_replicas if spec.min_replicas is not None else 1)
+        serving_now = {t["revisionName"] for t in previous.get("traffic") or [] if t.get("percent", 0) > 0}
+
+        def is_ready(revision: str, serving_now: set[str] = serving_now, minimum: int = minimum) -> bool:
+            """A revision becomes ready with minReplicas ready replicas (as Knative's min-scale); one that already
+            serves stays ready while any replica is."""
+            need = 1 if revision in serving_now else minimum
+            return observed.get(revision, Observed()).ready >= need
+
+        ready_revs = [r.name for r in revs if is_ready(r.name)]
         latest_ready = ready_revs[-1] if ready_revs else None
         rolled_out = previous.get("latestRolledoutRevision")
         prev_rolled_out = previous.get("previousRolledoutRevision")
@@ -169,20 +178,11 @@ def reconcile(
         # Traffic only ever moves to ready revisions: while a target (a rollback to a scaled-down revision, say)
         # has no ready replica, the previous split keeps serving and the target is started.
         wanted_traffic = traffic
-        waiting = [
-            t for t in traffic if t.get("percent", 0) > 0 and observed.get(t["revisionName"], Observed()).ready == 0
-        ]
+        waiting = [t for t in traffic if t.get("percent", 0) > 0 and not is_ready(t["revisionName"])]
         old_traffic = previous.get("traffic") or []
-        if (
-            waiting
-            and old_traffic
-            and all(
-                observed.get(t["revisionName"], Observed()).ready > 0 for t in old_traffic if t.get("percent", 0) > 0
-            )
-        ):
+        if waiting and old_traffic and all(is_ready(t["revisionName"]) for t in old_traffic if t.get("percent", 0) > 0):
             traffic = old_traffic
         desired.traffic[name] = traffic
-        minimum = max(1, spec.min_replicas if spec.min_replicas is not None else 1)
         for rev in revs:
             serving = any(
                 t["revisionName"] == rev.name and t.get("percent", 0) > 0 for t in (*traffic, *wanted_traffic)

@@ -139,11 +139,12 @@ class Gateway:
         counter = self._rr.setdefault(revision, itertools.count())
         start = next(counter)
         last_error: Exception | None = None
-        for attempt in range(min(len(urls), 3)):  # a replica that refuses the connection never saw the request
+        for attempt in range(min(len(urls), 3)):
             url = urls[(start + attempt) % len(urls)]
             try:
                 response = await client.request(scope["method"], url + target, content=body, headers=headers)
-            except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                # the replica died or refused: try the next one (inference requests are safe to repeat)
                 last_error = exc
                 continue
             out = [
