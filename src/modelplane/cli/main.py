@@ -165,14 +165,20 @@ def serve(
 
 @app.command()
 def quickstart(
-    http_port: Annotated[int, typer.Option("--http-port")] = 8080,
+    http_port: Annotated[int, typer.Option("--http-port", "--port", help="Gateway (or server) port")] = 8080,
     grpc_port: Annotated[int, typer.Option("--grpc-port")] = 8081,
+    api_port: Annotated[int, typer.Option("--api-port")] = 8090,
+    server_only: Annotated[bool, typer.Option("--server-only", help="Just the model server, no control plane")] = False,
 ) -> None:
-    """Train the iris sample model (first run only), serve it, and show it answering a request."""
-    from modelplane.cli.quickstart import run
+    """Bring up the platform, apply KServe's sklearn-iris sample and show it answering through the gateway
+    (or, with --server-only, serve the iris model directly)."""
+    from modelplane.cli.quickstart import run, run_platform
 
     logging.basicConfig(level="WARNING", format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    run(http_port, grpc_port)
+    if server_only:
+        run(http_port, grpc_port)
+    else:
+        run_platform(http_port, api_port)
 
 
 def _pull(uri: str) -> Path:

@@ -48,7 +48,22 @@ def announce(http_port: int, grpc_port: int, name: str) -> None:
     )
 
 
+SAMPLE_ISVC = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: sklearn-iris
+spec:
+  predictor:
+    model:
+      modelFormat:
+        name: sklearn
+      storageUri: {uri}
+"""
+
+
 def run(http_port: int, grpc_port: int, name: str = "sklearn-iris") -> None:
+    """The model server alone, without the control plane (`modelplane quickstart --server-only`)."""
     from modelplane.cli.serve import make_server
     from modelplane.server.settings import ServerSettings
 
@@ -57,3 +72,48 @@ def run(http_port: int, grpc_port: int, name: str = "sklearn-iris") -> None:
     server = make_server(settings, name, str(model_dir), None, None, {})
     threading.Thread(target=announce, args=(http_port, grpc_port, name), daemon=True).start()
     server.run()
+
+
+def apply_sample(api: str, gateway: str) -> None:
+    """Apply KServe's sklearn-iris InferenceService (storageUri: the local sample), wait until Ready, predict."""
+    import yaml
+
+    manifest = home() / "samples" / "sklearn-iris.yaml"
+    manifest.write_text(SAMPLE_ISVC.format(uri=sample_dir()))
+    path = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{api}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    httpx.post(f"{api}{path}?apply=true", json=yaml.safe_load(manifest.read_text()), timeout=10).raise_for_status()
+    for _ in range(600):
+        status = httpx.get(f"{api}{path}/sklearn-iris", timeout=5).json().get("status") or {}
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])):
+            break
+        time.sleep(0.1)
+    url = f"{gateway}/serving/default/sklearn-iris/v1/models/sklearn-iris:predict"
+    reply = httpx.post(url, json=IRIS_V1, timeout=10)
+    print(
+        f"\nmodelplane is up: gateway {gateway}, control-plane API {api}, home {home()}.\n"
+        f"Applied {manifest} (KServe's sklearn-iris sample); it is Ready. Sample request through the gateway:\n"
+        f"  curl -s {url} -H 'content-type: application/json' \\\n"
+        f"       -d '{json.dumps(IRIS_V1)}'\n"
+        f"answered {reply.status_code}: {reply.text}\n"
+        f"Try: modelplane get isvc | modelplane describe isvc sklearn-iris | modelplane apply -f my-isvc.yaml\n"
+        "Press Ctrl+C to stop (replicas stop with the platform).\n",
+        flush=True,
+    )
+
+
+def run_platform(port: int, api_port: int) -> None:
+    import asyncio
+
+    from modelplane.backends.local.platform import PlatformConfig, serve
+
+    sample_dir()
+    gateway, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
+    threading.Thread(target=apply_sample, args=(api, gateway), daemon=True).start()
+    asyncio.run(serve(PlatformConfig(gateway_port=port, api_port=api_port)))

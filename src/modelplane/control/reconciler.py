@@ -254,6 +254,11 @@ def _status(
             conditions.append(_condition(f"{c.capitalize()}Ready", ready.get(c, False), now=now))
     all_ready = all(c["status"] == "True" for c in conditions if c["type"] in ("PredictorReady", "IngressReady"))
     conditions.append(_condition("Ready", all_ready, "" if all_ready else "NotReady", now=now))
+    before = {c.get("type"): c for c in (isvc.status or {}).get("conditions", [])}
+    for c in conditions:  # a condition's time is when its status last changed, not when it was last computed
+        old = before.get(c["type"])
+        if old is not None and old.get("status") == c["status"] and old.get("lastTransitionTime"):
+            c["lastTransitionTime"] = old["lastTransitionTime"]
     status: dict[str, Any] = {
         "observedGeneration": meta.generation,
         "conditions": conditions,
@@ -261,6 +266,12 @@ def _status(
         "components": components,
         "modelStatus": _model_status(all_ready, failures, resolution_error, stopped, now),
     }
+    info, old_info = (
+        status["modelStatus"].get("lastFailureInfo"),
+        (isvc.status or {}).get("modelStatus", {}).get("lastFailureInfo"),
+    )
+    if info and old_info and {**info, "time": ""} == {**old_info, "time": ""}:
+        info["time"] = old_info["time"]
     if all_ready:
         host = (
             f"{meta.name}.{meta.namespace}.{domain}"

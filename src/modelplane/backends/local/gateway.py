@@ -9,21 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 
+from modelplane.backends.local.upstream import HOP_BY_HOP, Upstream, UpstreamError
+
 Scope = dict[str, Any]
-HOP_BY_HOP = {
-    b"connection",
-    b"keep-alive",
-    b"transfer-encoding",
-    b"te",
-    b"trailer",
-    b"upgrade",
-    b"host",
-    b"proxy-connection",
-    b"content-length",
-}
 COMPONENTS = ("predictor", "transformer", "explainer")
 
 
@@ -43,7 +33,7 @@ class Gateway:
         self.replicas = replicas
         self.domain = domain
         self._rr: dict[str, itertools.count[int]] = {}
-        self._client: httpx.AsyncClient | None = None
+        self._upstreams: dict[str, Upstream] = {}
         self.random = random.Random()
 
     def set_route(self, namespace: str, name: str, route: Route | None) -> None:
@@ -116,8 +106,8 @@ class Gateway:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
-            if self._client is not None:
-                await self._client.aclose()
+            for pool in self._upstreams.values():
+                pool.close()
             await send({"type": "lifespan.shutdown.complete"})
             return
         headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
@@ -134,27 +124,20 @@ class Gateway:
         body = await _read(receive)
         query = scope.get("query_string", b"")
         target = upstream + ("?" + query.decode("latin-1") if query else "")
-        client = self._client or httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_keepalive_connections=256))
-        self._client = client
-        counter = self._rr.setdefault(revision, itertools.count())
-        start = next(counter)
+        start = next(self._rr.setdefault(revision, itertools.count()))
         last_error: Exception | None = None
         for attempt in range(min(len(urls), 3)):
             url = urls[(start + attempt) % len(urls)]
+            pool = self._upstreams.get(url)
+            if pool is None:
+                pool = self._upstreams[url] = Upstream(url)
             try:
-                response = await client.request(scope["method"], url + target, content=body, headers=headers)
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                # the replica died or refused: try the next one (inference requests are safe to repeat)
+                status, out, content = await pool.request(scope["method"], target, headers, body)
+            except UpstreamError as exc:  # the replica died or refused: try the next one (inference is repeatable)
                 last_error = exc
                 continue
-            out = [
-                (k.encode("latin-1"), v.encode("latin-1"))
-                for k, v in response.headers.items()
-                if k.encode("latin-1") not in HOP_BY_HOP
-            ]
-            content = response.content
             out.append((b"content-length", str(len(content)).encode()))
-            await send({"type": "http.response.start", "status": response.status_code, "headers": out})
+            await send({"type": "http.response.start", "status": status, "headers": out})
             await send({"type": "http.response.body", "body": content})
             return
         await _reply(send, 502, {"error": f"no replica of {revision} answered: {last_error}"})
