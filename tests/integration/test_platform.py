@@ -37,7 +37,10 @@ class Platform:
         self.proc: subprocess.Popen | None = None
 
     def up(self) -> None:
-        env = {**os.environ, "MODELPLANE_HOME": str(self.home)}
+        modules = str(
+            Path(__file__).resolve().parents[1] / "runtime_modules"
+        )  # the sample's `python -m iris_transformer`
+        env = {**os.environ, "MODELPLANE_HOME": str(self.home), "PYTHONPATH": modules}
         argv = [sys.executable, "-m", "modelplane", "up", "--port", str(self.port), "--api-port", str(self.api_port)]
         self.log = (self.home / "up.log").open("ab")
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -318,3 +321,87 @@ def test_rollout_rollback_and_a_killed_replica_under_steady_load(platform, model
         worker.join()
     total = sum(results.values())
     assert (total - results[200]) / total <= 0.001, results
+
+
+def test_the_transformer_sample_preprocesses_calls_the_predictor_and_postprocesses(platform, models, tmp_path):
+    v1, _ = models
+    doc = yaml.safe_load((DATA / "sklearn-iris-transformer.yaml").read_text())
+    doc["spec"]["predictor"]["model"]["storageUri"] = str(v1)
+    path = tmp_path / "transformer.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    cli(platform.home, "apply", "-f", str(path))
+    wait_for(lambda: platform.ready("iris-with-transformer"), "the transformer and predictor to be Ready", timeout=90)
+    features = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+    body = {"instances": [dict(zip(features, row, strict=True)) for row in IRIS_V1["instances"]]}
+    r = httpx.post(
+        f"{platform.gateway}/serving/default/iris-with-transformer/v1/models/iris-with-transformer:predict", json=body
+    )
+    assert r.json() == {"predictions": ["versicolor", "versicolor"]}
+    components = platform.isvc("iris-with-transformer")["status"]["components"]
+    assert components["transformer"]["latestReadyRevision"] == "iris-with-transformer-transformer-00001"
+    conditions = {c["type"]: c["status"] for c in platform.isvc("iris-with-transformer")["status"]["conditions"]}
+    assert conditions["TransformerReady"] == "True" and conditions["IngressReady"] == "True"
+
+
+@pytest.fixture(scope="session")
+def mlserver_bin():
+    """MLServer 1.7.1 in its own virtualenv (built once into .cache/, with the scikit-learn the models use)."""
+    import sklearn
+
+    root = Path(__file__).resolve().parents[2]
+    venv = root / ".cache" / f"mlserver-1.7.1-sklearn-{sklearn.__version__}"
+    binary = venv / "bin" / "mlserver"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        uv = root / ".venv" / "bin" / "uv"
+        subprocess.run(
+            [
+                str(uv),
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(venv / "bin" / "python"),
+                "mlserver==1.7.1",
+                "mlserver-sklearn==1.7.1",
+                f"scikit-learn=={sklearn.__version__}",
+            ],
+            check=True,
+        )
+    return binary
+
+
+def test_any_v2_server_plugs_in_as_a_serving_runtime_mlserver(platform, models, tmp_path, mlserver_bin):
+    v1, _ = models
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "mlserver-local"},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "version": "1", "autoSelect": True, "priority": 2}],
+            "protocolVersions": ["v2"],
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": "docker.io/seldonio/mlserver:1.7.1",
+                    "command": [str(mlserver_bin), "start", "/mnt/models"],
+                    "env": [
+                        {"name": "MLSERVER_MODEL_IMPLEMENTATION", "value": "mlserver_sklearn.SKLearnModel"},
+                        {"name": "MLSERVER_MODEL_NAME", "value": "{{.Name}}"},
+                        {"name": "MLSERVER_MODEL_URI", "value": "/mnt/models/model.joblib"},
+                        {"name": "MLSERVER_PARALLEL_WORKERS", "value": "0"},
+                    ],
+                }
+            ],
+        },
+    }
+    doc = yaml.safe_load((DATA / "sklearn-iris-v2.yaml").read_text())
+    doc["spec"]["predictor"]["model"]["storageUri"] = str(v1)
+    path = tmp_path / "mlserver.yaml"
+    path.write_text(yaml.safe_dump_all([runtime, doc]))
+    cli(platform.home, "apply", "-f", str(path))
+    name = doc["metadata"]["name"]
+    wait_for(lambda: platform.ready(name), "MLServer to serve the model", timeout=120)
+    assert platform.isvc(name)["status"]["servingRuntimeName"] == "mlserver-local"
+    r = httpx.post(f"{platform.gateway}/serving/default/{name}/v2/models/{name}/infer", json=IRIS_V2)
+    assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [1, 1]

@@ -208,9 +208,16 @@ def reconcile(
         if gateway_url:
             entry["url"] = f"{gateway_url}/serving/{meta.namespace}/{meta.name}"
         components_status[name] = entry
-    desired.status = _status(
+    status = _status(
         isvc, components_status, ready_by_component, failures, stopped, now, gateway_url, domain, resolution_error
     )
+    predictor_revs = revisions.get("predictor") or []
+    template = predictor_revs[-1].template if predictor_revs else {}
+    if template.get("runtime"):  # the runtime the selection picked, recorded as KServe does
+        status["clusterServingRuntimeName" if template.get("clusterRuntime") else "servingRuntimeName"] = template[
+            "runtime"
+        ]
+    desired.status = status
     return desired
 
 
@@ -281,9 +288,6 @@ def _status(
         status["url"] = f"http://{host}"
         if gateway_url:
             status["address"] = {"url": f"{gateway_url}/serving/{meta.namespace}/{meta.name}"}
-    model = isvc.spec.predictor.model
-    if model is not None and model.runtime:
-        status["servingRuntimeName"] = model.runtime
     return status
 
 

@@ -179,8 +179,17 @@ class Controller:
                 "MLSERVER_METRICS_PORT": "0",
             }
         )
+        if revision.component == "transformer":  # as KServe does: where the predictor is, and how to talk to it
+            if not any(a.startswith("--predictor_host") for a in args):
+                host = self.gateway_url.removeprefix("http://")
+                args.append(f"--predictor_host={host}/serving/{isvc.metadata.namespace}/{isvc.metadata.name}-predictor")
+            if not any(a.startswith("--predictor_protocol") for a in args):
+                args.append(f"--predictor_protocol={self._predictor_protocol(isvc)}")
+            if not any(a.startswith("--model_name") for a in args):
+                args.append(f"--model_name={isvc.metadata.name}")
         command = t.get("command")
         if command:
+            command = [sys.executable if i == 0 and c in ("python", "python3") else c for i, c in enumerate(command)]
             argv = [local(c) for c in command] + [a.replace("8080", "{http_port}") for a in args]
             log.info("revision %s runs %s", revision.name, shlex.join(command))
         else:
@@ -188,6 +197,11 @@ class Controller:
             argv += ["--http_port", "{http_port}", "--grpc_port", "{grpc_port}", "--host", "127.0.0.1"]
             argv += self._server_flags(isvc, revision)
         return ReplicaSpec(argv=argv, env=env)
+
+    def _predictor_protocol(self, isvc: InferenceService) -> str:
+        revs = self.store.revisions(isvc.metadata.namespace, isvc.metadata.name, "predictor")
+        protocol = str(revs[-1].template.get("protocol") or "v1") if revs else "v1"
+        return "v2" if protocol.endswith("v2") else "v1"
 
     @staticmethod
     def _server_flags(isvc: InferenceService, revision: Revision) -> list[str]:

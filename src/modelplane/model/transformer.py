@@ -1,0 +1,65 @@
+"""Model API: Transformer — a Model whose predict forwards to the predictor (KServe's --predictor_host,
+--predictor_protocol v1|v2); users override preprocess and postprocess."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelplane.model.base import Headers, Model
+from modelplane.protocol.errors import InferenceError
+from modelplane.protocol.types import InferRequest
+
+# request headers a transformer passes on to the predictor (tracing and auth), as KServe's allow-list does
+FORWARDED_HEADERS = (
+    "authorization",
+    "x-request-id",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-sampled",
+    "traceparent",
+    "tracestate",
+    "ce-id",
+)
+
+
+class Transformer(Model):
+    def __init__(self, name: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(name)
+        opts = options or {}
+        self.predictor_host = str(opts.get("predictor_host") or "")
+        self.protocol = str(opts.get("predictor_protocol") or "v1")
+        if self.protocol not in ("v1", "v2"):
+            raise ValueError(f"predictor_protocol {self.protocol!r} is not supported here (v1, v2)")
+        if not self.predictor_host:
+            raise ValueError("a transformer needs --predictor_host")
+        self._client: Any = None
+
+    def load(self) -> bool:
+        self.ready = True
+        return True
+
+    async def predict(self, payload: Any, headers: Headers | None = None) -> Any:
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=300)
+        forwarded = {k: v for k in FORWARDED_HEADERS if (v := (headers or {}).get(k))}
+        base = f"http://{self.predictor_host}"
+        if self.protocol == "v2":
+            from modelplane.protocol.codecs.v2_client import decode_response, encode_request
+
+            body = encode_request(payload) if isinstance(payload, InferRequest) else payload
+            r = await self._client.post(
+                f"{base}/v2/models/{self.name}/infer",
+                content=body,
+                headers={**forwarded, "content-type": "application/json"},
+            )
+            self._check(r)
+            return decode_response(r.content)
+        r = await self._client.post(f"{base}/v1/models/{self.name}:predict", json=payload, headers=forwarded)
+        self._check(r)
+        return r.json()
+
+    def _check(self, response: Any) -> None:
+        if response.status_code >= 400:
+            raise InferenceError(f"the predictor answered {response.status_code}: {response.text[:300]}")
