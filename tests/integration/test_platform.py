@@ -37,10 +37,8 @@ class Platform:
         self.proc: subprocess.Popen | None = None
 
     def up(self) -> None:
-        modules = str(
-            Path(__file__).resolve().parents[1] / "runtime_modules"
-        )  # the sample's `python -m iris_transformer`
-        env = {**os.environ, "MODELPLANE_HOME": str(self.home), "PYTHONPATH": modules}
+        tests = Path(__file__).resolve().parents[1]  # runtime_modules: the sample's `python -m iris_transformer`
+        env = {**os.environ, "MODELPLANE_HOME": str(self.home), "PYTHONPATH": f"{tests / 'runtime_modules'}:{tests}"}
         argv = [sys.executable, "-m", "modelplane", "up", "--port", str(self.port), "--api-port", str(self.api_port)]
         self.log = (self.home / "up.log").open("ab")
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -405,3 +403,73 @@ def test_any_v2_server_plugs_in_as_a_serving_runtime_mlserver(platform, models, 
     assert platform.isvc(name)["status"]["servingRuntimeName"] == "mlserver-local"
     r = httpx.post(f"{platform.gateway}/serving/default/{name}/v2/models/{name}/infer", json=IRIS_V2)
     assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [1, 1]
+
+
+def explained(name: str, uri: Path, explainer_args: list[str]) -> dict:
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {
+            "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": str(uri)}},
+            "explainer": {"containers": [{"name": "kserve-container", "args": explainer_args}]},
+        },
+    }
+
+
+def test_explain_goes_to_the_explainer_builtin_shap_and_a_custom_class(platform, models, tmp_path):
+    v1, _ = models
+    background = tmp_path / "background.json"
+    background.write_text(json.dumps([[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [6.5, 3.0, 5.8, 2.2]]))
+    shap_args = ["--model-class", "modelplane.runtimes.shap:KernelShapExplainer", "--background", str(background)]
+    custom_args = ["--model-class", "support.models:Explainer"]
+    path = tmp_path / "explained.yaml"
+    path.write_text(
+        yaml.safe_dump_all([explained("iris-shap", v1, shap_args), explained("iris-custom", v1, custom_args)])
+    )
+    cli(platform.home, "apply", "-f", str(path))
+    wait_for(lambda: platform.ready("iris-shap") and platform.ready("iris-custom"), "both to be Ready", timeout=120)
+    base = f"{platform.gateway}/serving/default"
+    r = httpx.post(f"{base}/iris-shap/v1/models/iris-shap:explain", json=IRIS_V1, timeout=120)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["predictions"] == [1, 1] and len(doc["explanations"]) == 2 and len(doc["explanations"][0]) == 4
+    for prediction, values in zip(doc["predictions"], doc["explanations"], strict=True):  # SHAP's additivity
+        assert abs(sum(values) + doc["expected_value"] - prediction) < 1e-6
+    assert httpx.post(f"{base}/iris-shap/v1/models/iris-shap:predict", json=IRIS_V1).json() == {"predictions": [1, 1]}
+    custom = httpx.post(f"{base}/iris-custom/v1/models/iris-custom:explain", json=IRIS_V1).json()
+    assert custom == {"predictions": [1], "explanations": [{"feature": 0, "weight": 0.5}]}
+
+
+def test_the_control_plane_api_is_kubernetes_shaped(platform, models):
+    v1, _ = models
+    base = f"http://127.0.0.1:{platform.api_port}/apis/serving.kserve.io/v1beta1/namespaces/team-a/inferenceservices"
+    doc = yaml.safe_load((DATA / "sklearn-iris.yaml").read_text())
+    doc["spec"]["predictor"]["model"]["storageUri"] = str(v1)
+    with httpx.Client() as client, client.stream("GET", f"{base}?watch=true", timeout=60) as watch:
+        created = client.post(base, json=doc)
+        assert created.status_code == 201 and created.json()["metadata"]["namespace"] == "team-a"
+        assert created.json()["metadata"]["annotations"]["modelFormat"] == "sklearn"  # defaulted on the way in
+        again = client.post(base, json=doc)
+        assert again.status_code == 409 and again.json()["reason"] == "AlreadyExists"
+        doc["spec"]["predictor"]["minReplicas"] = 2
+        updated = client.put(f"{base}/sklearn-iris", json=doc)
+        assert updated.status_code == 200 and updated.json()["metadata"]["generation"] == 2
+        bad = json.loads(json.dumps(doc))
+        bad["spec"]["predictor"]["minReplicas"] = -1
+        refused = client.put(f"{base}/sklearn-iris", json=bad)
+        assert refused.status_code == 422 and refused.json()["message"] == "MinReplicas cannot be less than 0."
+        listed = client.get(base).json()
+        assert listed["kind"] == "InferenceServiceList" and [i["metadata"]["name"] for i in listed["items"]] == [
+            "sklearn-iris"
+        ]
+        assert client.delete(f"{base}/sklearn-iris").json()["status"] == "Success"
+        assert client.get(f"{base}/sklearn-iris").status_code == 404
+        events = []
+        for line in watch.iter_lines():
+            events.append(json.loads(line)["type"])
+            if events[-1] == "DELETED":
+                break
+    assert events[0] == "ADDED" and "MODIFIED" in events and events[-1] == "DELETED"
+    garbage = httpx.post(base, content=b"{not json")
+    assert garbage.status_code == 400 and garbage.json()["kind"] == "Status"

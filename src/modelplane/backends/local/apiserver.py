@@ -91,7 +91,7 @@ class ApiServer:
         name = m["name"]
         query = dict(p.split("=", 1) for p in scope.get("query_string", b"").decode().split("&") if "=" in p)
         if method == "GET" and name is None and query.get("watch") in ("true", "1"):
-            await self._watch(kind, m["ns"], int(query.get("resourceVersion") or 0), send)
+            await self._watch(kind, m["ns"], int(query.get("resourceVersion") or 0), receive, send)
             return 200, None
         if method == "GET":
             if name is None:
@@ -136,25 +136,33 @@ class ApiServer:
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
 
-    async def _watch(self, kind: str, namespace: str | None, since: int, send: Any) -> None:
-        """Stream change events (one JSON object per line) until the client goes away."""
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")],
-            }
-        )
+    async def _watch(self, kind: str, namespace: str | None, since: int, receive: Any, send: Any) -> None:
+        """Stream change events (one JSON object per line) until the client goes away or the server stops."""
+        start = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")],
+        }
+        await send(start)
         version = since
-        while True:
-            for v, k, ns, name, change in self.store.changes_since(version):
-                version = v
-                if k != kind or (namespace and ns != namespace):
-                    continue
-                obj = self.store.get(k, ns, name) or {"kind": k, "metadata": {"namespace": ns, "name": name}}
-                line = json.dumps({"type": change, "object": obj}).encode() + b"\n"
-                await send({"type": "http.response.body", "body": line, "more_body": True})
-            await asyncio.sleep(0.2)
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            while not gone.done():
+                for v, k, ns, name, change in self.store.changes_since(version):
+                    version = v
+                    if k != kind or (namespace and ns != namespace):
+                        continue
+                    obj = self.store.get(k, ns, name) or {"kind": k, "metadata": {"namespace": ns, "name": name}}
+                    line = json.dumps({"type": change, "object": obj}).encode() + b"\n"
+                    await send({"type": "http.response.body", "body": line, "more_body": True})
+                await asyncio.wait([gone], timeout=0.2)
+        finally:
+            gone.cancel()
+
+
+async def _disconnected(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _body(receive: Any) -> bytes:

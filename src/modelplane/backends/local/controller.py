@@ -124,6 +124,7 @@ class Controller:
                 c: [(t["revisionName"], int(t.get("percent", 0))) for t in ts] for c, ts in desired.traffic.items()
             },
             tags={t["tag"]: t["revisionName"] for ts in desired.traffic.values() for t in ts if t.get("tag")},
+            timeouts={c: float(w["timeout"]) for c, w in wanted.items() if w.get("timeout")},
         )
         self.gateway.set_route(meta.namespace, meta.name, route)
         for revs in revisions.values():
@@ -179,7 +180,7 @@ class Controller:
                 "MLSERVER_METRICS_PORT": "0",
             }
         )
-        if revision.component == "transformer":  # as KServe does: where the predictor is, and how to talk to it
+        if revision.component in ("transformer", "explainer"):  # as KServe does: where the predictor is, and how
             if not any(a.startswith("--predictor_host") for a in args):
                 host = self.gateway_url.removeprefix("http://")
                 args.append(f"--predictor_host={host}/serving/{isvc.metadata.namespace}/{isvc.metadata.name}-predictor")

@@ -3,6 +3,7 @@ routing role): host or path routing, component choice, weighted traffic split, r
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from modelplane.backends.local.upstream import HOP_BY_HOP, Upstream, UpstreamErr
 
 Scope = dict[str, Any]
 COMPONENTS = ("predictor", "transformer", "explainer")
+DEFAULT_TIMEOUT_S = 300.0  # Knative's default request timeout
 
 
 @dataclass
@@ -23,6 +25,7 @@ class Route:
 
     traffic: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # "latest"/"prev" -> revision (tag routing)
+    timeouts: dict[str, float] = field(default_factory=dict)  # component -> seconds (the component's `timeout`)
 
 
 class Gateway:
@@ -78,13 +81,16 @@ class Gateway:
                 return self.routes[(namespace, base)], component, None
         raise LookupError(f"InferenceService {namespace}/{name} not found")
 
-    def pick(self, route: Route, component: str | None, tag: str | None, path: str) -> tuple[str, list[str]]:
-        """(revision, its ready replica URLs) for this request."""
+    def component_for(self, route: Route, component: str | None, path: str) -> str:
         if component is None:
             if path.endswith(":explain") and "explainer" in route.traffic:
                 component = "explainer"
             else:
                 component = "transformer" if "transformer" in route.traffic else "predictor"
+        return component
+
+    def pick(self, route: Route, component: str, tag: str | None) -> tuple[str, list[str]]:
+        """(revision, its ready replica URLs) for this request."""
         if tag is not None:
             revision = route.tags.get(tag)
             if revision is None:
@@ -114,7 +120,8 @@ class Gateway:
         host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
         try:
             route, component, tag, upstream = self.resolve(host, scope["path"])
-            revision, urls = self.pick(route, component, tag, upstream)
+            component = self.component_for(route, component, upstream)
+            revision, urls = self.pick(route, component, tag)
         except LookupError as exc:
             await _reply(send, 404, {"error": str(exc)})
             return
@@ -132,7 +139,11 @@ class Gateway:
             if pool is None:
                 pool = self._upstreams[url] = Upstream(url)
             try:
-                status, out, content = await pool.request(scope["method"], target, headers, body)
+                async with asyncio.timeout(route.timeouts.get(component, DEFAULT_TIMEOUT_S)):
+                    status, out, content = await pool.request(scope["method"], target, headers, body)
+            except TimeoutError:
+                await _reply(send, 504, {"error": f"the {component} did not answer within its timeout"})
+                return
             except UpstreamError as exc:  # the replica died or refused: try the next one (inference is repeatable)
                 last_error = exc
                 continue

@@ -60,6 +60,7 @@ async def serve(config: PlatformConfig) -> None:
                 loop="none",
                 http="httptools",
                 lifespan="on",
+                timeout_graceful_shutdown=5,
             )
         )
         for app, port in ((gateway, config.gateway_port), (ApiServer(store), config.api_port))

@@ -53,6 +53,9 @@ class Upstream:
                 if reused and attempt == 0:
                     continue
                 raise UpstreamError(f"{self.host}:{self.port} hung up: {exc}") from exc
+            except BaseException:  # cancelled (a timeout): the connection is mid-exchange, never reuse it
+                writer.close()
+                raise
             if keep and len(self.idle) < self.max_idle:
                 self.idle.append(conn)
             else:

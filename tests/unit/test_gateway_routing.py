@@ -1,0 +1,66 @@
+"""Gateway routing decisions (host and path forms, components, tags, weighted split) without sockets."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from modelplane.backends.local.gateway import Gateway, Route
+
+READY = {"r1": ["http://a"], "r2": ["http://b"], "t1": ["http://t"], "e1": ["http://e"], "down": []}
+
+
+def gateway() -> Gateway:
+    g = Gateway(lambda rev: READY.get(rev, []), domain="example.com")
+    g.random = random.Random(7)
+    g.set_route(
+        "default", "iris", Route(traffic={"predictor": [("r2", 10), ("r1", 90)]}, tags={"latest": "r2", "prev": "r1"})
+    )
+    g.set_route(
+        "ns",
+        "full",
+        Route(traffic={"predictor": [("r1", 100)], "transformer": [("t1", 100)], "explainer": [("e1", 100)]}),
+    )
+    return g
+
+
+def test_host_and_path_forms_resolve_to_the_same_route():
+    g = gateway()
+    route, component, tag, path = g.resolve("iris.default.example.com:8080", "/v1/models/iris:predict")
+    assert (component, tag, path) == (None, None, "/v1/models/iris:predict")
+    same, _, _, upstream = g.resolve("127.0.0.1:8080", "/serving/default/iris/v1/models/iris:predict")
+    assert same is route and upstream == "/v1/models/iris:predict"
+    with pytest.raises(LookupError):
+        g.resolve("other.default.example.com", "/")
+    with pytest.raises(LookupError):
+        g.resolve("localhost", "/v1/models/iris:predict")
+
+
+def test_components_explain_transformer_and_explicit_hosts():
+    g = gateway()
+    route, component, _, path = g.resolve("full.ns.example.com", "/v1/models/full:explain")
+    assert g.component_for(route, component, path) == "explainer"
+    assert g.component_for(route, None, "/v1/models/full:predict") == "transformer"
+    route, component, _, _ = g.resolve("full-predictor.ns.example.com", "/v1/models/full:predict")
+    assert component == "predictor"  # the transformer reaches the predictor this way
+
+
+def test_tags_pin_a_revision_and_the_split_follows_the_weights():
+    g = gateway()
+    route, component, tag, _ = g.resolve("latest-iris-predictor.default.example.com", "/")
+    assert (component, tag) == ("predictor", "latest") and g.pick(route, "predictor", tag)[0] == "r2"
+    seen = Counter(g.pick(route, "predictor", None)[0] for _ in range(5000))
+    assert 0.08 < seen["r2"] / 5000 < 0.12
+
+
+def test_targets_without_ready_replicas_get_nothing_and_none_at_all_is_an_error():
+    g = gateway()
+    g.set_route("default", "half", Route(traffic={"predictor": [("down", 50), ("r1", 50)]}))
+    route, _, _, _ = g.resolve("half.default.example.com", "/")
+    assert {g.pick(route, "predictor", None)[0] for _ in range(100)} == {"r1"}
+    g.set_route("default", "dead", Route(traffic={"predictor": [("down", 100)]}))
+    route, _, _, _ = g.resolve("dead.default.example.com", "/")
+    with pytest.raises(ConnectionError):
+        g.pick(route, "predictor", None)
