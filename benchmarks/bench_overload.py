@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--factor", type=float, default=10.0)
     ap.add_argument("--connections", type=int, default=100)
+    ap.add_argument("--server-args", default="", help="extra `modelplane serve` flags")
     ap.add_argument("--out", default=str(RESULTS / "overload.json"))
     args = ap.parse_args()
     (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
@@ -67,6 +68,7 @@ def main() -> None:
             "1",
             "--max-queue",
             "8",
+            *args.server_args.split(),
         ],
         "http://127.0.0.1:9600/v2/health/ready",
         ENV,

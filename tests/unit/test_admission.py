@@ -100,3 +100,20 @@ def test_a_cancelled_waiter_does_not_leak_its_slot():
         adm.release(again)
 
     asyncio.run(scenario())
+
+
+def test_precheck_refuses_before_the_body_is_read_only_when_acquire_would():
+    async def scenario():
+        adm = Admission("m", Limits(max_concurrency=1, max_queue=1), Metrics())
+        adm.precheck()  # free: passes
+        slot = await adm.acquire()
+        adm.precheck()  # running, but the queue has room: passes
+        waiter = asyncio.create_task(adm.acquire())
+        await _settle()
+        with pytest.raises(Overloaded):
+            adm.precheck()
+        adm.release(slot)
+        adm.release(await waiter)
+        adm.precheck()
+
+    asyncio.run(scenario())

@@ -37,6 +37,16 @@ class Admission:
         slots = self.limits.max_concurrency or max(1, self.running)
         return position / slots * self.service_s
 
+    def precheck(self) -> None:
+        """Refuse now, before the request body is even read, when acquire() would refuse for a full queue."""
+        limit = self.limits.max_concurrency
+        if limit and self.running >= limit and len(self.waiters) >= self.limits.max_queue:
+            self._reject("overloaded")
+            raise Overloaded(
+                f"Model {self.name} is overloaded: {self.running} running, {len(self.waiters)} queued",
+                self.expected_wait(len(self.waiters) + 1),
+            )
+
     async def acquire(self, deadline: float | None = None) -> float:
         """Wait for a slot; returns the monotonic time the slot was granted (pass it to `release`)."""
         limit = self.limits.max_concurrency

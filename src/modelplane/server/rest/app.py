@@ -130,6 +130,7 @@ class RestApp:
             elif key == b"content-length":
                 declared = _int_header(value, "Content-Length")
         entry = self.dataplane.registry.ready_entry(name)  # 404/503 before reading a large body
+        entry.admission.precheck()  # and 429 when the model's queue is full
         body = await read_body(receive, self.max_body, declared)
         request = decode_request(body, header_length, name)
         request.model_version = version
@@ -163,6 +164,8 @@ class RestApp:
             raise RouteNotFound("Not Found")
         _allow(method, "POST")
         entry = self.dataplane.registry.ready_entry(name)  # 404/503 before reading the body
+        if verb == "predict":
+            entry.admission.precheck()  # 429 before reading the body when the queue is full
         headers = header_dict(scope)
         declared = headers.get("content-length")
         body = await read_body(
