@@ -166,6 +166,11 @@ def test_apply_predict_canary_promote_rollback_delete(platform, models, tmp_path
         "AGE",
     ]
     assert table[1].split()[:3] == ["sklearn-iris", "http://sklearn-iris.default.example.com", "True"]
+    described = yaml.safe_load(cli(platform.home, "describe", "isvc", "sklearn-iris").stdout)
+    assert described["status"]["modelStatus"]["states"]["activeModelState"] == "Loaded"
+    assert "==> sklearn-iris-predictor-00001-0.log <==" in cli(platform.home, "logs", "sklearn-iris").stdout
+    predicted = cli(platform.home, "predict", "sklearn-iris", "-d", json.dumps(IRIS_V1)).stdout
+    assert json.loads(predicted) == {"predictions": [1, 1]}
 
     # canary: a new model with canaryTrafficPercent 10
     cli(platform.home, "apply", "-f", str(manifest(tmp_path, v2, canaryTrafficPercent=10)))
@@ -473,3 +478,45 @@ def test_the_control_plane_api_is_kubernetes_shaped(platform, models):
     assert events[0] == "ADDED" and "MODIFIED" in events and events[-1] == "DELETED"
     garbage = httpx.post(base, content=b"{not json")
     assert garbage.status_code == 400 and garbage.json()["kind"] == "Status"
+
+
+def test_xgboost_and_lightgbm_samples_select_their_cluster_runtimes(platform, tmp_path):
+    from modelplane.samples.iris import train_lightgbm, train_xgboost
+
+    docs = []
+    for sample, train in (("xgboost-iris.yaml", train_xgboost), ("lightgbm-iris.yaml", train_lightgbm)):
+        doc = yaml.safe_load((DATA / sample).read_text())
+        doc["spec"]["predictor"]["model"]["storageUri"] = str(train(tmp_path / sample))
+        docs.append(doc)
+    path = tmp_path / "boosters.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    cli(platform.home, "apply", "-f", str(path))
+    for doc, runtime in zip(docs, ("kserve-xgbserver", "kserve-lgbserver"), strict=True):
+        name = doc["metadata"]["name"]
+        wait_for(lambda name=name: platform.ready(name), f"{name} to be Ready", timeout=90)
+        assert platform.isvc(name)["status"]["clusterServingRuntimeName"] == runtime
+        r = httpx.post(f"{platform.gateway}/serving/default/{name}/v1/models/{name}:predict", json=IRIS_V1)
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 2
+
+
+def test_up_detach_and_down(tmp_path):
+    home = tmp_path / "home"
+    port, api_port = free_port(), free_port()
+    out = cli(home, "up", "--detach", "--port", str(port), "--api-port", str(api_port))
+    assert f"gateway http://127.0.0.1:{port}" in out.stdout
+    info = json.loads((home / "platform.json").read_text())
+    assert _alive(info["pid"])
+    assert cli(home, "get", "isvc").stdout.split() == [
+        "NAME",
+        "URL",
+        "READY",
+        "PREV",
+        "LATEST",
+        "PREVROLLEDOUTREVISION",
+        "LATESTREADYREVISION",
+        "AGE",
+    ]
+    assert "already up" in cli(home, "up", "--detach", "--port", str(port), "--api-port", str(api_port)).stdout
+    assert "modelplane is down" in cli(home, "down").stdout
+    assert not _alive(info["pid"]) and not (home / "platform.json").exists()
+    assert cli(home, "get", "isvc", check=False).returncode == 1  # nothing to talk to, a clear error
