@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--applies", type=int, default=5)
+    ap.add_argument("--kills", type=int, default=4)
     ap.add_argument("--out", default=str(RESULTS / "gateway.json"))
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -62,6 +63,7 @@ def main() -> None:
         stderr=subprocess.STDOUT,
     )
     apply_s: list[float] = []
+    recover_s: list[float] = []
     rows: dict[str, list[dict]] = {"direct": [], "gateway": []}
     try:
         for _ in range(300):
@@ -96,11 +98,30 @@ def main() -> None:
             for name, url in urls.items():
                 rows[name].append(run_wrk(url, script, args.connections, args.duration))
                 time.sleep(1)
+        for _ in range(args.kills):  # kill -9 a replica: time until its replacement answers ready
+            time.sleep(11)  # independent crashes: past the supervisor's crash-loop window (replicas.HEALTHY_S)
+            saved = json.loads((home / "replicas.json").read_text())["replicas"]
+            victim = next(r for r in saved if r["revision"] == replica["revision"])
+            start = time.perf_counter()
+            os.kill(victim["pid"], signal.SIGKILL)
+            while True:
+                now = json.loads((home / "replicas.json").read_text())["replicas"]
+                fresh = next(
+                    (r for r in now if r["revision"] == victim["revision"] and r["pid"] != victim["pid"]), None
+                )
+                if fresh is not None:
+                    try:
+                        urllib.request.urlopen(f"http://127.0.0.1:{fresh['http_port']}/v2/health/ready", timeout=1)
+                        break
+                    except OSError:
+                        pass
+                time.sleep(0.01)
+            recover_s.append(time.perf_counter() - start)
     finally:
         platform.send_signal(signal.SIGTERM)
         platform.wait(60)
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("rps", "p50_ms", "p99_ms")} for k, v in rows.items()}
-    result = {"median": med, "raw": rows, "apply_to_ready_s": apply_s, "args": vars(args)}
+    result = {"median": med, "raw": rows, "apply_to_ready_s": apply_s, "kill_to_ready_s": recover_s, "args": vars(args)}
     Path(args.out).write_text(json.dumps(result, indent=1))
     d, g = med["direct"], med["gateway"]
     print(
@@ -109,6 +130,10 @@ def main() -> None:
     )
     print(f"gateway/direct throughput {g['rps'] / d['rps']:.2f}x; p50 overhead {g['p50_ms'] - d['p50_ms']:.2f} ms")
     print(f"apply -> Ready: {', '.join(f'{s:.2f}' for s in apply_s)} s (median {statistics.median(apply_s):.2f} s)")
+    print(
+        f"kill -9 -> replacement ready: {', '.join(f'{s:.2f}' for s in recover_s)} s "
+        f"(median {statistics.median(recover_s):.2f} s, max {max(recover_s):.2f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -172,8 +172,8 @@ def test_apply_predict_canary_promote_rollback_delete(platform, models, tmp_path
     predicted = cli(platform.home, "predict", "sklearn-iris", "-d", json.dumps(IRIS_V1)).stdout
     assert json.loads(predicted) == {"predictions": [1, 1]}
 
-    # canary: a new model with canaryTrafficPercent 10
-    cli(platform.home, "apply", "-f", str(manifest(tmp_path, v2, canaryTrafficPercent=10)))
+    # canary: KServe's canary sample (a new model, canaryTrafficPercent 10, tag routing on)
+    cli(platform.home, "apply", "-f", str(manifest(tmp_path, v2, "sklearn-iris-canary.yaml")))
     wait_for(
         lambda: (
             [t["revisionName"] for t in platform.isvc("sklearn-iris")["status"]["components"]["predictor"]["traffic"]]
@@ -185,10 +185,14 @@ def test_apply_predict_canary_promote_rollback_delete(platform, models, tmp_path
     seen = shares(platform.gateway, 2000)
     assert 0.07 <= seen[2] / 2000 <= 0.13, seen
     traffic = platform.isvc("sklearn-iris")["status"]["components"]["predictor"]["traffic"]
-    assert [(t["revisionName"], t["percent"]) for t in traffic] == [
-        ("sklearn-iris-predictor-00002", 10),
-        ("sklearn-iris-predictor-00001", 90),
+    assert [(t["revisionName"], t["percent"], t["tag"]) for t in traffic] == [
+        ("sklearn-iris-predictor-00002", 10, "latest"),
+        ("sklearn-iris-predictor-00001", 90, "prev"),
     ]
+    for tag, expected in (("latest", 2), ("prev", 1)):  # tag routing pins a revision
+        host = f"{tag}-sklearn-iris-predictor.default.example.com"
+        r = httpx.post(f"{platform.gateway}/v1/models/sklearn-iris:predict", json=IRIS_V1, headers={"Host": host})
+        assert r.json()["predictions"][0] == expected
     # promote: drop canaryTrafficPercent
     cli(platform.home, "apply", "-f", str(manifest(tmp_path, v2)))
     wait_for(
@@ -234,6 +238,19 @@ def test_bad_objects_are_refused_or_reported_and_nothing_else_is_disturbed(platf
     model_status = platform.isvc("onnx-model")["status"]["modelStatus"]
     assert model_status["transitionStatus"] == "InvalidSpec"
     assert model_status["lastFailureInfo"]["reason"] == "NoSupportingRuntime"
+    # a runtime that does not exist, and a protocol the named runtime does not speak
+    for name, model in (
+        ("ghost", {"runtime": "no-such-runtime"}),
+        ("mismatch", {"runtime": "kserve-sklearnserver", "protocolVersion": "grpc-v2"}),
+    ):
+        doc = yaml.safe_load((DATA / "sklearn-iris.yaml").read_text())
+        doc["metadata"]["name"] = name
+        doc["spec"]["predictor"]["model"].update(model)
+        path.write_text(yaml.safe_dump(doc))
+        cli(platform.home, "apply", "-f", str(path))
+    wait_for(lambda: "modelStatus" in (platform.isvc("mismatch").get("status") or {}), "mismatch status")
+    assert platform.isvc("ghost")["status"]["modelStatus"]["lastFailureInfo"]["reason"] == "RuntimeNotRecognized"
+    assert platform.isvc("mismatch")["status"]["modelStatus"]["lastFailureInfo"]["reason"] == "NoSupportingRuntime"
     # a storage URI that does not exist: the new revision fails, the old one keeps serving
     cli(platform.home, "apply", "-f", str(manifest(tmp_path, tmp_path / "missing-model")))
     wait_for(

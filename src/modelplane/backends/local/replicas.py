@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 
 log = logging.getLogger("modelplane.replicas")
-BACKOFF_S = (0.5, 1, 2, 5, 10)
+BACKOFF_S = (0, 1, 2, 5, 10)  # wait before restarting a replica that crashed again soon after its restart
+HEALTHY_S = 10.0  # a replica that ran this long before dying is restarted at once
 
 
 def free_port() -> int:
@@ -173,6 +174,8 @@ class ReplicaSet:
                     code = proc.returncode if proc is not None else None
                     why = f"replica exited with code {code}: {_tail(replica.log_path)}"
                     self._children.pop(replica.pid, None)
+                    if time.monotonic() - replica.started > HEALTHY_S:
+                        replica.restarts = 0  # it had been running fine: this is a new crash, not a crash loop
                     delay = BACKOFF_S[min(replica.restarts, len(BACKOFF_S) - 1)]
                     if time.monotonic() - replica.started < delay:
                         replica.ready, replica.failure = False, why
