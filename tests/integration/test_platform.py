@@ -20,6 +20,7 @@ from support.observe import wait_for
 from support.server import free_port
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kserve"
+GET_COLUMNS = ["NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "AGE"]
 
 
 def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -155,16 +156,7 @@ def test_apply_predict_canary_promote_rollback_delete(platform, models, tmp_path
     )
     assert by_host.json()["outputs"][0]["data"] == [1, 1]
     table = cli(platform.home, "get", "isvc").stdout.splitlines()
-    assert table[0].split() == [
-        "NAME",
-        "URL",
-        "READY",
-        "PREV",
-        "LATEST",
-        "PREVROLLEDOUTREVISION",
-        "LATESTREADYREVISION",
-        "AGE",
-    ]
+    assert table[0].split() == GET_COLUMNS
     assert table[1].split()[:3] == ["sklearn-iris", "http://sklearn-iris.default.example.com", "True"]
     described = yaml.safe_load(cli(platform.home, "describe", "isvc", "sklearn-iris").stdout)
     assert described["status"]["modelStatus"]["states"]["activeModelState"] == "Loaded"
@@ -523,16 +515,7 @@ def test_up_detach_and_down(tmp_path):
     assert f"gateway http://127.0.0.1:{port}" in out.stdout
     info = json.loads((home / "platform.json").read_text())
     assert _alive(info["pid"])
-    assert cli(home, "get", "isvc").stdout.split() == [
-        "NAME",
-        "URL",
-        "READY",
-        "PREV",
-        "LATEST",
-        "PREVROLLEDOUTREVISION",
-        "LATESTREADYREVISION",
-        "AGE",
-    ]
+    assert cli(home, "get", "isvc").stdout.split() == GET_COLUMNS
     assert "already up" in cli(home, "up", "--detach", "--port", str(port), "--api-port", str(api_port)).stdout
     assert "modelplane is down" in cli(home, "down").stdout
     assert not _alive(info["pid"]) and not (home / "platform.json").exists()

@@ -26,16 +26,21 @@ def sample_dir() -> Path:
     return target
 
 
-def announce(http_port: int, grpc_port: int, name: str) -> None:
-    """Wait until the server is ready, send the sample request, print what came back and how to try it."""
-    base = f"http://127.0.0.1:{http_port}"
-    for _ in range(300):
+def _wait_ok(url: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                break
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
+
+
+def announce(http_port: int, grpc_port: int, name: str) -> None:
+    """Wait until the server is ready, send the sample request, print what came back and how to try it."""
+    base = f"http://127.0.0.1:{http_port}"
+    _wait_ok(f"{base}/v2/health/ready")
     reply = httpx.post(f"{base}/v1/models/{name}:predict", json=IRIS_V1, timeout=10)
     print(
         f"\nmodelplane is serving '{name}'. Sample request:\n"
@@ -81,13 +86,7 @@ def apply_sample(api: str, gateway: str) -> None:
     manifest = home() / "samples" / "sklearn-iris.yaml"
     manifest.write_text(SAMPLE_ISVC.format(uri=sample_dir()))
     path = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{api}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+    _wait_ok(f"{api}/healthz")
     httpx.post(f"{api}{path}?apply=true", json=yaml.safe_load(manifest.read_text()), timeout=10).raise_for_status()
     for _ in range(600):
         status = httpx.get(f"{api}{path}/sklearn-iris", timeout=5).json().get("status") or {}
