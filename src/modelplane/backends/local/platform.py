@@ -15,6 +15,7 @@ from modelplane.backends.local.apiserver import ApiServer
 from modelplane.backends.local.controller import Controller
 from modelplane.backends.local.gateway import Gateway
 from modelplane.backends.local.replicas import ReplicaSet
+from modelplane.backends.local.zygote import Zygote
 from modelplane.control.store import Store, home
 
 log = logging.getLogger("modelplane.platform")
@@ -27,6 +28,7 @@ class PlatformConfig:
     api_port: int = 8090
     domain: str = "example.com"
     stop_replicas_on_exit: bool = True
+    zygote: bool = True  # start modelplane-server replicas by forking a pre-imported process
 
 
 def info_path(root: Path | None = None) -> Path:
@@ -45,7 +47,8 @@ async def serve(config: PlatformConfig) -> None:
 
     root = home()
     store = Store(root / "state.db")
-    replicas = ReplicaSet(root)
+    zygote = Zygote(root) if config.zygote else None
+    replicas = ReplicaSet(root, zygote)
     gateway = Gateway(replicas.ready_urls, config.domain)
     gateway_url = f"http://{config.host}:{config.gateway_port}"
     controller = Controller(store, replicas, gateway, gateway_url)
@@ -89,6 +92,8 @@ async def serve(config: PlatformConfig) -> None:
         if config.stop_replicas_on_exit:
             await asyncio.to_thread(replicas.stop_all)
         replicas.close()
+        if zygote is not None:
+            zygote.close()
         store.close()
         with contextlib.suppress(FileNotFoundError):
             info_path(root).unlink()

@@ -13,11 +13,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+
+from modelplane.backends.local.zygote import Zygote
 
 log = logging.getLogger("modelplane.replicas")
 BACKOFF_S = (0, 1, 2, 5, 10)  # wait before restarting a replica that crashed again soon after its restart
@@ -76,8 +79,9 @@ def _tail(path: str, lines: int = 5) -> str:
 class ReplicaSet:
     """All replicas this backend runs, by revision."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, zygote: Zygote | None = None) -> None:
         self.home = home
+        self.zygote = zygote  # forks modelplane-server replicas from a warm, pre-imported process
         self.logs = home / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.state_file = home / "replicas.json"
@@ -116,15 +120,21 @@ class ReplicaSet:
     def _start(self, revision: str, index: int, spec: ReplicaSpec, restarts: int = 0) -> Replica:
         http_port, grpc_port = free_port(), free_port()
         argv = [a.format(http_port=http_port, grpc_port=grpc_port) for a in spec.argv]
-        env = {**os.environ, **{k: v.format(http_port=http_port, grpc_port=grpc_port) for k, v in spec.env.items()}}
+        overrides = {k: v.format(http_port=http_port, grpc_port=grpc_port) for k, v in spec.env.items()}
         log_path = self.logs / f"{revision}-{index}.log"
-        with log_path.open("ab") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self._children[proc.pid] = proc
+        if self.zygote is not None and argv[:4] == [sys.executable, "-m", "modelplane", "serve"]:
+            pid = self.zygote.spawn(argv[3:], overrides, str(log_path))  # reaped by the zygote, polled here
+        else:
+            with log_path.open("ab") as out:
+                proc = subprocess.Popen(
+                    argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **overrides}, start_new_session=True
+                )
+            self._children[proc.pid] = proc
+            pid = proc.pid
         replica = Replica(
-            revision, index, proc.pid, http_port, grpc_port, str(log_path), restarts=restarts, started=time.monotonic()
+            revision, index, pid, http_port, grpc_port, str(log_path), restarts=restarts, started=time.monotonic()
         )
-        log.info("started %s/%d pid %d on :%d", revision, index, proc.pid, http_port)
+        log.info("started %s/%d pid %d on :%d", revision, index, pid, http_port)
         return replica
 
     def _stop(self, replica: Replica) -> None:
