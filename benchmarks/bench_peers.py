@@ -196,7 +196,7 @@ def grpc_body(model: str) -> bytes:
     sys.path.insert(0, str(ROOT / "src"))
     import numpy as np
 
-    from modelplane.server.grpc.proto import inference_pb2 as pb
+    from modelplane.grpcproto import inference_pb2 as pb
 
     data = np.asarray(IRIS_V2["inputs"][0]["data"], dtype="<f4")
     req = pb.ModelInferRequest(model_name=model, raw_input_contents=[data.tobytes()])
@@ -210,8 +210,8 @@ def check_grpc(port: int, model: str) -> list:
     import grpc
     import numpy as np
 
-    from modelplane.server.grpc.proto import inference_pb2 as pb
-    from modelplane.server.grpc.proto import inference_pb2_grpc as pb_grpc
+    from modelplane.grpcproto import inference_pb2 as pb
+    from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
 
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
         res = pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer(

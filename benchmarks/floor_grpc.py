@@ -14,8 +14,8 @@ import grpc
 import numpy as np
 import uvloop
 
-from modelplane.server.grpc.proto import inference_pb2 as pb
-from modelplane.server.grpc.proto import inference_pb2_grpc as pb_grpc
+from modelplane.grpcproto import inference_pb2 as pb
+from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
 
 
 def main(mode: str, port: int, model_dir: str | None) -> None:

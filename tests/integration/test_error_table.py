@@ -6,9 +6,9 @@ import grpc
 import httpx
 import pytest
 
+from modelplane.grpcproto import inference_pb2 as pb
+from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
 from modelplane.protocol import errors
-from modelplane.server.grpc.proto import inference_pb2 as pb
-from modelplane.server.grpc.proto import inference_pb2_grpc as pb_grpc
 from modelplane.server.grpc.servicer import grpc_code
 
 

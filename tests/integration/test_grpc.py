@@ -6,8 +6,8 @@ import grpc
 import numpy as np
 import pytest
 
-from modelplane.server.grpc.proto import inference_pb2 as pb
-from modelplane.server.grpc.proto import inference_pb2_grpc as pb_grpc
+from modelplane.grpcproto import inference_pb2 as pb
+from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
 
 
 @pytest.fixture(scope="module")

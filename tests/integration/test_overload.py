@@ -12,8 +12,8 @@ import pytest
 from support import server as srv
 from support.observe import metric, wait_for
 
-from modelplane.server.grpc.proto import inference_pb2 as pb
-from modelplane.server.grpc.proto import inference_pb2_grpc as pb_grpc
+from modelplane.grpcproto import inference_pb2 as pb
+from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
 
 ROW = {"instances": [[1, 2]]}
 LIMITS = ["--max-concurrency", "1", "--max-queue", "2"]

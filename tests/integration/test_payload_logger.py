@@ -12,8 +12,8 @@ from support import server as srv
 from support.observe import metric, wait_for
 from support.sink import Sink
 
-from modelplane.server.grpc.proto import inference_pb2 as pb
-from modelplane.server.grpc.proto import inference_pb2_grpc as pb_grpc
+from modelplane.grpcproto import inference_pb2 as pb
+from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
 
 LOGGER = ["--inference-service", "iris-isvc", "--namespace", "ns1", "--component", "predictor"]
 LOGGER += ["--endpoint", "canary", "--metadata-headers", "X-Tenant"]

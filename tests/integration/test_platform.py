@@ -34,13 +34,14 @@ def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 class Platform:
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.port, self.api_port = free_port(), free_port()
+        self.port, self.api_port, self.grpc_port = free_port(), free_port(), free_port()
         self.proc: subprocess.Popen | None = None
 
     def up(self) -> None:
         tests = Path(__file__).resolve().parents[1]  # runtime_modules: the sample's `python -m iris_transformer`
         env = {**os.environ, "MODELPLANE_HOME": str(self.home), "PYTHONPATH": f"{tests / 'runtime_modules'}:{tests}"}
         argv = [sys.executable, "-m", "modelplane", "up", "--port", str(self.port), "--api-port", str(self.api_port)]
+        argv += ["--grpc-port", str(self.grpc_port)]
         self.log = (self.home / "up.log").open("ab")
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(lambda: _ok(f"http://127.0.0.1:{self.api_port}/healthz"), "the control plane API")
@@ -335,10 +336,15 @@ def test_rollout_rollback_and_a_killed_replica_under_steady_load(platform, model
     assert (total - results[200]) / total <= 0.001, results
 
 
-def test_the_transformer_sample_preprocesses_calls_the_predictor_and_postprocesses(platform, models, tmp_path):
+@pytest.mark.parametrize("protocol", ["v1", "v2", "grpc-v2"])
+def test_the_transformer_sample_preprocesses_calls_the_predictor_and_postprocesses(
+    platform, models, tmp_path, protocol
+):
     v1, _ = models
-    doc = yaml.safe_load((DATA / "sklearn-iris-transformer.yaml").read_text())
+    doc = yaml.safe_load((DATA / "sklearn-iris-transformer.yaml").read_text())  # the sample says v1
     doc["spec"]["predictor"]["model"]["storageUri"] = str(v1)
+    args = doc["spec"]["transformer"]["containers"][0]["args"]
+    args[args.index("--predictor_protocol") + 1] = protocol
     path = tmp_path / "transformer.yaml"
     path.write_text(yaml.safe_dump(doc))
     cli(platform.home, "apply", "-f", str(path))
@@ -511,7 +517,7 @@ def test_xgboost_and_lightgbm_samples_select_their_cluster_runtimes(platform, tm
 def test_up_detach_and_down(tmp_path):
     home = tmp_path / "home"
     port, api_port = free_port(), free_port()
-    out = cli(home, "up", "--detach", "--port", str(port), "--api-port", str(api_port))
+    out = cli(home, "up", "--detach", "--port", str(port), "--api-port", str(api_port), "--grpc-port", str(free_port()))
     assert f"gateway http://127.0.0.1:{port}" in out.stdout
     info = json.loads((home / "platform.json").read_text())
     assert _alive(info["pid"])
@@ -520,3 +526,29 @@ def test_up_detach_and_down(tmp_path):
     assert "modelplane is down" in cli(home, "down").stdout
     assert not _alive(info["pid"]) and not (home / "platform.json").exists()
     assert cli(home, "get", "isvc", check=False).returncode == 1  # nothing to talk to, a clear error
+
+
+def test_the_gateway_forwards_grpc_by_route_metadata_or_host(platform, models, tmp_path):
+    import grpc
+
+    from modelplane.grpcproto import inference_pb2 as pb
+    from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
+    from modelplane.grpcproto.client import decode_response
+
+    v1, _ = models
+    cli(platform.home, "apply", "-f", str(manifest(tmp_path, v1)))
+    wait_for(lambda: platform.ready("sklearn-iris"), "sklearn-iris to be Ready", timeout=60)
+    req = pb.ModelInferRequest(model_name="sklearn-iris")
+    inp = req.inputs.add(name="input-0", datatype="FP32", shape=[2, 4])
+    inp.contents.fp32_contents.extend([v for row in IRIS_V1["instances"] for v in row])
+    with grpc.insecure_channel(f"127.0.0.1:{platform.grpc_port}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        for metadata in (
+            [("x-modelplane-route", "/serving/default/sklearn-iris")],
+            [("host", "sklearn-iris.default.example.com")],
+        ):
+            reply = stub.ModelInfer(req, metadata=metadata)
+            assert decode_response(reply).outputs[0].data.reshape(-1).tolist() == [1, 1]
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ModelInfer(req, metadata=[("x-modelplane-route", "/serving/default/nope")])
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND

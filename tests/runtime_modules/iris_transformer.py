@@ -24,12 +24,12 @@ CLASSES = ("setosa", "versicolor", "virginica")
 class IrisTransformer(Transformer):
     def preprocess(self, payload: Any, headers: Any = None) -> Any:
         rows = [[float(item[f]) for f in FEATURES] for item in payload["instances"]]
-        if self.protocol == "v2":
+        if self.protocol in ("v2", "grpc-v2"):
             return InferRequest(self.name, [Tensor.from_numpy("input-0", np.asarray(rows, dtype=np.float32))])
         return {"instances": rows}
 
     def postprocess(self, result: Any, headers: Any = None) -> Any:
-        classes = result.outputs[0].data.tolist() if self.protocol == "v2" else result["predictions"]
+        classes = result["predictions"] if self.protocol == "v1" else result.outputs[0].data.reshape(-1).tolist()
         return {"predictions": [CLASSES[int(c)] for c in classes]}
 
 

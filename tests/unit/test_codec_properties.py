@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from modelplane.grpcproto import inference_pb2 as pb
 from modelplane.protocol.codecs import v2
 from modelplane.protocol.datatypes import BINARY_ONLY, float32_to_bf16, wire_dtype
 from modelplane.protocol.types import InferRequest, InferResponse, RequestedOutput, Tensor
 from modelplane.server.grpc import codec as grpc_codec
-from modelplane.server.grpc.proto import inference_pb2 as pb
 
 NUMERIC = [
     "BOOL",

@@ -178,7 +178,7 @@ def quickstart(
     if server_only:
         run(http_port, grpc_port)
     else:
-        run_platform(http_port, api_port)
+        run_platform(http_port, api_port, grpc_port)
 
 
 def _pull(uri: str) -> Path:

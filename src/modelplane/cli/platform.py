@@ -54,6 +54,7 @@ def _call(method: str, path: str, body: Any = None) -> Any:
 def up(
     port: Annotated[int, typer.Option("--port", help="Gateway port")] = 8080,
     api_port: Annotated[int, typer.Option("--api-port", help="Control-plane API port")] = 8090,
+    grpc_port: Annotated[int, typer.Option("--grpc-port", help="Gateway gRPC port")] = 8081,
     host: str = "127.0.0.1",
     domain: str = "example.com",
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background")] = False,
@@ -81,6 +82,8 @@ def up(
             str(port),
             "--api-port",
             str(api_port),
+            "--grpc-port",
+            str(grpc_port),
             "--host",
             host,
             "--domain",
@@ -99,7 +102,8 @@ def up(
         raise typer.Exit(1)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(serve(PlatformConfig(host=host, gateway_port=port, api_port=api_port, domain=domain)))
+    config = PlatformConfig(host=host, gateway_port=port, api_port=api_port, grpc_port=grpc_port, domain=domain)
+    asyncio.run(serve(config))
 
 
 def down() -> None:

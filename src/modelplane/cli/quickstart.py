@@ -107,7 +107,7 @@ def apply_sample(api: str, gateway: str) -> None:
     )
 
 
-def run_platform(port: int, api_port: int) -> None:
+def run_platform(port: int, api_port: int, grpc_port: int = 8081) -> None:
     import asyncio
 
     from modelplane.backends.local.platform import PlatformConfig, serve
@@ -115,4 +115,4 @@ def run_platform(port: int, api_port: int) -> None:
     sample_dir()
     gateway, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
     threading.Thread(target=apply_sample, args=(api, gateway), daemon=True).start()
-    asyncio.run(serve(PlatformConfig(gateway_port=port, api_port=api_port)))
+    asyncio.run(serve(PlatformConfig(gateway_port=port, api_port=api_port, grpc_port=grpc_port)))

@@ -1,5 +1,5 @@
 """Model API: Transformer — a Model whose predict forwards to the predictor (KServe's --predictor_host,
---predictor_protocol v1|v2); users override preprocess and postprocess."""
+--predictor_protocol v1 | v2 | grpc-v2); users override preprocess and postprocess."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ class Transformer(Model):
         opts = options or {}
         self.predictor_host = str(opts.get("predictor_host") or "")
         self.protocol = str(opts.get("predictor_protocol") or "v1")
-        if self.protocol not in ("v1", "v2"):
-            raise ValueError(f"predictor_protocol {self.protocol!r} is not supported here (v1, v2)")
+        if self.protocol not in ("v1", "v2", "grpc-v2"):
+            raise ValueError(f"predictor_protocol {self.protocol!r} is not supported (v1, v2, grpc-v2)")
         if not self.predictor_host:
             raise ValueError("a transformer needs --predictor_host")
         self._client: Any = None
@@ -39,11 +39,13 @@ class Transformer(Model):
         return True
 
     async def predict(self, payload: Any, headers: Headers | None = None) -> Any:
+        forwarded = {k: v for k in FORWARDED_HEADERS if (v := (headers or {}).get(k))}
+        if self.protocol == "grpc-v2":
+            return await self._grpc(payload, forwarded)
         import httpx
 
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=300)
-        forwarded = {k: v for k in FORWARDED_HEADERS if (v := (headers or {}).get(k))}
         base = f"http://{self.predictor_host}"
         if self.protocol == "v2":
             from modelplane.protocol.codecs.v2_client import decode_response, encode_request
@@ -59,6 +61,31 @@ class Transformer(Model):
         r = await self._client.post(f"{base}/v1/models/{self.name}:predict", json=payload, headers=forwarded)
         self._check(r)
         return r.json()
+
+    async def _grpc(self, payload: Any, forwarded: dict[str, str]) -> Any:
+        """ModelInfer on `host:port`; a path after the address (`host:port/serving/ns/name`) is sent as the
+        `x-modelplane-route` metadata, which the platform's gateway routes by."""
+        import grpc
+
+        from modelplane.grpcproto import inference_pb2 as pb
+        from modelplane.grpcproto.client import decode_response, encode_request
+
+        if not isinstance(payload, InferRequest):
+            raise InferenceError("a grpc-v2 transformer must preprocess into an InferRequest")
+        target, _, route = self.predictor_host.partition("/")
+        if self._client is None:
+            self._client = grpc.aio.insecure_channel(target)
+        call = self._client.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=pb.ModelInferRequest.SerializeToString,
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        metadata = list(forwarded.items()) + ([("x-modelplane-route", "/" + route)] if route else [])
+        try:
+            reply = await call(encode_request(payload, self.name), metadata=metadata, timeout=300)
+        except grpc.aio.AioRpcError as exc:
+            raise InferenceError(f"the predictor answered {exc.code().name}: {exc.details()}") from exc
+        return decode_response(reply)
 
     def _check(self, response: Any) -> None:
         if response.status_code >= 400:

@@ -43,7 +43,10 @@ def _escape(text: str) -> str:
 
 
 class Controller:
-    def __init__(self, store: Store, replicas: ReplicaSet, gateway: Gateway, gateway_url: str) -> None:
+    def __init__(
+        self, store: Store, replicas: ReplicaSet, gateway: Gateway, gateway_url: str, gateway_grpc: str = ""
+    ) -> None:
+        self.gateway_grpc = gateway_grpc
         self.store = store
         self.replicas = replicas
         self.gateway = gateway
@@ -181,11 +184,15 @@ class Controller:
             }
         )
         if revision.component in ("transformer", "explainer"):  # as KServe does: where the predictor is, and how
+            protocol = next((a.split("=", 1)[1] for a in args if a.startswith("--predictor_protocol=")), None)
+            if protocol is None and "--predictor_protocol" in args[:-1]:
+                protocol = args[args.index("--predictor_protocol") + 1]
+            if protocol is None:
+                protocol = self._predictor_protocol(isvc)
+                args.append(f"--predictor_protocol={protocol}")
             if not any(a.startswith("--predictor_host") for a in args):
-                host = self.gateway_url.removeprefix("http://")
+                host = self.gateway_grpc if protocol.startswith("grpc") else self.gateway_url.removeprefix("http://")
                 args.append(f"--predictor_host={host}/serving/{isvc.metadata.namespace}/{isvc.metadata.name}-predictor")
-            if not any(a.startswith("--predictor_protocol") for a in args):
-                args.append(f"--predictor_protocol={self._predictor_protocol(isvc)}")
             if not any(a.startswith("--model_name") for a in args):
                 args.append(f"--model_name={isvc.metadata.name}")
         command = t.get("command")

@@ -14,6 +14,7 @@ from pathlib import Path
 from modelplane.backends.local.apiserver import ApiServer
 from modelplane.backends.local.controller import Controller
 from modelplane.backends.local.gateway import Gateway
+from modelplane.backends.local.grpc_gateway import GrpcGateway
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.backends.local.zygote import Zygote
 from modelplane.control.store import Store, home
@@ -26,6 +27,7 @@ class PlatformConfig:
     host: str = "127.0.0.1"
     gateway_port: int = 8080
     api_port: int = 8090
+    grpc_port: int = 8081  # the gateway's gRPC side
     domain: str = "example.com"
     stop_replicas_on_exit: bool = True
     zygote: bool = True  # start modelplane-server replicas by forking a pre-imported process
@@ -43,6 +45,7 @@ def read_info(root: Path | None = None) -> dict[str, object] | None:
 
 
 async def serve(config: PlatformConfig) -> None:
+    import grpc
     import uvicorn
 
     root = home()
@@ -51,7 +54,12 @@ async def serve(config: PlatformConfig) -> None:
     replicas = ReplicaSet(root, zygote)
     gateway = Gateway(replicas.ready_urls, config.domain)
     gateway_url = f"http://{config.host}:{config.gateway_port}"
-    controller = Controller(store, replicas, gateway, gateway_url)
+    grpc_gateway = GrpcGateway(gateway, replicas.ready_grpc)
+    grpc_server = grpc.aio.server()
+    grpc_server.add_generic_rpc_handlers((grpc_gateway,))
+    grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
+    await grpc_server.start()
+    controller = Controller(store, replicas, gateway, gateway_url, f"{config.host}:{config.grpc_port}")
     servers = [
         uvicorn.Server(
             uvicorn.Config(
@@ -79,7 +87,14 @@ async def serve(config: PlatformConfig) -> None:
     tasks = [asyncio.create_task(s.serve()) for s in servers]
     tasks.append(asyncio.create_task(controller.run()))
     info_path(root).write_text(
-        json.dumps({"pid": os.getpid(), "gateway": gateway_url, "api": f"http://{config.host}:{config.api_port}"})
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "gateway": gateway_url,
+                "grpc": f"{config.host}:{config.grpc_port}",
+                "api": f"http://{config.host}:{config.api_port}",
+            }
+        )
     )
     log.info("modelplane up: gateway %s, API http://%s:%d, home %s", gateway_url, config.host, config.api_port, root)
     try:
@@ -89,6 +104,8 @@ async def serve(config: PlatformConfig) -> None:
         for s in servers:
             s.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
+        await grpc_server.stop(grace=5)
+        await grpc_gateway.close()
         if config.stop_replicas_on_exit:
             await asyncio.to_thread(replicas.stop_all)
         replicas.close()

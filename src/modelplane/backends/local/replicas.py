@@ -214,6 +214,9 @@ class ReplicaSet:
     def ready_urls(self, revision: str) -> list[str]:
         return [r.url for r in self.replicas.get(revision, []) if r.ready]
 
+    def ready_grpc(self, revision: str) -> list[str]:
+        return [f"127.0.0.1:{r.grpc_port}" for r in self.replicas.get(revision, []) if r.ready]
+
     def failure(self, revision: str) -> str:
         return next((r.failure for r in self.replicas.get(revision, []) if r.failure), "")
 

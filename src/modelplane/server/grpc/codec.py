@@ -6,28 +6,13 @@ from typing import Any
 
 import numpy as np
 
+from modelplane.grpcproto import inference_pb2 as pb
+from modelplane.grpcproto.contents import CONTENTS_FIELD, typed_contents
 from modelplane.protocol.codecs.raw import tensor_from_raw, tensor_to_raw
-from modelplane.protocol.datatypes import BINARY_ONLY, check_datatype, shape_size, wire_dtype
+from modelplane.protocol.datatypes import BINARY_ONLY, check_datatype, shape_size
 from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.types import InferRequest, InferResponse, RequestedOutput, Tensor
 from modelplane.server.grpc import wire
-from modelplane.server.grpc.proto import inference_pb2 as pb
-
-# datatype -> InferTensorContents field
-CONTENTS_FIELD = {
-    "BOOL": "bool_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-    "BYTES": "bytes_contents",
-}
 
 
 def params_from_pb(params: Any) -> dict[str, Any] | None:
@@ -56,23 +41,6 @@ def params_to_pb(target: Any, params: dict[str, Any] | None) -> None:
             slot.string_param = str(value)
 
 
-def _typed(contents: Any, datatype: str, shape: list[int], count: int, where: str) -> np.ndarray:
-    if datatype in BINARY_ONLY:
-        raise InvalidInput(f"{datatype} {where} must be sent in raw_input_contents")
-    values = getattr(contents, CONTENTS_FIELD[datatype])
-    if len(values) != count:
-        raise InvalidInput(f"{where} has {len(values)} elements in contents but shape {shape} needs {count}")
-    if datatype == "BYTES":
-        array = np.empty(count, dtype=object)
-        array[:] = list(values)
-    else:
-        try:
-            array = np.array(values, dtype=wire_dtype(datatype))
-        except (OverflowError, ValueError) as exc:
-            raise InvalidInput(f"contents of {where} do not fit {datatype}: {exc}") from None
-    return array.reshape(shape)
-
-
 def decode_request(msg: Any) -> InferRequest:
     raw = msg.raw_input_contents
     if raw and len(raw) != len(msg.inputs):
@@ -90,7 +58,7 @@ def decode_request(msg: Any) -> InferRequest:
                 raise InvalidInput(f"{where} sets contents although raw_input_contents are used")
             array = tensor_from_raw(raw[i], datatype, shape, count, where)
         else:
-            array = _typed(item.contents, datatype, shape, count, where)
+            array = typed_contents(item.contents, datatype, shape, count, where)
         inputs.append(Tensor(item.name, datatype, shape, array, params_from_pb(item.parameters)))
     if not inputs:
         raise InvalidInput("inference request must have at least one input")

@@ -10,11 +10,11 @@ from typing import Any, TypeVar
 
 import grpc
 
+from modelplane.grpcproto import inference_pb2 as pb
+from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
 from modelplane.protocol.errors import InvalidInput, ModelplaneError, status_of
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.grpc import codec
-from modelplane.server.grpc.proto import inference_pb2 as pb
-from modelplane.server.grpc.proto import inference_pb2_grpc as pb_grpc
 from modelplane.server.metrics import Metrics
 from modelplane.server.payload_log import PayloadLogger
 
