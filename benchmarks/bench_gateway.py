@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_peers import IRIS_V1, RESULTS, ensure_tools, lua_post, run_wrk, sh, venv
+from bench_peers import IRIS_V1, RESULTS, iris_setup, lua_post, run_wrk
 
 ISVC = {
     "apiVersion": "serving.kserve.io/v1beta1",
@@ -49,11 +49,7 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=4)
     ap.add_argument("--out", default=str(RESULTS / "gateway.json"))
     args = ap.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    ensure_tools()
-    py = str(venv("modelplane"))
-    iris = RESULTS / "iris"
-    sh([py, "-m", "modelplane.samples.iris", "sklearn", str(iris)], stdout=subprocess.DEVNULL)
+    py, iris = iris_setup()
     home = Path(tempfile.mkdtemp(prefix="mp-bench-gw-"))
     env = {**os.environ, "MODELPLANE_HOME": str(home)}
     platform = subprocess.Popen(

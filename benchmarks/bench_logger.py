@@ -16,7 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_peers import HERE, IRIS_V1, RESULTS, Server, ensure_tools, lua_post, run_wrk, sh, venv
+from bench_peers import HERE, IRIS_V1, RESULTS, Server, iris_setup, lua_post, run_wrk
 
 
 def metric(port: int, name: str) -> float:
@@ -32,11 +32,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--out", default=str(RESULTS / "logger.json"))
     args = ap.parse_args()
-    (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
-    ensure_tools()
-    py = str(venv("modelplane"))
-    iris = RESULTS / "iris"
-    sh([py, "-m", "modelplane.samples.iris", "sklearn", str(iris)], stdout=subprocess.DEVNULL)
+    py, iris = iris_setup()
     sink = subprocess.Popen([py, str(HERE / "sink_server.py"), "9599"])
     serve = [py, "-m", "modelplane", "serve", "--host", "127.0.0.1", "--model-dir", str(iris), "--model-name", "iris"]
     servers = {

@@ -62,6 +62,16 @@ def venv(name: str) -> Path:
     return py
 
 
+def iris_setup() -> tuple[str, Path]:
+    """Tools, the modelplane benchmark venv and the iris SVC model: (python, model dir)."""
+    (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
+    ensure_tools()
+    py = str(venv("modelplane"))
+    iris = RESULTS / "iris"
+    sh([py, "-m", "modelplane.samples.iris", "sklearn", str(iris)], stdout=subprocess.DEVNULL)
+    return py, iris
+
+
 @dataclass
 class Server:
     name: str

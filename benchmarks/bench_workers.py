@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench_peers import IRIS_V1, RESULTS, Server, ensure_tools, lua_post, run_wrk, sh, venv
+from bench_peers import IRIS_V1, RESULTS, Server, iris_setup, lua_post, run_wrk, sh
 
 ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 BIG_MLP = {"inputs": 64, "hidden": 4096, "layers": 4}
@@ -41,11 +41,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--out", default=str(RESULTS / "workers.json"))
     args = ap.parse_args()
-    (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
-    ensure_tools()
-    py = str(venv("modelplane"))
-    iris = RESULTS / "iris"
-    sh([py, "-m", "modelplane.samples.iris", "sklearn", str(iris)], stdout=subprocess.DEVNULL)
+    py, iris = iris_setup()
     mlp = RESULTS / "mlp-big"
     sh([py, "-c", f"from modelplane.samples.mlp import make_mlp; make_mlp({str(mlp)!r}, **{BIG_MLP!r})"])
     serve = [py, "-m", "modelplane", "serve", "--host", "127.0.0.1"]

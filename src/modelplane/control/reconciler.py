@@ -23,7 +23,6 @@ class Observed:
     """What a backend sees of one revision."""
 
     ready: int = 0  # replicas whose model is loaded
-    running: int = 0
     failure: str = ""  # last crash / load failure, if any
 
 
