@@ -72,6 +72,28 @@ def iris_setup() -> tuple[str, Path]:
     return py, iris
 
 
+def mlserver_dir(model_dir: Path, variant: str, port: int, debug: bool) -> Path:
+    """An MLServer 1.7.1 model repository serving the iris model as `sklearn-iris` on `port` (gRPC port + 1)."""
+    d = RESULTS / f"mlserver-{variant}"
+    (d / "sklearn-iris").mkdir(parents=True, exist_ok=True)
+    shutil.copy(model_dir / "model.joblib", d / "sklearn-iris" / "model.joblib")
+    settings = {
+        "http_port": port,
+        "grpc_port": port + 1,
+        "debug": debug,
+        "parallel_workers": 0,
+        "metrics_port": port + 2,
+    }
+    (d / "settings.json").write_text(json.dumps(settings))
+    model = {
+        "name": "sklearn-iris",
+        "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": "./model.joblib"},
+    }
+    (d / "sklearn-iris" / "model-settings.json").write_text(json.dumps(model))
+    return d
+
+
 @dataclass
 class Server:
     name: str
@@ -261,33 +283,10 @@ def main() -> None:
     py = {name: venv(name) for name in ENVS}
     model_dir = RESULTS / "iris"
     sh([str(py["modelplane"]), "-m", "modelplane.samples.iris", "sklearn", str(model_dir)], stdout=subprocess.DEVNULL)
-    mls = {}
-    for variant, debug in (("default", True), ("nolog", False)):
-        d = RESULTS / f"mlserver-{variant}"
-        (d / "sklearn-iris").mkdir(parents=True, exist_ok=True)
-        shutil.copy(model_dir / "model.joblib", d / "sklearn-iris" / "model.joblib")
-        port = {"default": 9130, "nolog": 9140}[variant]
-        (d / "settings.json").write_text(
-            json.dumps(
-                {
-                    "http_port": port,
-                    "grpc_port": port + 1,
-                    "debug": debug,
-                    "parallel_workers": 0,
-                    "metrics_port": port + 2,
-                }
-            )
-        )
-        (d / "sklearn-iris" / "model-settings.json").write_text(
-            json.dumps(
-                {
-                    "name": "sklearn-iris",
-                    "implementation": "mlserver_sklearn.SKLearnModel",
-                    "parameters": {"uri": "./model.joblib"},
-                }
-            )
-        )
-        mls[variant] = d
+    mls = {
+        variant: mlserver_dir(model_dir, variant, port, debug)
+        for variant, port, debug in (("default", 9130, True), ("nolog", 9140, False))
+    }
     mp = [str(py["modelplane"]), "-m", "modelplane", "serve", "--host", "127.0.0.1"]
     ks = [str(py["kserve"]), str(HERE / "peer_kserve.py")]
     floor = [str(py["modelplane"]), str(HERE / "floor_app.py")]

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,73 +16,10 @@ import pytest
 import yaml
 from conftest import IRIS_V1, IRIS_V2
 from support.observe import wait_for
+from support.platform import DATA, Platform, alive, cli, manifest
 from support.server import free_port
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kserve"
 GET_COLUMNS = ["NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "AGE"]
-
-
-def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MODELPLANE_HOME": str(home)}
-    out = subprocess.run([sys.executable, "-m", "modelplane", *args], capture_output=True, text=True, env=env)
-    if check:
-        assert out.returncode == 0, out.stderr
-    return out
-
-
-class Platform:
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port, self.api_port, self.grpc_port = free_port(), free_port(), free_port()
-        self.proc: subprocess.Popen | None = None
-
-    def up(self) -> None:
-        tests = Path(__file__).resolve().parents[1]  # runtime_modules: the sample's `python -m iris_transformer`
-        env = {**os.environ, "MODELPLANE_HOME": str(self.home), "PYTHONPATH": f"{tests / 'runtime_modules'}:{tests}"}
-        argv = [sys.executable, "-m", "modelplane", "up", "--port", str(self.port), "--api-port", str(self.api_port)]
-        argv += ["--grpc-port", str(self.grpc_port)]
-        self.log = (self.home / "up.log").open("ab")
-        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: _ok(f"http://127.0.0.1:{self.api_port}/healthz"), "the control plane API")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(60)
-
-    @property
-    def gateway(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def isvc(self, name: str) -> dict:
-        return httpx.get(
-            f"http://127.0.0.1:{self.api_port}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}"
-        ).json()
-
-    def ready(self, name: str) -> bool:
-        conditions = (self.isvc(name).get("status") or {}).get("conditions", [])
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-    def replica_pids(self) -> list[int]:
-        try:
-            saved = json.loads((self.home / "replicas.json").read_text())
-        except FileNotFoundError:
-            return []
-        return [r["pid"] for r in saved["replicas"]]
-
-
-def _ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture
@@ -92,9 +28,7 @@ def platform(tmp_path):
     p.home.mkdir()
     p.up()
     yield p
-    pids = p.replica_pids()
-    p.stop()
-    wait_for(lambda: not any(_alive(pid) for pid in pids), "every replica to stop", timeout=30)
+    p.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -113,18 +47,6 @@ def models(tmp_path_factory):
         DummyClassifier(strategy="constant", constant=2).fit([[0, 0, 0, 0]] * 3, [2, 0, 1]), v2 / "model.joblib"
     )
     return v1, v2
-
-
-def manifest(tmp_path: Path, uri: Path, sample: str = "sklearn-iris.yaml", **predictor) -> Path:
-    doc = yaml.safe_load((DATA / sample).read_text())
-    doc["spec"]["predictor"]["model"]["storageUri"] = str(uri)
-    doc["spec"]["predictor"].update(predictor)
-    for k, v in list(doc["spec"]["predictor"].items()):
-        if v is None:
-            del doc["spec"]["predictor"][k]
-    path = tmp_path / f"isvc-{time.monotonic_ns()}.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 def shares(gateway: str, n: int) -> Counter:
@@ -203,7 +125,7 @@ def test_apply_predict_canary_promote_rollback_delete(platform, models, tmp_path
     pids = platform.replica_pids()
     assert pids
     cli(platform.home, "delete", "isvc", "sklearn-iris")
-    wait_for(lambda: not any(_alive(p) for p in pids), "the replicas to stop", timeout=30)
+    wait_for(lambda: not any(alive(p) for p in pids), "the replicas to stop", timeout=30)
     r = httpx.post(f"{platform.gateway}/serving/default/sklearn-iris/v1/models/sklearn-iris:predict", json=IRIS_V1)
     assert r.status_code == 404 and "not found" in r.json()["error"]
 
@@ -261,7 +183,7 @@ def test_a_restarted_control_plane_loses_nothing_and_re_adopts_its_replicas(plat
     wait_for(lambda: platform.ready("sklearn-iris"), "sklearn-iris to be Ready", timeout=60)
     pids = platform.replica_pids()
     platform.stop(signal.SIGKILL)  # a crash: replicas keep running
-    assert all(_alive(p) for p in pids)
+    assert all(alive(p) for p in pids)
     platform.up()
     wait_for(lambda: platform.ready("sklearn-iris"), "sklearn-iris to be Ready again", timeout=60)
     assert platform.replica_pids() == pids  # the same processes, re-adopted
@@ -520,11 +442,11 @@ def test_up_detach_and_down(tmp_path):
     out = cli(home, "up", "--detach", "--port", str(port), "--api-port", str(api_port), "--grpc-port", str(free_port()))
     assert f"gateway http://127.0.0.1:{port}" in out.stdout
     info = json.loads((home / "platform.json").read_text())
-    assert _alive(info["pid"])
+    assert alive(info["pid"])
     assert cli(home, "get", "isvc").stdout.split() == GET_COLUMNS
     assert "already up" in cli(home, "up", "--detach", "--port", str(port), "--api-port", str(api_port)).stdout
     assert "modelplane is down" in cli(home, "down").stdout
-    assert not _alive(info["pid"]) and not (home / "platform.json").exists()
+    assert not alive(info["pid"]) and not (home / "platform.json").exists()
     assert cli(home, "get", "isvc", check=False).returncode == 1  # nothing to talk to, a clear error
 
 

@@ -95,6 +95,26 @@ def test_validation_messages_are_kserves(predictor, name, message):
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "predictor,annotations,message",
+    [
+        ({"scaleMetric": "gpu"}, {}, "unknown metric 'gpu'"),
+        ({"scaleMetric": "concurrency"}, {"serving.kserve.io/deploymentMode": "RawDeployment"}, "not an hpa metric"),
+        ({}, {"autoscaling.knative.dev/window": "2s"}, "window must be 6s .. 1h"),
+        ({}, {"autoscaling.knative.dev/target": "many"}, "not a number"),
+        ({}, {"autoscaling.knative.dev/class": "magic.autoscaling.knative.dev"}, "unknown autoscaler class"),
+        ({}, {"autoscaling.knative.dev/metric": "cpu", "autoscaling.knative.dev/class": "kpa"}, "needs the hpa class"),
+    ],
+)
+def test_autoscaling_settings_are_validated_at_apply(predictor, annotations, message):
+    with pytest.raises(ValidationError, match="invalid autoscaling settings") as err:
+        validate(isvc({"sklearn": {}, **predictor}, annotations=annotations))
+    assert message in str(err.value)
+    validate(
+        isvc({"sklearn": {}, "minReplicas": 0, "scaleTarget": 5}, annotations={"autoscaling.knative.dev/window": "6s"})
+    )
+
+
 def test_deployment_mode_is_immutable():
     old = isvc({"sklearn": {}}, annotations={"serving.kserve.io/deploymentMode": "Standard"})
     new = isvc({"sklearn": {}}, annotations={"serving.kserve.io/deploymentMode": "Knative"})

@@ -7,13 +7,27 @@ from collections import Counter
 
 import pytest
 
+from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.gateway import Gateway, Route
 
 READY = {"r1": ["http://a"], "r2": ["http://b"], "t1": ["http://t"], "e1": ["http://e"], "down": []}
 
 
+class StaticReplicas:
+    """The in-memory double of the replica set: fixed ready endpoints, nothing starting."""
+
+    def ready(self, revision: str) -> list[Endpoint]:
+        return [Endpoint(url, "") for url in READY.get(revision, [])]
+
+    def starting(self, revision: str) -> list[tuple[Endpoint, str]]:
+        return []
+
+    def mark_ready(self, revision: str, endpoint: Endpoint) -> None:
+        raise AssertionError("nothing starts here")
+
+
 def gateway() -> Gateway:
-    g = Gateway(lambda rev: READY.get(rev, []), domain="example.com")
+    g = Gateway(StaticReplicas(), domain="example.com")
     g.random = random.Random(7)
     g.set_route(
         "default", "iris", Route(traffic={"predictor": [("r2", 10), ("r1", 90)]}, tags={"latest": "r2", "prev": "r1"})
@@ -50,8 +64,8 @@ def test_components_explain_transformer_and_explicit_hosts():
 def test_tags_pin_a_revision_and_the_split_follows_the_weights():
     g = gateway()
     route, component, tag, _ = g.resolve("latest-iris-predictor.default.example.com", "/")
-    assert (component, tag) == ("predictor", "latest") and g.pick(route, "predictor", tag)[0] == "r2"
-    seen = Counter(g.pick(route, "predictor", None)[0] for _ in range(5000))
+    assert (component, tag) == ("predictor", "latest") and g.pick(route, "predictor", tag) == "r2"
+    seen = Counter(g.pick(route, "predictor", None) for _ in range(5000))
     assert 0.08 < seen["r2"] / 5000 < 0.12
 
 
@@ -59,8 +73,18 @@ def test_targets_without_ready_replicas_get_nothing_and_none_at_all_is_an_error(
     g = gateway()
     g.set_route("default", "half", Route(traffic={"predictor": [("down", 50), ("r1", 50)]}))
     route, _, _, _ = g.resolve("half.default.example.com", "/")
-    assert {g.pick(route, "predictor", None)[0] for _ in range(100)} == {"r1"}
+    assert {g.pick(route, "predictor", None) for _ in range(100)} == {"r1"}
     g.set_route("default", "dead", Route(traffic={"predictor": [("down", 100)]}))
     route, _, _, _ = g.resolve("dead.default.example.com", "/")
     with pytest.raises(ConnectionError):
         g.pick(route, "predictor", None)
+
+
+def test_a_revision_at_zero_keeps_its_share_of_the_split():
+    g = gateway()
+    g.set_route(
+        "default", "cold", Route(traffic={"predictor": [("down", 50), ("r1", 50)]}, activatable=frozenset({"down"}))
+    )
+    route, _, _, _ = g.resolve("cold.default.example.com", "/")
+    seen = Counter(g.pick(route, "predictor", None) for _ in range(2000))
+    assert 0.4 < seen["down"] / 2000 < 0.6  # its requests wait for the activator instead of moving to r1

@@ -8,10 +8,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelplane.control.api import Container, CustomComponentSpec, InferenceService, ServingRuntime
+from modelplane.control.api import ComponentExtension, Container, CustomComponentSpec, InferenceService, ServingRuntime
+from modelplane.control.autoscaling.config import ANNOTATION as AUTOSCALING
 from modelplane.control.runtimes import RuntimeResolutionError, select_runtime, server_container
 from modelplane.control.store import Revision
-from modelplane.control.webhook import MODE_ANNOTATION
+from modelplane.control.webhook import AUTOSCALER_ANNOTATION, MODE_ALIASES, MODE_ANNOTATION
 
 COMPONENTS = ("predictor", "transformer", "explainer")
 STOP_ANNOTATION = "serving.kserve.io/stop"
@@ -24,6 +25,7 @@ class Observed:
 
     ready: int = 0  # replicas whose model is loaded
     failure: str = ""  # last crash / load failure, if any
+    standby: bool = False  # scaled to zero by the autoscaler: still serving, through the activator
 
 
 @dataclass
@@ -42,6 +44,29 @@ def _container_template(c: Container) -> dict[str, Any]:
         "command": c.command,
         "args": c.args or [],
         "env": {e.name: e.value or "" for e in c.env or []},
+        "resources": c.resources or {},
+    }
+
+
+def is_raw(isvc: InferenceService) -> bool:
+    mode = isvc.metadata.annotations.get(MODE_ANNOTATION) or "Knative"
+    return MODE_ALIASES.get(mode, mode) == "Standard"
+
+
+def scaling(isvc: InferenceService, component: ComponentExtension) -> dict[str, Any]:
+    """The fields of a component that decide how its revisions scale (they are part of the revision template)."""
+    annotations = {**isvc.metadata.annotations, **(component.annotations or {})}
+    return {
+        "minReplicas": component.min_replicas,
+        "maxReplicas": component.max_replicas or 0,
+        "containerConcurrency": component.container_concurrency,
+        "scaleTarget": component.scale_target,
+        "scaleMetric": component.scale_metric,
+        "timeout": component.timeout,
+        "autoscaling": {
+            k: v for k, v in annotations.items() if k.startswith(AUTOSCALING) or k == AUTOSCALER_ANNOTATION
+        },
+        "raw": is_raw(isvc),
     }
 
 
@@ -52,12 +77,7 @@ def templates(
     Raises RuntimeResolutionError when no runtime serves the predictor."""
     out: dict[str, dict[str, Any]] = {}
     predictor = isvc.spec.predictor
-    scaling = {
-        "minReplicas": predictor.min_replicas,
-        "maxReplicas": predictor.max_replicas or 0,
-        "containerConcurrency": predictor.container_concurrency,
-        "timeout": predictor.timeout,
-    }
+    predictor_scaling = scaling(isvc, predictor)
     if predictor.model is not None:
         selected = select_runtime(predictor.model, isvc.metadata.namespace, namespaced, cluster)
         out["predictor"] = {
@@ -67,22 +87,19 @@ def templates(
             "runtime": selected.runtime.metadata.name,
             "clusterRuntime": selected.cluster,
             "modelFormat": predictor.model.model_format.name,
-            **scaling,
+            **predictor_scaling,
             "logger": predictor.logger.dump() if predictor.logger else None,
             "batcher": predictor.batcher.dump() if predictor.batcher else None,
         }
     else:
         assert predictor.containers
-        out["predictor"] = {**_container_template(_main(predictor.containers)), "storageUri": None, **scaling}
+        out["predictor"] = {**_container_template(_main(predictor.containers)), "storageUri": None, **predictor_scaling}
     for name in ("transformer", "explainer"):
         component: CustomComponentSpec | None = getattr(isvc.spec, name)
         if component is not None and component.containers:
             out[name] = {
                 **_container_template(_main(component.containers)),
-                "minReplicas": component.min_replicas,
-                "maxReplicas": component.max_replicas or 0,
-                "containerConcurrency": component.container_concurrency,
-                "timeout": component.timeout,
+                **scaling(isvc, component),
             }
     return out
 
@@ -151,7 +168,8 @@ def reconcile(
             """A revision becomes ready with minReplicas ready replicas (as Knative's min-scale); one that already
             serves stays ready while any replica is."""
             need = 1 if revision in serving_now else minimum
-            return observed.get(revision, Observed()).ready >= need
+            seen = observed.get(revision, Observed())
+            return seen.ready >= need or (seen.standby and revision in serving_now)
 
         ready_revs = [r.name for r in revs if is_ready(r.name)]
         latest_ready = ready_revs[-1] if ready_revs else None
@@ -192,7 +210,9 @@ def reconcile(
         if failure and latest_created != latest_ready:
             failures.append((latest_created, failure))
         ready_by_component[name] = bool(traffic) and all(
-            observed.get(t["revisionName"], Observed()).ready > 0 for t in traffic if t.get("percent", 0) > 0
+            (seen := observed.get(t["revisionName"], Observed())).ready > 0 or seen.standby
+            for t in traffic
+            if t.get("percent", 0) > 0
         )
         entry: dict[str, Any] = {
             "latestCreatedRevision": latest_created,

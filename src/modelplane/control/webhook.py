@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from modelplane.control.api import FRAMEWORKS, InferenceService, ModelFormat, ModelSpec, PredictorSpec
+from modelplane.control.autoscaling.config import AutoscalerConfig, resolve
 
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 MODE_ALIASES = {"RawDeployment": "Standard", "Serverless": "Knative"}
@@ -108,3 +109,15 @@ def validate(isvc: InferenceService, old: InferenceService | None = None) -> Non
         percent = component.canary_traffic_percent
         if percent is not None and not 0 <= percent <= 100:
             raise ValidationError("canaryTrafficPercent must be between 0 and 100")
+        fields = {
+            "minReplicas": component.min_replicas,
+            "maxReplicas": component.max_replicas,
+            "scaleTarget": component.scale_target,
+            "scaleMetric": component.scale_metric,
+            "containerConcurrency": component.container_concurrency,
+        }
+        raw = MODE_ALIASES.get(mode or "Knative", mode or "Knative") == "Standard"
+        try:  # the annotations and fields must make sense to the autoscaler with the built-in defaults
+            resolve(AutoscalerConfig(), fields, {**annotations, **(component.annotations or {})}, raw)
+        except ValueError as exc:
+            raise ValidationError(f"invalid autoscaling settings: {exc}") from None

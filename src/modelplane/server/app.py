@@ -104,6 +104,7 @@ class ModelServer:
             port=s.http_port,
             loop="none",
             http="httptools",
+            ws="none",  # no WebSocket endpoints: do not import a WebSocket library
             lifespan="off",
             access_log=s.access_log,
             log_level=s.log_level,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -61,8 +62,9 @@ def admit(doc: dict[str, Any], store: Store) -> dict[str, Any]:
 
 
 class ApiServer:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, metrics: Callable[[], bytes] | None = None) -> None:
         self.store = store
+        self.metrics = metrics  # renders the platform's Prometheus metrics (text exposition format)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -81,6 +83,12 @@ class ApiServer:
         path, method = scope["path"], scope["method"]
         if path == "/healthz":
             return 200, {"status": "ok"}
+        if path == "/metrics" and self.metrics is not None:
+            body = self.metrics()
+            headers = [(b"content-type", b"text/plain; version=0.0.4"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return 200, None
         m = PATH.match(path)
         if not m or m["plural"] not in PLURALS:
             raise ApiError(404, "NotFound", f"no API at {path}")

@@ -5,54 +5,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shlex
-import sys
-from pathlib import Path
+import threading
+import time
 from typing import Any
 
+from modelplane.backends.local.autoscaler import Autoscaler
 from modelplane.backends.local.gateway import Gateway, Route
-from modelplane.backends.local.replicas import ReplicaSet, ReplicaSpec
+from modelplane.backends.local.launch import Launcher
+from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.control.api import InferenceService, ServingRuntime
 from modelplane.control.reconciler import Observed, reconcile, template_hash, templates
 from modelplane.control.runtimes import RuntimeResolutionError, builtin_runtimes
 from modelplane.control.store import Revision, Store, now
 
 log = logging.getLogger("modelplane.controller")
-MODEL_MOUNT = "/mnt/models"
-PORT_FLAGS = ("--http_port", "--http-port", "--grpc_port", "--grpc-port")
-
-
-def _strip_port_flags(args: list[str]) -> list[str]:
-    out: list[str] = []
-    skip = False
-    for a in args:
-        if skip:
-            skip = False
-            continue
-        if a in PORT_FLAGS:
-            skip = True
-            continue
-        if a.split("=", 1)[0] in PORT_FLAGS:
-            continue
-        out.append(a)
-    return out
-
-
-def _escape(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 class Controller:
     def __init__(
         self, store: Store, replicas: ReplicaSet, gateway: Gateway, gateway_url: str, gateway_grpc: str = ""
     ) -> None:
-        self.gateway_grpc = gateway_grpc
         self.store = store
         self.replicas = replicas
         self.gateway = gateway
         self.gateway_url = gateway_url
-        self.pull_errors: dict[str, str] = {}
-        self.model_dirs: dict[str, Path] = {}
+        self.launcher = Launcher(store, gateway_url, gateway_grpc)
+        self.pull_errors = self.launcher.pull_errors
+        self.autoscaler = Autoscaler(replicas.home, gateway, replicas)
+        self.lock = threading.RLock()  # replica changes: the loop's step and the activator's scale-from-zero
+        self._poked: dict[str, float] = {}
         self._stop = asyncio.Event()
 
     async def run(self, interval_s: float = 0.25) -> None:
@@ -69,7 +50,11 @@ class Controller:
 
     # --- one pass --------------------------------------------------------------------------------------------
     def step(self) -> None:
-        self.replicas.tick()
+        self.autoscaler.reload()
+        self.gateway.queue_depth = self.autoscaler.config.activator_queue_depth
+        with self.lock:
+            self.replicas.tick()
+        self.autoscaler.sample()
         namespaced = [ServingRuntime.model_validate(d) for d in self.store.list("ServingRuntime")]
         cluster = builtin_runtimes() + [
             ServingRuntime.model_validate(d) for d in self.store.list("ClusterServingRuntime")
@@ -85,7 +70,33 @@ class Controller:
                 self.gateway.set_route(*key, None)
         for revision in list(self.replicas.replicas):
             if revision not in live:
-                self.replicas.scale(revision, 0, None)
+                with self.lock:
+                    self.replicas.scale(revision, 0, None)
+        for revision in set(self.autoscaler.scalers) | set(self.gateway.pools) | set(self.launcher.specs):
+            if revision not in live:
+                self.autoscaler.drop(revision)
+                self.gateway.forget(revision)
+                self.launcher.forget(revision)
+
+    # --- scale from zero, asked by the activator (on the event loop) -----------------------------------------
+    def activate(self, revision: str, held: int) -> None:
+        moment = time.monotonic()
+        if moment - self._poked.get(revision, 0.0) < 0.05:
+            return
+        self._poked[revision] = moment
+        asyncio.get_running_loop().run_in_executor(None, self._scale_from_zero, revision, held)
+
+    def _scale_from_zero(self, revision: str, held: int) -> None:
+        with self.lock:
+            want = self.autoscaler.activate(revision, held, now())
+            have = len(self.replicas.replicas.get(revision, []))
+            if want <= have:
+                return
+            spec = self.launcher.specs.get(revision)
+            if spec is None and revision in self.launcher.sources:
+                spec = self.launcher.spec(*self.launcher.sources[revision])
+            if spec is not None:
+                self.replicas.scale(revision, want, spec)
 
     def _reconcile(
         self, isvc: InferenceService, namespaced: list[ServingRuntime], cluster: list[ServingRuntime]
@@ -104,10 +115,15 @@ class Controller:
                 self.store.add_revision(meta.namespace, meta.name, component, digest, template)
                 existing = self.store.revisions(meta.namespace, meta.name, component)
             revisions[component] = existing
+        for revs in revisions.values():
+            for rev in revs:  # what the activator needs to start a revision that is at zero
+                self.launcher.sources[rev.name] = (isvc, rev)
+        self._resume(isvc, revisions)
         observed = {
             rev.name: Observed(
-                ready=len(self.replicas.ready_urls(rev.name)),
+                ready=self.replicas.count(rev.name)[1],
                 failure=self.pull_errors.get(rev.name) or self.replicas.failure(rev.name),
+                standby=self.autoscaler.standby(rev.name),
             )
             for revs in revisions.values()
             for rev in revs
@@ -121,8 +137,12 @@ class Controller:
             domain=self.gateway.domain,
             resolution_error=error,
         )
+        counts = self._autoscale(isvc, revisions, desired.replicas)
+        scalers = self.autoscaler.scalers
         # route first: traffic only names ready revisions, so a revision is out of the route before it stops
         route = Route(
+            activatable=frozenset(r for r, sc in scalers.items() if sc.spec.scale_to_zero and r in counts),
+            concurrency={r: sc.spec.container_concurrency for r, sc in scalers.items() if r in counts},
             traffic={
                 c: [(t["revisionName"], int(t.get("percent", 0))) for t in ts] for c, ts in desired.traffic.items()
             },
@@ -132,99 +152,82 @@ class Controller:
         self.gateway.set_route(meta.namespace, meta.name, route)
         for revs in revisions.values():
             for rev in revs:
-                count = desired.replicas.get(rev.name, 0)
-                have = len(self.replicas.replicas.get(rev.name, []))
-                if count == have:
+                count = counts.get(rev.name, 0)
+                if count == len(self.replicas.replicas.get(rev.name, [])):
                     continue
-                spec = self._spec(isvc, rev) if count else None
+                spec = self.launcher.spec(isvc, rev) if count else None
                 if count and spec is None:
                     continue  # the model could not be pulled; the failure is in the status
-                self.replicas.scale(rev.name, count, spec)
+                with self.lock:
+                    if rev.name in scalers:  # the activator may have decided since
+                        count = max(count, scalers[rev.name].desired) if count else scalers[rev.name].desired
+                    self.replicas.scale(rev.name, count, spec)
+        self._scaling_status(revisions, desired.status)
         self.store.set_status("InferenceService", meta.namespace, meta.name, desired.status)
         return {rev.name for revs in revisions.values() for rev in revs}
 
-    # --- how a revision runs -------------------------------------------------------------------------------
-    def _model_dir(self, revision: Revision) -> Path | None:
-        uri = revision.template.get("storageUri")
-        if not uri:
-            return None
-        if revision.name not in self.model_dirs:
-            from modelplane.storage import StorageError, download
+    def _resume(self, isvc: InferenceService, revisions: dict[str, list[Revision]]) -> None:
+        """After a control-plane restart: a revision that serves traffic and has no replica was at zero — it
+        resumes there (still routed, through the activator) instead of being started again."""
+        status = isvc.status or {}
+        for component, revs in revisions.items():
+            traffic = ((status.get("components") or {}).get(component) or {}).get("traffic") or []
+            serving = {t["revisionName"] for t in traffic if t.get("percent", 0) > 0}
+            for rev in revs:
+                if (
+                    rev.name in serving
+                    and rev.name not in self.autoscaler.scalers
+                    and not self.replicas.count(rev.name)[0]
+                ):
+                    with contextlib.suppress(ValueError):  # invalid settings are reported by _autoscale
+                        self.autoscaler.ensure(
+                            rev, (isvc.metadata.namespace, isvc.metadata.name, component), at_zero=True
+                        )
 
-            try:
-                self.model_dirs[revision.name] = download(uri)
-                self.pull_errors.pop(revision.name, None)
-            except (StorageError, OSError) as exc:
-                self.pull_errors[revision.name] = f"{type(exc).__name__}: {exc}"
-                raise
-        return self.model_dirs[revision.name]
+    def _autoscale(
+        self, isvc: InferenceService, revisions: dict[str, list[Revision]], base: dict[str, int]
+    ) -> dict[str, int]:
+        """Replicas per revision: 0 for revisions the reconciler retires, else what the revision's autoscaler says."""
+        meta, wall = isvc.metadata, now()
+        counts: dict[str, int] = {}
+        for component, revs in revisions.items():
+            for rev in revs:
+                if not base.get(rev.name):
+                    self.autoscaler.drop(rev.name)
+                    continue
+                try:
+                    self.autoscaler.ensure(rev, (meta.namespace, meta.name, component))
+                except ValueError as exc:
+                    self.pull_errors[rev.name] = f"invalid autoscaling settings: {exc}"
+                    continue
+                counts[rev.name] = self.autoscaler.decide(rev.name, wall)
+        return counts
 
-    def _spec(self, isvc: InferenceService, revision: Revision) -> ReplicaSpec | None:
-        t: dict[str, Any] = revision.template
-        try:
-            model_dir = self._model_dir(revision)
-        except Exception:
-            return None
-        mount = str(model_dir) if model_dir else MODEL_MOUNT
-
-        def local(text: str) -> str:
-            return _escape(text.replace(MODEL_MOUNT, mount))
-
-        args = [local(a) for a in t.get("args") or []]
-        env = {k: local(v) for k, v in (t.get("env") or {}).items()}
-        env.update(
-            {
-                "PORT": "{http_port}",
-                "HTTP_PORT": "{http_port}",
-                "GRPC_PORT": "{grpc_port}",
-                "INFERENCE_SERVICE_NAME": isvc.metadata.name,
-                "MLSERVER_HTTP_PORT": "{http_port}",
-                "MLSERVER_GRPC_PORT": "{grpc_port}",
-                "MLSERVER_METRICS_PORT": "0",
-            }
-        )
-        if revision.component in ("transformer", "explainer"):  # as KServe does: where the predictor is, and how
-            protocol = next((a.split("=", 1)[1] for a in args if a.startswith("--predictor_protocol=")), None)
-            if protocol is None and "--predictor_protocol" in args[:-1]:
-                protocol = args[args.index("--predictor_protocol") + 1]
-            if protocol is None:
-                protocol = self._predictor_protocol(isvc)
-                args.append(f"--predictor_protocol={protocol}")
-            if not any(a.startswith("--predictor_host") for a in args):
-                host = self.gateway_grpc if protocol.startswith("grpc") else self.gateway_url.removeprefix("http://")
-                args.append(f"--predictor_host={host}/serving/{isvc.metadata.namespace}/{isvc.metadata.name}-predictor")
-            if not any(a.startswith("--model_name") for a in args):
-                args.append(f"--model_name={isvc.metadata.name}")
-        command = t.get("command")
-        if command:
-            command = [sys.executable if i == 0 and c in ("python", "python3") else c for i, c in enumerate(command)]
-            argv = [local(c) for c in command] + [a.replace("8080", "{http_port}") for a in args]
-            log.info("revision %s runs %s", revision.name, shlex.join(command))
-        else:
-            argv = [sys.executable, "-m", "modelplane", "serve", *_strip_port_flags(args)]
-            argv += ["--http_port", "{http_port}", "--grpc_port", "{grpc_port}", "--host", "127.0.0.1"]
-            argv += self._server_flags(isvc, revision)
-        return ReplicaSpec(argv=argv, env=env)
-
-    def _predictor_protocol(self, isvc: InferenceService) -> str:
-        revs = self.store.revisions(isvc.metadata.namespace, isvc.metadata.name, "predictor")
-        protocol = str(revs[-1].template.get("protocol") or "v1") if revs else "v1"
-        return "v2" if protocol.endswith("v2") else "v1"
-
-    @staticmethod
-    def _server_flags(isvc: InferenceService, revision: Revision) -> list[str]:
-        t = revision.template
-        flags: list[str] = []
-        logger, batcher = t.get("logger"), t.get("batcher")
-        if logger and logger.get("url"):
-            flags += ["--log-url", _escape(logger["url"]), "--log-mode", logger.get("mode", "all")]
-            flags += ["--inference-service", isvc.metadata.name, "--namespace", isvc.metadata.namespace]
-            flags += ["--component", revision.component]
-            if logger.get("metadataHeaders"):
-                flags += ["--metadata-headers", ",".join(logger["metadataHeaders"])]
-        if batcher is not None:
-            flags += ["--enable-batcher", "--max-batch-size", str(batcher.get("maxBatchSize") or 32)]
-            flags += ["--max-latency", str(batcher.get("maxLatency") or 5000)]
-            if batcher.get("timeout"):
-                flags += ["--batch-timeout", str(batcher["timeout"])]
-        return flags
+    def _scaling_status(self, revisions: dict[str, list[Revision]], status: dict[str, Any]) -> None:
+        """Each component's autoscaling state, per revision that has a scaler, into the status."""
+        for component, revs in revisions.items():
+            report = []
+            for rev in revs:
+                scaler = self.autoscaler.scalers.get(rev.name)
+                if scaler is None:
+                    continue
+                have, ready = self.replicas.count(rev.name)
+                decision = scaler.decision
+                report.append(
+                    {
+                        "revisionName": rev.name,
+                        "class": scaler.spec.klass,
+                        "metric": scaler.spec.metric,
+                        "target": scaler.spec.target,
+                        "desiredReplicas": scaler.desired,
+                        "actualReplicas": have,
+                        "readyReplicas": ready,
+                        "panic": decision.panic,
+                        "activatorInPath": decision.activator,
+                        "lastScaleTime": scaler.changed_at,
+                        "reason": scaler.reason,
+                    }
+                )
+            entry = (status.get("components") or {}).get(component)
+            if entry is not None and report:
+                entry["autoscaling"] = report

@@ -1,10 +1,10 @@
 """Local backend: the embedded gateway — one port in front of every InferenceService (the ingress + Knative
-routing role): host or path routing, component choice, weighted traffic split, round-robin over ready replicas."""
+routing role): host or path routing, component choice, weighted traffic split; each revision's requests then go
+through its RevisionPool (containerConcurrency breaker, queue, activator at zero)."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from modelplane.backends.local.activator import Endpoint, QueueFull, ReplicaView, RevisionPool
 from modelplane.backends.local.upstream import HOP_BY_HOP, Upstream, UpstreamError
 
 Scope = dict[str, Any]
@@ -26,18 +27,41 @@ class Route:
     traffic: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # "latest"/"prev" -> revision (tag routing)
     timeouts: dict[str, float] = field(default_factory=dict)  # component -> seconds (the component's `timeout`)
+    activatable: frozenset[str] = frozenset()  # revisions that may be at zero: requests wait for the activator
+    concurrency: dict[str, int] = field(default_factory=dict)  # revision -> containerConcurrency (0: unlimited)
 
 
 class Gateway:
-    """ASGI app. `replicas(revision)` returns the base URLs of that revision's ready replicas."""
+    """ASGI app. `replicas` tells which replicas of a revision are ready or starting; `activate(revision, held)` is
+    called (on the event loop, must not block) while requests wait for a revision that has no ready replica."""
 
-    def __init__(self, replicas: Callable[[str], list[str]], domain: str = "example.com") -> None:
+    def __init__(
+        self,
+        replicas: ReplicaView,
+        domain: str = "example.com",
+        activate: Callable[[str, int], None] | None = None,
+        queue_depth: int = 10_000,
+    ) -> None:
         self.routes: dict[tuple[str, str], Route] = {}
         self.replicas = replicas
         self.domain = domain
-        self._rr: dict[str, itertools.count[int]] = {}
+        self.activate = activate or (lambda revision, held: None)
+        self.queue_depth = queue_depth
+        self.pools: dict[str, RevisionPool] = {}
         self._upstreams: dict[str, Upstream] = {}
         self.random = random.Random()
+
+    def pool(self, revision: str, route: Route) -> RevisionPool:
+        pool = self.pools.get(revision)
+        if pool is None:
+            pool = self.pools[revision] = RevisionPool(revision, self.replicas, self.activate)
+        pool.concurrency = route.concurrency.get(revision, 0)
+        pool.queue_depth = self.queue_depth
+        return pool
+
+    def forget(self, revision: str) -> None:
+        """The revision is gone: drop its pool (and its meter)."""
+        self.pools.pop(revision, None)
 
     def set_route(self, namespace: str, name: str, route: Route | None) -> None:
         if route is None:
@@ -89,23 +113,24 @@ class Gateway:
                 component = "transformer" if "transformer" in route.traffic else "predictor"
         return component
 
-    def pick(self, route: Route, component: str, tag: str | None) -> tuple[str, list[str]]:
-        """(revision, its ready replica URLs) for this request."""
+    def pick(self, route: Route, component: str, tag: str | None) -> str:
+        """The revision for this request: by tag, else by weight among the targets that have a ready replica or
+        may be activated (a revision at zero gets its share; a crashed one is skipped while another can serve)."""
         if tag is not None:
             revision = route.tags.get(tag)
             if revision is None:
                 raise LookupError(f"no revision tagged {tag}")
-            return revision, self.replicas(revision)
+            return revision
         targets = [(rev, pct) for rev, pct in route.traffic.get(component, []) if pct > 0]
-        live = [(rev, pct, urls) for rev, pct in targets if (urls := self.replicas(rev))]
+        live = [(rev, pct) for rev, pct in targets if rev in route.activatable or self.replicas.ready(rev)]
         if not live:
             raise ConnectionError(f"no ready replica for the {component}")
-        point = self.random.uniform(0, sum(p for _, p, _ in live))
-        for rev, pct, urls in live:
+        point = self.random.uniform(0, sum(p for _, p in live))
+        for rev, pct in live:
             point -= pct
             if point <= 0:
-                return rev, urls
-        return live[-1][0], live[-1][2]
+                return rev
+        return live[-1][0]
 
     # --- ASGI -----------------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -121,7 +146,7 @@ class Gateway:
         try:
             route, component, tag, upstream = self.resolve(host, scope["path"])
             component = self.component_for(route, component, upstream)
-            revision, urls = self.pick(route, component, tag)
+            revision = self.pick(route, component, tag)
         except LookupError as exc:
             await _reply(send, 404, {"error": str(exc)})
             return
@@ -131,27 +156,45 @@ class Gateway:
         body = await _read(receive)
         query = scope.get("query_string", b"")
         target = upstream + ("?" + query.decode("latin-1") if query else "")
-        start = next(self._rr.setdefault(revision, itertools.count()))
+        pool = self.pool(revision, route)
+        timeout = route.timeouts.get(component, DEFAULT_TIMEOUT_S)
+        tried: tuple[Endpoint, ...] = ()
         last_error: Exception | None = None
-        for attempt in range(min(len(urls), 3)):
-            url = urls[(start + attempt) % len(urls)]
-            pool = self._upstreams.get(url)
-            if pool is None:
-                pool = self._upstreams[url] = Upstream(url)
-            try:
-                async with asyncio.timeout(route.timeouts.get(component, DEFAULT_TIMEOUT_S)):
-                    status, out, content = await pool.request(scope["method"], target, headers, body)
-            except TimeoutError:
-                await _reply(send, 504, {"error": f"the {component} did not answer within its timeout"})
-                return
-            except UpstreamError as exc:  # the replica died or refused: try the next one (inference is repeatable)
-                last_error = exc
-                continue
-            out.append((b"content-length", str(len(content)).encode()))
-            await send({"type": "http.response.start", "status": status, "headers": out})
-            await send({"type": "http.response.body", "body": content})
+        pool.meter.begin()
+        try:
+            async with asyncio.timeout(timeout):
+                for _ in range(3):
+                    endpoint = await pool.acquire(tried)
+                    if endpoint is None:
+                        break
+                    try:
+                        answer = await self._upstream(endpoint.http).request(scope["method"], target, headers, body)
+                    except UpstreamError as exc:  # died or refused: try another replica (inference is repeatable)
+                        tried, last_error = (*tried, endpoint), exc
+                        continue
+                    finally:
+                        pool.release(endpoint)
+                    status, out, content = answer
+                    out.append((b"content-length", str(len(content)).encode()))
+                    await send({"type": "http.response.start", "status": status, "headers": out})
+                    await send({"type": "http.response.body", "body": content})
+                    return
+        except TimeoutError:
+            what = "did not answer" if tried or self.replicas.ready(revision) else "had no ready replica"
+            await _reply(send, 504, {"error": f"the {component} ({revision}) {what} within its {timeout:g}s timeout"})
             return
+        except QueueFull as exc:
+            await _reply(send, 503, {"error": f"too many requests waiting: {exc}"}, [(b"retry-after", b"1")])
+            return
+        finally:
+            pool.meter.end()
         await _reply(send, 502, {"error": f"no replica of {revision} answered: {last_error}"})
+
+    def _upstream(self, url: str) -> Upstream:
+        pool = self._upstreams.get(url)
+        if pool is None:
+            pool = self._upstreams[url] = Upstream(url)
+        return pool
 
 
 async def _read(receive: Any) -> bytes:

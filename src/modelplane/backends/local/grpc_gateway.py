@@ -7,23 +7,24 @@ The InferenceService is named by the `x-modelplane-route` metadata (`/serving/{n
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
+import asyncio
 from typing import Any
 
 import grpc
 
-from modelplane.backends.local.gateway import Gateway
+from modelplane.backends.local.activator import QueueFull
+from modelplane.backends.local.gateway import DEFAULT_TIMEOUT_S, Gateway
 
 FORWARD_SKIP = {"x-modelplane-route", "host", "user-agent"}
 
 
 class GrpcGateway(grpc.GenericRpcHandler):
-    def __init__(self, gateway: Gateway, grpc_targets: Callable[[str], list[str]]) -> None:
+    """Shares the HTTP side's routes and revision pools, so containerConcurrency, the queue and the activator
+    apply to both protocols together."""
+
+    def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.grpc_targets = grpc_targets  # revision -> ready replicas' host:port
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._rr = itertools.count()
 
     def service(self, handler_call_details: Any) -> grpc.RpcMethodHandler | None:
         method = handler_call_details.method
@@ -39,26 +40,44 @@ class GrpcGateway(grpc.GenericRpcHandler):
                 else:
                     route, component, tag, _ = self.gateway.resolve(metadata.get("host", ""), "/")
                 component = self.gateway.component_for(route, component, "")
-                revision, _ = self.gateway.pick(route, component, tag)
+                revision = self.gateway.pick(route, component, tag)
             except LookupError as exc:
                 await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
             except ConnectionError as exc:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-            targets = self.grpc_targets(revision)
-            if not targets:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"no ready replica of {revision}")
-            target = targets[next(self._rr) % len(targets)]
-            channel = self._channels.get(target)
-            if channel is None:
-                channel = self._channels[target] = grpc.aio.insecure_channel(target)
+            pool = self.gateway.pool(revision, route)
+            remaining = context.time_remaining()
+            timeout = min(route.timeouts.get(component, DEFAULT_TIMEOUT_S), remaining or DEFAULT_TIMEOUT_S)
             forwarded = [(k, v) for k, v in metadata.items() if k not in FORWARD_SKIP and not k.startswith(":")]
+            pool.meter.begin()
             try:
-                return await channel.unary_unary(method)(request, metadata=forwarded, timeout=context.time_remaining())
+                async with asyncio.timeout(timeout):
+                    endpoint = await pool.acquire()
+                if endpoint is None:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"no ready replica of {revision}")
+                try:
+                    return await self._channel(endpoint.grpc).unary_unary(method)(
+                        request, metadata=forwarded, timeout=context.time_remaining() or timeout
+                    )
+                finally:
+                    pool.release(endpoint)
+            except TimeoutError:
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no ready replica of {revision} in time")
+            except QueueFull as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"too many requests waiting: {exc}")
             except grpc.aio.AioRpcError as exc:
                 await context.abort(exc.code(), exc.details() or "")
+            finally:
+                pool.meter.end()
             raise AssertionError("unreachable")  # abort raises
 
         return grpc.unary_unary_rpc_method_handler(forward)
+
+    def _channel(self, target: str) -> grpc.aio.Channel:
+        channel = self._channels.get(target)
+        if channel is None:
+            channel = self._channels[target] = grpc.aio.insecure_channel(target)
+        return channel
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -15,6 +15,7 @@ from modelplane.backends.local.apiserver import ApiServer
 from modelplane.backends.local.controller import Controller
 from modelplane.backends.local.gateway import Gateway
 from modelplane.backends.local.grpc_gateway import GrpcGateway
+from modelplane.backends.local.metrics import registry, render
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.backends.local.zygote import Zygote
 from modelplane.control.store import Store, home
@@ -51,15 +52,19 @@ async def serve(config: PlatformConfig) -> None:
     root = home()
     store = Store(root / "state.db")
     zygote = Zygote(root) if config.zygote else None
+    if zygote is not None:
+        zygote.start()  # warm before the first scale-from-zero needs it
     replicas = ReplicaSet(root, zygote)
-    gateway = Gateway(replicas.ready_urls, config.domain)
+    gateway = Gateway(replicas, config.domain)
     gateway_url = f"http://{config.host}:{config.gateway_port}"
-    grpc_gateway = GrpcGateway(gateway, replicas.ready_grpc)
+    grpc_gateway = GrpcGateway(gateway)
     grpc_server = grpc.aio.server()
     grpc_server.add_generic_rpc_handlers((grpc_gateway,))
     grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
     await grpc_server.start()
     controller = Controller(store, replicas, gateway, gateway_url, f"{config.host}:{config.grpc_port}")
+    gateway.activate = controller.activate
+    metrics = registry(controller.autoscaler)
     servers = [
         uvicorn.Server(
             uvicorn.Config(
@@ -74,7 +79,7 @@ async def serve(config: PlatformConfig) -> None:
                 timeout_graceful_shutdown=5,
             )
         )
-        for app, port in ((gateway, config.gateway_port), (ApiServer(store), config.api_port))
+        for app, port in ((gateway, config.gateway_port), (ApiServer(store, lambda: render(metrics)), config.api_port))
     ]
     for s in servers:
         s.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.zygote import Zygote
 
 log = logging.getLogger("modelplane.replicas")
@@ -54,10 +55,15 @@ class Replica:
     restarts: int = 0
     started: float = 0.0
     failure: str = ""
+    ready_at: float = 0.0  # monotonic time its readiness was first seen
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.url, f"127.0.0.1:{self.grpc_port}")
 
 
 def _alive(pid: int) -> bool:
@@ -212,10 +218,8 @@ class ReplicaSet:
                     replicas[i] = fresh
                     changed = True
                     continue
-                if not replica.ready:
-                    replica.ready = self._probe(replica)
-                    if replica.ready:
-                        replica.failure = ""
+                if not replica.ready and self._probe(replica) and not replica.ready:
+                    replica.ready, replica.failure, replica.ready_at = True, "", time.monotonic()
         if changed:
             self._save()
 
@@ -227,11 +231,24 @@ class ReplicaSet:
             return False
         return r.status_code == 200
 
-    def ready_urls(self, revision: str) -> list[str]:
-        return [r.url for r in self.replicas.get(revision, []) if r.ready]
+    # --- the data path's view (ReplicaView), read from the event loop ------------------------------------------
+    def ready(self, revision: str) -> list[Endpoint]:
+        return [r.endpoint for r in self.replicas.get(revision, []) if r.ready]
 
-    def ready_grpc(self, revision: str) -> list[str]:
-        return [f"127.0.0.1:{r.grpc_port}" for r in self.replicas.get(revision, []) if r.ready]
+    def starting(self, revision: str) -> list[tuple[Endpoint, str]]:
+        spec = self.specs.get(revision)
+        path = spec.ready_path if spec else "/v2/health/ready"
+        return [(r.endpoint, path) for r in self.replicas.get(revision, []) if not r.ready]
+
+    def mark_ready(self, revision: str, endpoint: Endpoint) -> None:
+        for r in self.replicas.get(revision, []):
+            if r.endpoint == endpoint and not r.ready:
+                r.ready, r.failure, r.ready_at = True, "", time.monotonic()
+
+    def count(self, revision: str) -> tuple[int, int]:
+        """(replicas, ready replicas)."""
+        rs = self.replicas.get(revision, [])
+        return len(rs), sum(1 for r in rs if r.ready)
 
     def failure(self, revision: str) -> str:
         return next((r.failure for r in self.replicas.get(revision, []) if r.failure), "")

@@ -1,0 +1,110 @@
+"""The revision pool: containerConcurrency breaker, bounded queue, and holding requests at zero (in-memory replicas)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from modelplane.backends.local.activator import Endpoint, Meter, QueueFull, RevisionPool
+
+A, B = Endpoint("http://a", "a:1"), Endpoint("http://b", "b:1")
+
+
+class Replicas:
+    def __init__(self, *ready: Endpoint) -> None:
+        self.up = list(ready)
+
+    def ready(self, revision: str) -> list[Endpoint]:
+        return list(self.up)
+
+    def starting(self, revision: str) -> list[tuple[Endpoint, str]]:
+        return []
+
+    def mark_ready(self, revision: str, endpoint: Endpoint) -> None:
+        self.up.append(endpoint)
+
+
+def test_container_concurrency_is_a_hard_limit_per_replica() -> None:
+    async def main() -> int:
+        pool = RevisionPool("r", Replicas(A, B), lambda r, n: None, concurrency=1)
+        busy: dict[Endpoint, int] = {A: 0, B: 0}
+        peak = 0
+
+        async def one() -> None:
+            nonlocal peak
+            endpoint = await pool.acquire()
+            assert endpoint is not None
+            busy[endpoint] += 1
+            peak = max(peak, *busy.values())
+            await asyncio.sleep(0.002)
+            busy[endpoint] -= 1
+            pool.release(endpoint)
+
+        await asyncio.gather(*(one() for _ in range(40)))
+        assert pool.inflight == {} and not pool.waiters
+        return peak
+
+    assert asyncio.run(main()) == 1
+
+
+def test_the_queue_is_bounded() -> None:
+    async def main() -> None:
+        pool = RevisionPool("r", Replicas(A), lambda r, n: None, concurrency=1, queue_depth=2)
+        first = await pool.acquire()
+        waiting = [asyncio.create_task(pool.acquire()) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull):
+            await pool.acquire()
+        assert first is not None
+        pool.release(first)
+        got = await waiting[0]
+        assert got == A
+        pool.release(got)
+        pool.release(await waiting[1])
+
+    asyncio.run(main())
+
+
+def test_requests_at_zero_are_held_activate_and_go_to_the_first_ready_replica() -> None:
+    async def main() -> None:
+        replicas = Replicas()
+        asked: list[int] = []
+        pool = RevisionPool("r", replicas, lambda r, n: asked.append(n))
+        held = [asyncio.create_task(pool.acquire()) for _ in range(5)]
+        await asyncio.sleep(0.02)
+        assert asked and max(asked) == 5 and pool.held == 5
+        assert not any(t.done() for t in held)
+        replicas.up.append(A)  # a replica became ready
+        assert await asyncio.gather(*held) == [A] * 5
+        assert pool.held == 0
+
+    asyncio.run(main())
+
+
+def test_failed_replicas_are_excluded_then_none_is_left() -> None:
+    async def main() -> None:
+        pool = RevisionPool("r", Replicas(A, B), lambda r, n: None)
+        first = await pool.acquire()
+        assert first is not None
+        pool.release(first)
+        other = await pool.acquire((first,))
+        assert other is not None and other != first
+        pool.release(other)
+        assert await pool.acquire((A, B)) is None
+
+    asyncio.run(main())
+
+
+def test_meter_is_time_weighted() -> None:
+    clock = [0.0]
+    m = Meter(lambda: clock[0])
+    m.begin()
+    m.begin()
+    clock[0] = 1.0
+    m.end()
+    clock[0] = 2.0
+    concurrency, rps = m.collect()
+    assert (concurrency, rps) == (1.5, 1.0)  # two for 1 s, one for 1 s; two arrivals in 2 s
+    clock[0] = 3.0
+    assert m.collect() == (1.0, 0.0)
