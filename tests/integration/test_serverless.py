@@ -127,6 +127,22 @@ def test_scale_to_zero_after_grace_then_fifty_concurrent_requests_all_succeed(pl
     metrics = httpx.get(metrics_url).text
     assert f'modelplane_autoscaler_desired_replicas{{component="predictor",inferenceservice="{name}"' in metrics
 
+    # back to zero, then a gRPC request through the gateway's gRPC side wakes it the same way
+    wait_for(lambda: not platform.replica_pids(), "scale to zero again", timeout=60)
+    import grpc
+
+    from modelplane.grpcproto import inference_pb2 as pb
+    from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
+    from modelplane.grpcproto.client import decode_response
+
+    req = pb.ModelInferRequest(model_name=name)
+    inp = req.inputs.add(name="input-0", datatype="FP32", shape=[2, 4])
+    inp.contents.fp32_contents.extend([v for row in IRIS_V1["instances"] for v in row])
+    with grpc.insecure_channel(f"127.0.0.1:{platform.grpc_port}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        reply = stub.ModelInfer(req, metadata=[("x-modelplane-route", f"/serving/default/{name}")], timeout=60)
+    assert decode_response(reply).outputs[0].data.reshape(-1).tolist() == [1, 1]
+
 
 def test_sustained_load_scales_out_and_back_down(platform: Platform, tmp_path):
     path = probe_isvc(tmp_path, "probe-load", minReplicas=1, maxReplicas=3, scaleTarget=1)
