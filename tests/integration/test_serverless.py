@@ -52,6 +52,8 @@ def probe_isvc(tmp_path: Path, name: str, **predictor: Any) -> Path:
         "command": ["python", "-m", "concurrency_probe"],
     }
     container["args"] = ["--model_name", name, *predictor.pop("args", [])]
+    if "resources" in predictor:
+        container["resources"] = predictor.pop("resources")
     doc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
@@ -195,3 +197,16 @@ def test_raw_mode_scales_on_cpu_and_never_to_zero(platform: Platform, tmp_path):
         wait_for(lambda: scaling(platform, "burner").get("readyReplicas", 0) == 2, "CPU scale-out", timeout=60)
     assert "cpu" in scaling(platform, "burner")["reason"]
     wait_for(lambda: scaling(platform, "burner").get("actualReplicas") == 1, "scale back to one", timeout=60)
+    # memory: a replica's resident set against a 20 MiB request is far above a 50% target -> scale out, no load
+    path = probe_isvc(
+        tmp_path,
+        "memory",
+        annotations=raw,
+        maxReplicas=2,
+        scaleMetric="memory",
+        scaleTarget=50,
+        resources={"requests": {"memory": "20Mi"}},
+    )
+    cli(platform.home, "apply", "-f", str(path))
+    wait_for(lambda: scaling(platform, "memory").get("readyReplicas", 0) == 2, "memory scale-out", timeout=60)
+    assert "memory" in scaling(platform, "memory")["reason"]

@@ -209,3 +209,21 @@ def test_resolve_raw_mode_is_hpa_on_cpu_and_never_zero() -> None:
         resolve(
             AutoscalerConfig(), {"scaleMetric": "cpu"}, {"autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev"}
         )
+
+
+def test_the_config_file_is_read_when_it_changes_and_a_broken_one_keeps_the_last_good(tmp_path) -> None:
+    import os
+
+    from modelplane.backends.local.autoscaler import CONFIG_FILE, Autoscaler
+
+    a = Autoscaler(tmp_path, gateway=None, replicas=None)  # type: ignore[arg-type]  # reload touches neither
+    a.reload()
+    assert a.config == AutoscalerConfig() and not a.config_error
+    path = tmp_path / CONFIG_FILE
+    path.write_text("kind: ConfigMap\ndata:\n  stable-window: 10s\n  enable-scale-to-zero: 'false'\n")
+    a.reload()
+    assert (a.config.stable_window, a.config.enable_scale_to_zero) == (10.0, False)
+    path.write_text("stable-window: 1s\n")
+    os.utime(path, (1, 1))  # a different mtime, whatever the clock's resolution
+    a.reload()
+    assert a.config.stable_window == 10.0 and "stable-window must be" in a.config_error

@@ -170,7 +170,8 @@ class RevisionPool:
                             "%s: replica %s ready, releasing %d held requests", self.revision, endpoint.http, self.held
                         )
                         break
-                await asyncio.sleep(PROBE_EVERY_S)
+                else:
+                    await asyncio.sleep(PROBE_EVERY_S)
             self._wake()
         finally:
             for pool in pools.values():
