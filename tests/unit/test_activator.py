@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from modelplane.backends.local.activator import Endpoint, Meter, QueueFull, RevisionPool
+from modelplane.backends.local.activator import Endpoint, Gone, Meter, QueueFull, RevisionPool
 
 A, B = Endpoint("http://a", "a:1"), Endpoint("http://b", "b:1")
 
@@ -108,3 +108,15 @@ def test_meter_is_time_weighted() -> None:
     assert (concurrency, rps) == (1.5, 1.0)  # two for 1 s, one for 1 s; two arrivals in 2 s
     clock[0] = 3.0
     assert m.collect() == (1.0, 0.0)
+
+
+def test_requests_held_for_a_removed_revision_give_up() -> None:
+    async def main() -> None:
+        pool = RevisionPool("r", Replicas(), lambda r, n: None)
+        held = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0.01)
+        pool.closed = True  # what Gateway.forget does when the revision is deleted
+        with pytest.raises(Gone):
+            await asyncio.wait_for(held, 1)
+
+    asyncio.run(main())

@@ -38,6 +38,10 @@ class QueueFull(Exception):
     """More requests are waiting for this revision than its queue holds."""
 
 
+class Gone(Exception):
+    """The revision was removed while the request waited for it."""
+
+
 class Meter:
     """Time-weighted in-flight requests (held ones included) and arrivals since the last collect."""
 
@@ -93,6 +97,7 @@ class RevisionPool:
         self.held = 0  # requests waiting because no replica is ready
         self._rr = itertools.count()
         self._prober: asyncio.Task[None] | None = None
+        self.closed = False  # set (from any thread) when the revision is removed: waiting requests give up
 
     def _free(self, ready: list[Endpoint]) -> Endpoint | None:
         if not ready:
@@ -116,6 +121,8 @@ class RevisionPool:
             if endpoint is not None:
                 self.inflight[endpoint] = self.inflight.get(endpoint, 0) + 1
                 return endpoint
+            if self.closed:
+                raise Gone(f"{self.revision} was removed")
             if arriving and len(self.waiters) >= self.queue_depth:
                 raise QueueFull(f"{self.revision}: {len(self.waiters)} requests already waiting")
             arriving = False

@@ -52,9 +52,9 @@ class Controller:
     def step(self) -> None:
         self.autoscaler.reload()
         self.gateway.queue_depth = self.autoscaler.config.activator_queue_depth
-        with self.lock:
+        with self.lock:  # the activator's thread touches replicas and deciders too
             self.replicas.tick()
-        self.autoscaler.sample()
+            self.autoscaler.sample()
         namespaced = [ServingRuntime.model_validate(d) for d in self.store.list("ServingRuntime")]
         cluster = builtin_runtimes() + [
             ServingRuntime.model_validate(d) for d in self.store.list("ClusterServingRuntime")
@@ -118,7 +118,8 @@ class Controller:
         for revs in revisions.values():
             for rev in revs:  # what the activator needs to start a revision that is at zero
                 self.launcher.sources[rev.name] = (isvc, rev)
-        self._resume(isvc, revisions)
+        with self.lock:
+            self._resume(isvc, revisions)
         observed = {
             rev.name: Observed(
                 ready=self.replicas.count(rev.name)[1],
@@ -137,7 +138,8 @@ class Controller:
             domain=self.gateway.domain,
             resolution_error=error,
         )
-        counts = self._autoscale(isvc, revisions, desired.replicas)
+        with self.lock:
+            counts = self._autoscale(isvc, revisions, desired.replicas)
         scalers = self.autoscaler.scalers
         # route first: traffic only names ready revisions, so a revision is out of the route before it stops
         route = Route(

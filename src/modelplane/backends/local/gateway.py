@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from modelplane.backends.local.activator import Endpoint, QueueFull, ReplicaView, RevisionPool
+from modelplane.backends.local.activator import Endpoint, Gone, QueueFull, ReplicaView, RevisionPool
 from modelplane.backends.local.upstream import HOP_BY_HOP, Upstream, UpstreamError
 
 Scope = dict[str, Any]
@@ -60,8 +60,10 @@ class Gateway:
         return pool
 
     def forget(self, revision: str) -> None:
-        """The revision is gone: drop its pool (and its meter)."""
-        self.pools.pop(revision, None)
+        """The revision is gone: drop its pool (and its meter); requests waiting in it get a 503 within 50 ms."""
+        pool = self.pools.pop(revision, None)
+        if pool is not None:
+            pool.closed = True
 
     def set_route(self, namespace: str, name: str, route: Route | None) -> None:
         if route is None:
@@ -185,6 +187,9 @@ class Gateway:
             return
         except QueueFull as exc:
             await _reply(send, 503, {"error": f"too many requests waiting: {exc}"}, [(b"retry-after", b"1")])
+            return
+        except Gone as exc:
+            await _reply(send, 503, {"error": str(exc)}, [(b"retry-after", b"1")])
             return
         finally:
             pool.meter.end()

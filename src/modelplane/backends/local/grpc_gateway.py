@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from modelplane.backends.local.activator import QueueFull
+from modelplane.backends.local.activator import Gone, QueueFull
 from modelplane.backends.local.gateway import DEFAULT_TIMEOUT_S, Gateway
 
 FORWARD_SKIP = {"x-modelplane-route", "host", "user-agent"}
@@ -65,6 +65,8 @@ class GrpcGateway(grpc.GenericRpcHandler):
                 await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no ready replica of {revision} in time")
             except QueueFull as exc:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"too many requests waiting: {exc}")
+            except Gone as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             except grpc.aio.AioRpcError as exc:
                 await context.abort(exc.code(), exc.details() or "")
             finally:
