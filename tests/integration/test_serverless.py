@@ -176,7 +176,11 @@ def test_container_concurrency_one_never_lets_two_requests_reach_a_replica(platf
     assert peaks["probe-any"] > 1  # the same model without the limit does see concurrent requests
 
 
-def test_raw_mode_scales_on_cpu_and_never_to_zero(platform: Platform, tmp_path):
+def test_raw_mode_scales_on_cpu_and_never_to_zero(platform: Platform, iris: Path, tmp_path):
+    cli(platform.home, "apply", "-f", str(manifest(tmp_path, iris, "sklearn-iris-raw.yaml")))  # KServe's raw sample
+    wait_for(lambda: platform.ready("sklearn-iris-raw"), "the raw sample to be Ready", timeout=60)
+    sample = scaling(platform, "sklearn-iris-raw")
+    assert (sample["class"], sample["metric"], sample["target"], sample["desiredReplicas"]) == ("hpa", "cpu", 60, 1)
     raw = {"serving.kserve.io/deploymentMode": "RawDeployment"}
     path = probe_isvc(
         tmp_path,

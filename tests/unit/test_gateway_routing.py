@@ -88,3 +88,40 @@ def test_a_revision_at_zero_keeps_its_share_of_the_split():
     route, _, _, _ = g.resolve("cold.default.example.com", "/")
     seen = Counter(g.pick(route, "predictor", None) for _ in range(2000))
     assert 0.4 < seen["down"] / 2000 < 0.6  # its requests wait for the activator instead of moving to r1
+
+
+async def _asgi(g: Gateway, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path, "headers": [(b"host", b"x")], "query_string": b""}
+    await g(scope, receive, send)
+    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+
+
+def test_held_requests_time_out_with_504_and_a_full_queue_answers_503_with_retry_after():
+    import asyncio
+
+    asked: list[tuple[str, int]] = []
+    g = Gateway(StaticReplicas(), activate=lambda rev, held: asked.append((rev, held)), queue_depth=1)
+    g.set_route(
+        "default",
+        "cold",
+        Route(traffic={"predictor": [("down", 100)]}, activatable=frozenset({"down"}), timeouts={"predictor": 0.3}),
+    )
+
+    async def main() -> list[tuple[int, dict[bytes, bytes], bytes]]:
+        first = asyncio.create_task(_asgi(g, "/serving/default/cold/v1/models/cold:predict"))
+        await asyncio.sleep(0.05)  # the first request is held (no replica will ever be ready here)
+        second = await _asgi(g, "/serving/default/cold/v1/models/cold:predict")
+        return [await first, second]
+
+    (held_status, _, held_body), (full_status, full_headers, full_body) = asyncio.run(main())
+    assert held_status == 504 and b"had no ready replica within its 0.3s timeout" in held_body
+    assert full_status == 503 and full_headers[b"retry-after"] == b"1" and b"too many requests waiting" in full_body
+    assert asked and asked[0] == ("down", 1)  # the activator asked for a scale-from-zero
