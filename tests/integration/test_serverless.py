@@ -99,6 +99,8 @@ class Load:
 
 def test_scale_to_zero_after_grace_then_fifty_concurrent_requests_all_succeed(platform: Platform, iris: Path, tmp_path):
     name = "sklearn-iris-zero"
+    # the zygote starts with the platform (before any replica needs it), on a home that was empty
+    wait_for(lambda: (platform.home / "zygote.sock").exists(), "the zygote to start with the platform", timeout=60)
     cli(platform.home, "apply", "-f", str(manifest(tmp_path, iris, "sklearn-iris-scale-to-zero.yaml")))
     wait_for(lambda: platform.ready(name), "the isvc to be Ready", timeout=60)
     url = f"{platform.gateway}/serving/default/{name}/v1/models/{name}:predict"

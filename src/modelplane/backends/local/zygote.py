@@ -24,6 +24,7 @@ class Zygote:
         self.path = str(home / "zygote.sock")
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home / "logs" / "zygote.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
     def start(self) -> None:
