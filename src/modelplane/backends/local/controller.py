@@ -30,7 +30,6 @@ class Controller:
         self.gateway = gateway
         self.gateway_url = gateway_url
         self.launcher = Launcher(store, gateway_url, gateway_grpc)
-        self.pull_errors = self.launcher.pull_errors
         self.autoscaler = Autoscaler(replicas.home, gateway, replicas)
         self.lock = threading.RLock()  # replica changes: the loop's step and the activator's scale-from-zero
         self._poked: dict[str, float] = {}
@@ -123,7 +122,7 @@ class Controller:
         observed = {
             rev.name: Observed(
                 ready=self.replicas.count(rev.name)[1],
-                failure=self.pull_errors.get(rev.name) or self.replicas.failure(rev.name),
+                failure=self.launcher.pull_errors.get(rev.name) or self.replicas.failure(rev.name),
                 standby=self.autoscaler.standby(rev.name),
             )
             for revs in revisions.values()
@@ -200,7 +199,7 @@ class Controller:
                 try:
                     self.autoscaler.ensure(rev, (meta.namespace, meta.name, component))
                 except ValueError as exc:
-                    self.pull_errors[rev.name] = f"invalid autoscaling settings: {exc}"
+                    self.launcher.pull_errors[rev.name] = f"invalid autoscaling settings: {exc}"
                     continue
                 counts[rev.name] = self.autoscaler.decide(rev.name, wall)
         return counts

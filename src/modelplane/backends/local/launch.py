@@ -46,7 +46,7 @@ class Launcher:
         self.pull_errors: dict[str, str] = {}  # revision -> why its model could not be pulled
         self.model_dirs: dict[str, Path] = {}
         self.specs: dict[str, ReplicaSpec] = {}  # how each revision runs, kept while it is at zero
-        self.sources: dict[str, tuple[InferenceService, Revision]] = {}
+        self.sources: dict[str, tuple[InferenceService, Revision]] = {}  # what spec() needs, kept by the controller
 
     def forget(self, revision: str) -> None:
         self.specs.pop(revision, None)
@@ -69,7 +69,6 @@ class Launcher:
 
     def spec(self, isvc: InferenceService, revision: Revision) -> ReplicaSpec | None:
         t: dict[str, Any] = revision.template
-        self.sources[revision.name] = (isvc, revision)
         if revision.name in self.specs:
             return self.specs[revision.name]
         try:
