@@ -130,6 +130,7 @@ def test_scale_to_zero_after_grace_then_fifty_concurrent_requests_all_succeed(pl
     )
     metrics = httpx.get(metrics_url).text
     assert f'modelplane_autoscaler_desired_replicas{{component="predictor",inferenceservice="{name}"' in metrics
+    assert "modelplane_autoscaler_excess_burst_capacity{" in metrics
 
     # back to zero, then a gRPC request through the gateway's gRPC side wakes it the same way
     wait_for(lambda: not platform.replica_pids(), "scale to zero again", timeout=60)

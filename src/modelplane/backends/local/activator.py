@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -43,10 +44,12 @@ class Gone(Exception):
 
 
 class Meter:
-    """Time-weighted in-flight requests (held ones included) and arrivals since the last collect."""
+    """Time-weighted in-flight requests (held ones included) and arrivals since the last collect. Written on the
+    event loop, collected from the controller's thread: the lock keeps the two from interleaving."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
+        self._lock = threading.Lock()
         self.inflight = 0
         self.requests = 0
         self._area = 0.0
@@ -58,20 +61,23 @@ class Meter:
         self._last = now
 
     def begin(self) -> None:
-        self._advance()
-        self.inflight += 1
-        self.requests += 1
+        with self._lock:
+            self._advance()
+            self.inflight += 1
+            self.requests += 1
 
     def end(self) -> None:
-        self._advance()
-        self.inflight -= 1
+        with self._lock:
+            self._advance()
+            self.inflight -= 1
 
     def collect(self) -> tuple[float, float]:
         """(mean concurrency, requests per second) since the previous collect."""
-        self._advance()
-        span = max(self._last - self._since, 1e-9)
-        out = (self._area / span, self.requests / span)
-        self._area, self.requests, self._since = 0.0, 0, self._last
+        with self._lock:
+            self._advance()
+            span = max(self._last - self._since, 1e-9)
+            out = (self._area / span, self.requests / span)
+            self._area, self.requests, self._since = 0.0, 0, self._last
         return out
 
 

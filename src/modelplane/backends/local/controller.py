@@ -76,6 +76,7 @@ class Controller:
                 self.autoscaler.drop(revision)
                 self.gateway.forget(revision)
                 self.launcher.forget(revision)
+                self._poked.pop(revision, None)
 
     # --- scale from zero, asked by the activator (on the event loop) -----------------------------------------
     def activate(self, revision: str, held: int) -> None:
@@ -142,8 +143,8 @@ class Controller:
         scalers = self.autoscaler.scalers
         # route first: traffic only names ready revisions, so a revision is out of the route before it stops
         route = Route(
-            activatable=frozenset(r for r, sc in scalers.items() if sc.spec.scale_to_zero and r in counts),
-            concurrency={r: sc.spec.container_concurrency for r, sc in scalers.items() if r in counts},
+            activatable=frozenset(r for r in counts if scalers[r].spec.scale_to_zero),
+            concurrency={r: scalers[r].spec.container_concurrency for r in counts},
             traffic={
                 c: [(t["revisionName"], int(t.get("percent", 0))) for t in ts] for c, ts in desired.traffic.items()
             },

@@ -43,6 +43,11 @@ class PlatformCollector(Collector):
                 labels=LABELS,
             ),
             "target": GaugeMetricFamily("modelplane_autoscaler_target", "Target metric per replica", labels=LABELS),
+            "burst": GaugeMetricFamily(
+                "modelplane_autoscaler_excess_burst_capacity",
+                "Knative's excess burst capacity (< 0: the activator stays in the path; -1: always)",
+                labels=LABELS,
+            ),
             "held": GaugeMetricFamily(
                 "modelplane_activator_held_requests", "Requests waiting for a ready replica", labels=LABELS
             ),
@@ -63,6 +68,7 @@ class PlatformCollector(Collector):
                 "activator": int(decision.activator),
                 "observed": decision.observed,
                 "target": scaler.spec.target,
+                "burst": decision.excess_burst,
                 "held": pool.held if pool else 0,
                 "inflight": pool.meter.inflight if pool else 0,
             }
