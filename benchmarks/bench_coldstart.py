@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import statistics
 import subprocess
 import tempfile
@@ -27,12 +28,15 @@ from bench_peers import HERE, IRIS_V1, RESULTS, iris_setup, mlserver_dir, venv
 
 PORT, API_PORT, GRPC_PORT = 9990, 9991, 9992
 API = f"http://127.0.0.1:{API_PORT}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
+TOKEN = secrets.token_urlsafe(24)
 FAST = {"stable-window": "6s", "scale-to-zero-grace-period": "1s", "tick-interval": "0.5s"}
 
 
 def call(method: str, url: str, body: dict | None = None, timeout: float = 30) -> tuple[int, bytes]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read()
@@ -145,7 +149,9 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="mp-bench-cold-"))
     (home / "config-autoscaler.yaml").write_text(json.dumps(FAST))
     env = {**os.environ, "MODELPLANE_HOME": str(home)}
-    cmd = [py, "-m", "modelplane", "up", "--port", str(PORT), "--api-port", str(API_PORT)]
+    (home / "token").write_text(TOKEN)  # the platform keeps a token it finds; the API needs it
+    (home / "token").chmod(0o600)
+    cmd = [py, "-m", "modelplane", "up", "--port", str(PORT), "--api-port", str(API_PORT), "--file-root", "/"]
     cmd += ["--grpc-port", str(GRPC_PORT)]
     platform = subprocess.Popen(
         cmd, env=env, stdout=(RESULTS / "coldstart-platform.log").open("wb"), stderr=subprocess.STDOUT

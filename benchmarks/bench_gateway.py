@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import statistics
 import subprocess
@@ -26,11 +27,14 @@ ISVC = {
     "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": ""}}},
 }
 API = "http://127.0.0.1:9891/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
+TOKEN = secrets.token_urlsafe(24)
 
 
 def request(method: str, url: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
 
@@ -52,8 +56,10 @@ def main() -> None:
     py, iris = iris_setup()
     home = Path(tempfile.mkdtemp(prefix="mp-bench-gw-"))
     env = {**os.environ, "MODELPLANE_HOME": str(home)}
+    (home / "token").write_text(TOKEN)  # the platform keeps a token it finds; the API needs it
+    (home / "token").chmod(0o600)
     platform = subprocess.Popen(
-        [py, "-m", "modelplane", "up", "--port", "9890", "--api-port", "9891"],
+        [py, "-m", "modelplane", "up", "--port", "9890", "--api-port", "9891", "--file-root", "/"],
         env=env,
         stdout=(RESULTS / "gateway-platform.log").open("wb"),
         stderr=subprocess.STDOUT,
@@ -82,7 +88,7 @@ def main() -> None:
                 time.sleep(0.02)
             apply_s.append(time.perf_counter() - start)
         saved = json.loads((home / "replicas.json").read_text())["replicas"]
-        replica = next(r for r in saved if r["revision"].endswith(f"{args.applies:05d}"))
+        replica = next(r for r in saved if r["revision"].split(".")[1].endswith(f"{args.applies:05d}"))
         urls = {
             "direct": f"http://127.0.0.1:{replica['http_port']}/v1/models/sklearn-iris:predict",
             "gateway": "http://127.0.0.1:9890/serving/default/sklearn-iris/v1/models/sklearn-iris:predict",

@@ -241,7 +241,7 @@ def test_rollout_rollback_and_a_killed_replica_under_steady_load(platform, model
         failed_before_kill = before_kill - results[200]
         assert failed_before_kill == 0, results  # rollout and rollback lose nothing
         saved = json.loads((platform.home / "replicas.json").read_text())["replicas"]
-        victim = next(r for r in saved if r["revision"] == "sklearn-iris-predictor-00001")
+        victim = next(r for r in saved if r["revision"].startswith("default.sklearn-iris-predictor-00001."))
         os.kill(victim["pid"], signal.SIGKILL)
         wait_for(
             lambda: any(
@@ -388,7 +388,10 @@ def test_the_control_plane_api_is_kubernetes_shaped(platform, models):
     base = f"http://127.0.0.1:{platform.api_port}/apis/serving.kserve.io/v1beta1/namespaces/team-a/inferenceservices"
     doc = yaml.safe_load((DATA / "sklearn-iris.yaml").read_text())
     doc["spec"]["predictor"]["model"]["storageUri"] = str(v1)
-    with httpx.Client() as client, client.stream("GET", f"{base}?watch=true", timeout=60) as watch:
+    with (
+        httpx.Client(headers=platform.headers) as client,
+        client.stream("GET", f"{base}?watch=true", timeout=60) as watch,
+    ):
         created = client.post(base, json=doc)
         assert created.status_code == 201 and created.json()["metadata"]["namespace"] == "team-a"
         assert created.json()["metadata"]["annotations"]["modelFormat"] == "sklearn"  # defaulted on the way in
@@ -413,7 +416,7 @@ def test_the_control_plane_api_is_kubernetes_shaped(platform, models):
             if events[-1] == "DELETED":
                 break
     assert events[0] == "ADDED" and "MODIFIED" in events and events[-1] == "DELETED"
-    garbage = httpx.post(base, content=b"{not json")
+    garbage = httpx.post(base, content=b"{not json", headers={**platform.headers, "content-type": "application/json"})
     assert garbage.status_code == 400 and garbage.json()["kind"] == "Status"
 
 

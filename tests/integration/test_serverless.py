@@ -125,10 +125,13 @@ def test_scale_to_zero_after_grace_then_fifty_concurrent_requests_all_succeed(pl
     assert state["actualReplicas"] >= 1 and "activation" in state["reason"]
     metrics_url = f"http://127.0.0.1:{platform.api_port}/metrics"
     wait_for(
-        lambda: 'modelplane_cold_start_phase_seconds_count{phase="boot"} 1.0' in httpx.get(metrics_url).text,
+        lambda: (
+            'modelplane_cold_start_phase_seconds_count{phase="boot"} 1.0'
+            in httpx.get(metrics_url, headers=platform.headers).text
+        ),
         "the cold start in the metrics",
     )
-    metrics = httpx.get(metrics_url).text
+    metrics = httpx.get(metrics_url, headers=platform.headers).text
     assert f'modelplane_autoscaler_desired_replicas{{component="predictor",inferenceservice="{name}"' in metrics
     assert "modelplane_autoscaler_excess_burst_capacity{" in metrics
 

@@ -14,6 +14,8 @@ class Store:
         self.gets: dict[str, int] = {}
         self.drop_next = 0  # this many GETs send half the body, then close the connection
         self.required_header: tuple[str, str] | None = None
+        self.cut_unframed_next = 0  # this many GETs send half the body without Content-Length, then close
+        self.gzip = False  # answer GETs with Content-Encoding: gzip (HEAD announces no length then)
         store = self
 
         class Handler(SimpleHTTPRequestHandler):
@@ -37,6 +39,25 @@ class Store:
                 if not self._authorized():
                     return
                 store.gets[self.path] = store.gets.get(self.path, 0) + 1
+                if store.cut_unframed_next > 0 or store.gzip:
+                    path = Path(self.translate_path(self.path))
+                    data = path.read_bytes()
+                    self.send_response(200)
+                    self.send_header("Content-Type", self.guess_type(str(path)))
+                    if store.gzip:
+                        import gzip
+
+                        data = gzip.compress(data)
+                        self.send_header("Content-Encoding", "gzip")
+                        self.send_header("Content-Length", str(len(data)))
+                    else:
+                        store.cut_unframed_next -= 1
+                        data = data[: len(data) // 2]
+                    self.end_headers()
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 if store.drop_next > 0:
                     store.drop_next -= 1
                     path = Path(self.translate_path(self.path))

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,11 +34,11 @@ class Platform:
         self.port, self.api_port, self.grpc_port = free_port(), free_port(), free_port()
         self.proc: subprocess.Popen | None = None
 
-    def up(self) -> None:
+    def up(self, *extra: str) -> None:
         tests = Path(__file__).resolve().parents[1]  # runtime_modules: the sample's `python -m iris_transformer`
         env = {**os.environ, "MODELPLANE_HOME": str(self.home), "PYTHONPATH": f"{tests / 'runtime_modules'}:{tests}"}
         argv = [sys.executable, "-m", "modelplane", "up", "--port", str(self.port), "--api-port", str(self.api_port)]
-        argv += ["--grpc-port", str(self.grpc_port)]
+        argv += ["--grpc-port", str(self.grpc_port), "--file-root", tempfile.gettempdir(), *extra]
         self.log = (self.home / "up.log").open("ab")
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(lambda: ok(f"http://127.0.0.1:{self.api_port}/healthz"), "the control plane API")
@@ -57,9 +58,15 @@ class Platform:
     def gateway(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The API's bearer token, as the CLI sends it."""
+        return {"authorization": f"Bearer {(self.home / 'token').read_text().strip()}"}
+
     def isvc(self, name: str) -> dict:
         return httpx.get(
-            f"http://127.0.0.1:{self.api_port}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}"
+            f"http://127.0.0.1:{self.api_port}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}",
+            headers=self.headers,
         ).json()
 
     def ready(self, name: str) -> bool:

@@ -43,7 +43,7 @@ def serve(
         str | None,
         typer.Option("--model-class", "--model_class", help="Custom Model subclass, pkg.module:Class"),
     ] = None,
-    host: str = "0.0.0.0",
+    host: Annotated[str, typer.Option(help="Bind address (0.0.0.0 to serve other machines)")] = "127.0.0.1",
     http_port: Annotated[int, typer.Option("--http-port", "--http_port")] = 8080,
     grpc_port: Annotated[int, typer.Option("--grpc-port", "--grpc_port")] = 8081,
     enable_grpc: Annotated[str, typer.Option("--enable-grpc", "--enable_grpc")] = "true",
@@ -93,6 +93,16 @@ def serve(
     graceful_timeout: Annotated[
         float, typer.Option("--graceful-timeout", help="Seconds in-flight requests get on shutdown")
     ] = 30.0,
+    model_control_mode: Annotated[
+        str,
+        typer.Option("--model-control-mode", "--model_control_mode", help="explicit | none (refuse repository load)"),
+    ] = "explicit",
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", help="Open REST connections before 503 (0: the fd limit)")
+    ] = 1000,
+    header_timeout: Annotated[
+        float, typer.Option("--header-timeout", help="Seconds a client has to send a request's headers")
+    ] = 10.0,
     fork_after_load: Annotated[
         bool,
         typer.Option("--fork-after-load/--load-per-worker", help="--workers: load once, share memory copy-on-write"),
@@ -121,6 +131,9 @@ def serve(
         log_level=log_level,
         graceful_timeout_s=graceful_timeout,
         fork_after_load=fork_after_load,
+        model_control_mode=model_control_mode,
+        max_connections=max_connections,
+        header_timeout_s=header_timeout,
     )
     try:
         if enable_batcher:

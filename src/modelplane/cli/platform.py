@@ -36,11 +36,20 @@ def _api() -> str:
     return str(info["api"])
 
 
+def _headers() -> dict[str, str]:
+    """The bearer token: $MODELPLANE_TOKEN, else the one `up` wrote to $MODELPLANE_HOME/token."""
+    from modelplane.backends.local.auth import read_token
+    from modelplane.control.store import home
+
+    token = os.environ.get("MODELPLANE_TOKEN") or read_token(home())
+    return {"authorization": f"Bearer {token}"} if token else {}
+
+
 def _call(method: str, path: str, body: Any = None) -> Any:
     import httpx
 
     try:
-        r = httpx.request(method, _api() + path, json=body, timeout=30)
+        r = httpx.request(method, _api() + path, json=body, headers=_headers(), timeout=30)
     except httpx.TransportError as exc:
         typer.echo(f"error: the control plane does not answer: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -55,7 +64,27 @@ def up(
     port: Annotated[int, typer.Option("--port", help="Gateway port")] = 8080,
     api_port: Annotated[int, typer.Option("--api-port", help="Control-plane API port")] = 8090,
     grpc_port: Annotated[int, typer.Option("--grpc-port", help="Gateway gRPC port")] = 8081,
-    host: str = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Gateway bind address (HTTP and gRPC)")] = "127.0.0.1",
+    api_host: Annotated[
+        str,
+        typer.Option("--api-host", help="Control-plane API bind address (whoever reaches it with the token runs code)"),
+    ] = "127.0.0.1",
+    api_allowed_host: Annotated[
+        list[str] | None, typer.Option("--api-allowed-host", help="Host header the API accepts besides loopback")
+    ] = None,
+    file_root: Annotated[
+        list[Path] | None,
+        typer.Option("--file-root", help="Directories local storageUris may name (default: $HOME and the home)"),
+    ] = None,
+    max_body_bytes: Annotated[
+        int, typer.Option("--max-body-bytes", help="Gateway request body / gRPC message limit")
+    ] = 64 * 2**20,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", help="Open connections per port before 503 (0: no cap)")
+    ] = 1000,
+    header_timeout: Annotated[
+        float, typer.Option("--header-timeout", help="Seconds a client has to send a request's headers")
+    ] = 10.0,
     domain: str = "example.com",
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background")] = False,
 ) -> None:
@@ -86,9 +115,19 @@ def up(
             str(grpc_port),
             "--host",
             host,
+            "--api-host",
+            api_host,
             "--domain",
             domain,
+            "--max-body-bytes",
+            str(max_body_bytes),
+            "--max-connections",
+            str(max_connections),
+            "--header-timeout",
+            str(header_timeout),
         ]
+        argv += [a for h in api_allowed_host or [] for a in ("--api-allowed-host", h)]
+        argv += [a for r in file_root or [] for a in ("--file-root", str(r))]
         with (root / "platform.log").open("ab") as out:
             subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 30
@@ -102,7 +141,21 @@ def up(
         raise typer.Exit(1)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    config = PlatformConfig(host=host, gateway_port=port, api_port=api_port, grpc_port=grpc_port, domain=domain)
+    from modelplane.server.rest.guard import ConnectionLimits
+
+    roots = file_root or [Path.home(), home()]
+    os.environ["MODELPLANE_FILE_ROOTS"] = os.pathsep.join(str(r) for r in roots)  # read by the storage layer
+    config = PlatformConfig(
+        host=host,
+        gateway_port=port,
+        api_host=api_host,
+        api_port=api_port,
+        grpc_port=grpc_port,
+        domain=domain,
+        max_body_bytes=max_body_bytes,
+        limits=ConnectionLimits(max_connections=max_connections, header_timeout_s=header_timeout),
+        allowed_hosts=tuple(api_allowed_host or ()),
+    )
     asyncio.run(serve(config))
 
 
@@ -143,11 +196,37 @@ def apply(
             if kind not in PATHS:
                 typer.echo(f"error: {path}: unsupported kind {kind!r}", err=True)
                 raise typer.Exit(1)
+            _drop_server_fields(doc)
             ns = doc.setdefault("metadata", {}).get("namespace") or namespace
             out = _call("POST", PATHS[kind].format(ns=ns) + "?apply=true", doc)
             plural = {"InferenceService": "inferenceservice"}.get(kind, kind.lower())
             verb = "configured" if out["metadata"].get("generation", 1) > 1 else "created"
             typer.echo(f"{plural}.serving.kserve.io/{out['metadata']['name']} {verb}")
+
+
+def _drop_server_fields(doc: dict[str, Any]) -> None:
+    """What `get -o yaml` shows but the server owns (the API refuses them): applying saved output just works."""
+    doc.pop("status", None)
+    meta = doc.get("metadata")
+    if isinstance(meta, dict):
+        for key in ("uid", "creationTimestamp", "generation", "resourceVersion", "managedFields"):
+            meta.pop(key, None)
+
+
+def token(
+    action: Annotated[str, typer.Argument(help="rotate | path")],
+) -> None:
+    """Rotate the control-plane API's bearer token (the old one stops working at once), or print its file."""
+    from modelplane.backends.local.auth import rotate_token, token_path
+    from modelplane.control.store import home
+
+    if action == "rotate":
+        rotate_token(home())
+        typer.echo(f"new token written to {token_path(home())} (mode 0600); the old one no longer works")
+    elif action == "path":
+        typer.echo(str(token_path(home())))
+    else:
+        raise typer.BadParameter(f"unknown action {action!r}: rotate | path")
 
 
 def _age(ts: str | None) -> str:
@@ -241,8 +320,8 @@ def logs(
     if not revision:
         typer.echo("no revision yet")
         return
-    for path in sorted((home() / "logs").glob(f"{revision}-*.log")):
-        typer.echo(f"==> {path.name} <==")
+    for path in sorted((home() / "logs").glob(f"{namespace}.{revision}.*-*.log")):
+        typer.echo(f"==> {revision}-{path.name.rsplit('-', 1)[1]} <==")
         typer.echo("\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
 
 
@@ -304,11 +383,11 @@ def _healthy(api: str) -> bool:
     import httpx
 
     try:
-        return httpx.get(api + "/healthz", timeout=0.5).status_code == 200
+        return httpx.get(api + "/healthz", headers=_headers(), timeout=0.5).status_code == 200
     except httpx.HTTPError:
         return False
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (up, down, apply, get, describe, delete, logs, predict):
+    for fn in (up, down, apply, get, describe, delete, logs, predict, token):
         app.command()(fn)

@@ -87,9 +87,13 @@ def apply_sample(api: str, gateway: str) -> None:
     manifest.write_text(SAMPLE_ISVC.format(uri=sample_dir()))
     path = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
     _wait_ok(f"{api}/healthz")
-    httpx.post(f"{api}{path}?apply=true", json=yaml.safe_load(manifest.read_text()), timeout=10).raise_for_status()
+    from modelplane.backends.local.auth import read_token
+
+    auth = {"authorization": f"Bearer {read_token(home())}"}
+    doc = yaml.safe_load(manifest.read_text())
+    httpx.post(f"{api}{path}?apply=true", json=doc, headers=auth, timeout=10).raise_for_status()
     for _ in range(600):
-        status = httpx.get(f"{api}{path}/sklearn-iris", timeout=5).json().get("status") or {}
+        status = httpx.get(f"{api}{path}/sklearn-iris", headers=auth, timeout=5).json().get("status") or {}
         if any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])):
             break
         time.sleep(0.1)
@@ -113,6 +117,7 @@ def run_platform(port: int, api_port: int, grpc_port: int = 8081) -> None:
     from modelplane.backends.local.platform import PlatformConfig, serve
 
     sample_dir()
+    os.environ.setdefault("MODELPLANE_FILE_ROOTS", os.pathsep.join((str(Path.home()), str(home()))))
     gateway, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
     threading.Thread(target=apply_sample, args=(api, gateway), daemon=True).start()
     asyncio.run(serve(PlatformConfig(gateway_port=port, api_port=api_port, grpc_port=grpc_port)))

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.model.base import Model
-from modelplane.protocol.errors import ModelNotFound
+from modelplane.protocol.errors import Forbidden, ModelNotFound
 from modelplane.runtimes import detect_runtime, runtime_class
 from modelplane.server.app import ModelServer
+from modelplane.server.registry import check_model_name
 from modelplane.server.settings import ServerSettings
 
 
@@ -78,8 +79,12 @@ def make_server(
     def discover() -> list[str]:
         return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
 
+    root = path.resolve()
+
     def factory(name: str) -> Model:
-        sub = path / name
+        sub = (path / check_model_name(name)).resolve()  # symlinks followed, then checked
+        if root not in sub.parents:
+            raise Forbidden(f"model {name} resolves outside the repository {path}")
         if not sub.is_dir():
             raise ModelNotFound(name)
         return build_model(_runtime_for(sub, runtime, None), name, sub, options)

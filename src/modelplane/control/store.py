@@ -47,6 +47,18 @@ class Revision:
     template: dict[str, Any]
     created: str
 
+    @property
+    def key(self) -> str:
+        """Unique on this platform: revision names repeat across namespaces, and when an InferenceService is
+        deleted and re-created, so backends key replicas, routes, pools and pulled models by namespace, name and
+        template hash."""
+        return f"{self.namespace}.{self.name}.{self.template_hash[:8]}"
+
+
+def revision_name(key: str) -> str:
+    """The KServe revision name inside a Revision.key."""
+    return key.split(".")[1] if key.count(".") == 2 else key
+
 
 class Conflict(Exception):
     pass

@@ -59,8 +59,9 @@ def implementations(predictor: PredictorSpec) -> list[str]:
     return found
 
 
-def validate(isvc: InferenceService, old: InferenceService | None = None) -> None:
-    """Raise ValidationError as KServe's validating webhook would (create, or update when `old` is given)."""
+def validate(isvc: InferenceService, old: InferenceService | None = None, max_scale_limit: int = 0) -> None:
+    """Raise ValidationError as KServe's validating webhook would (create, or update when `old` is given);
+    `max_scale_limit` is the platform's ceiling on replica counts (Knative's max-scale-limit, 0: none)."""
     name = isvc.metadata.name
     if not NAME_RE.match(name):
         raise ValidationError(
@@ -104,6 +105,12 @@ def validate(isvc: InferenceService, old: InferenceService | None = None) -> Non
             raise ValidationError("MaxReplicas cannot be less than 0.")
         if low > high and high != 0:
             raise ValidationError("MinReplicas cannot be greater than MaxReplicas.")
+        if max_scale_limit and max(low, high) > max_scale_limit:
+            raise ValidationError(
+                f"replica count {max(low, high)} is above the platform's max-scale-limit of {max_scale_limit}"
+            )
+        if component.timeout is not None and component.timeout <= 0:
+            raise ValidationError("timeout must be a positive number of seconds")
         if component.logger is not None and component.logger.mode not in ("all", "request", "response"):
             raise ValidationError("Invalid logger type")
         percent = component.canary_traffic_percent

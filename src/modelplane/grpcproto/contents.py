@@ -40,4 +40,7 @@ def typed_contents(contents: Any, datatype: str, shape: list[int], count: int, w
             array = np.array(values, dtype=wire_dtype(datatype))
         except (OverflowError, ValueError) as exc:
             raise InvalidInput(f"contents of {where} do not fit {datatype}: {exc}") from None
-    return array.reshape(shape)
+    try:
+        return array.reshape(shape)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"shape {shape[:8]} of {where} cannot be used: {exc}") from None

@@ -77,13 +77,22 @@ def float32_to_bf16(values: np.ndarray) -> np.ndarray:
     return (np.ascontiguousarray(values, dtype="<f4").view("<u4") >> 16).astype("<u2")
 
 
+MAX_DIMS = 32  # numpy allows 64; no model takes more than a handful
+MAX_ELEMENTS = 2**32  # far beyond any request body a server accepts; bounds the arithmetic that follows
+
+
 def shape_size(shape: object, where: str) -> int:
-    """Validate a shape (list of non-negative ints below 2**63) and return its element count."""
+    """Validate a shape (at most MAX_DIMS non-negative ints below 2**63, at most MAX_ELEMENTS elements) and return
+    its element count. Callers still check the count against the bytes actually present before allocating."""
     if not isinstance(shape, (list, tuple)):
         raise InvalidInput(f"shape of {where} must be a list of integers")
+    if len(shape) > MAX_DIMS:
+        raise InvalidInput(f"shape of {where} has {len(shape)} dimensions; at most {MAX_DIMS} are supported")
     count = 1
     for dim in shape:
         if type(dim) is not int or dim < 0 or dim >= 2**63:
             raise InvalidInput(f"shape of {where} has an invalid dimension {dim!r}")
         count *= dim
+    if count > MAX_ELEMENTS:
+        raise InvalidInput(f"shape {list(shape)[:8]} of {where} has {count} elements; at most {MAX_ELEMENTS}")
     return count

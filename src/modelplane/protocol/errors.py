@@ -82,6 +82,12 @@ class ModelLoadError(ModelplaneError):
     status = Status(503, "UNAVAILABLE")
 
 
+class Forbidden(ModelplaneError):
+    """The server is configured not to allow this (e.g. repository load/unload with model control mode none)."""
+
+    status = Status(403, "PERMISSION_DENIED")
+
+
 class RouteNotFound(ModelplaneError):
     status = Status(404, "UNIMPLEMENTED")
 
@@ -105,6 +111,7 @@ STATUS_TABLE: dict[type[ModelplaneError], Status] = {
         InferenceError,
         NotImplementedByModel,
         ModelLoadError,
+        Forbidden,
         RouteNotFound,
         MethodNotAllowed,
     )

@@ -36,7 +36,14 @@ class ModelServer:
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(settings.thread_count(), thread_name_prefix="model")
         self.registry = ModelRegistry(
-            self.executor, self.metrics, factory, settings.offload, discover, settings.batching, settings.limits
+            self.executor,
+            self.metrics,
+            factory,
+            settings.offload,
+            discover,
+            settings.batching,
+            settings.limits,
+            settings.model_control_mode,
         )
         for model in models:
             self.registry.register(model)
@@ -74,6 +81,8 @@ class ModelServer:
         SO_REUSEPORT so that several worker processes share its port."""
         import uvicorn
 
+        from modelplane.server.rest.guard import ConnectionLimits, guarded_protocol
+
         s = self.settings
         await self.load_models()
         # Everything alive now (frameworks, weights, servers) lives for the whole process: take it out of the
@@ -103,7 +112,7 @@ class ModelServer:
             host=s.host,
             port=s.http_port,
             loop="none",
-            http="httptools",
+            http=guarded_protocol(ConnectionLimits(s.max_connections, s.header_timeout_s, s.timeout_keep_alive)),
             ws="none",  # no WebSocket endpoints: do not import a WebSocket library
             lifespan="off",
             access_log=s.access_log,

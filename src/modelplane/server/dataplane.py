@@ -110,9 +110,11 @@ class DataPlane:
 
     # --- repository extension --------------------------------------------------------------------------
     async def load(self, name: str) -> None:
+        self.registry.check_mutable(name)
         await self.registry.load(name)
 
     async def unload(self, name: str) -> None:
+        self.registry.check_mutable(name)
         await self.registry.unload(name)
 
     def index(self, ready_only: bool = False) -> list[dict[str, str]]:

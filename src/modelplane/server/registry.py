@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -12,7 +14,14 @@ from functools import partial
 
 from modelplane.model.base import Model
 from modelplane.model.options import Batching, Limits
-from modelplane.protocol.errors import ModelLoadError, ModelNotFound, ModelNotReady, ModelplaneError
+from modelplane.protocol.errors import (
+    Forbidden,
+    InvalidInput,
+    ModelLoadError,
+    ModelNotFound,
+    ModelNotReady,
+    ModelplaneError,
+)
 from modelplane.server.admission import Admission
 from modelplane.server.batching import Batcher
 from modelplane.server.metrics import Metrics
@@ -22,6 +31,15 @@ log = logging.getLogger("modelplane.server")
 
 ModelFactory = Callable[[str], Model]
 Discover = Callable[[], list[str]]
+MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")  # one path segment, never "." or ".."
+CONTROL_MODES = ("explicit", "none")  # Triton's --model-control-mode: "none" refuses repository load/unload
+
+
+def check_model_name(name: str) -> str:
+    """A model name the repository may turn into a path: one segment, no separators, not '.' or '..'."""
+    if not MODEL_NAME.match(name) or name.strip(".") == "":
+        raise InvalidInput(f"invalid model name {name[:80]!r}: letters, digits, '_', '.', '-', not starting with '.'")
+    return name
 
 
 @dataclass(slots=True)
@@ -45,7 +63,11 @@ class ModelRegistry:
         discover: Discover | None = None,
         batching: Batching | None = None,
         limits: Limits | None = None,
+        control_mode: str = "explicit",
     ) -> None:
+        if control_mode not in CONTROL_MODES:
+            raise ValueError(f"model control mode must be one of {', '.join(CONTROL_MODES)}, got {control_mode!r}")
+        self.control_mode = control_mode
         self._batching = batching
         self._limits = limits or Limits()
         self._entries: dict[str, Entry] = {}
@@ -54,7 +76,8 @@ class ModelRegistry:
         self._factory = factory
         self._discover = discover
         self._offload = offload
-        self._locks: dict[str, asyncio.Lock] = {}
+        # a lock per name only while someone holds or waits for it (unknown names must not grow the table)
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def register(self, model: Model) -> None:
         batching = model.batching or self._batching
@@ -94,9 +117,17 @@ class ModelRegistry:
             return await fn()
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
+    def check_mutable(self, name: str) -> None:
+        """Repository load/unload is allowed, and `name` is a valid one-segment model name."""
+        if self.control_mode == "none":
+            raise Forbidden("repository load/unload is disabled on this server (--model-control-mode none)")
+        check_model_name(name)
+
     async def load(self, name: str) -> Model:
         """Load (or reload) `name`, creating it through the factory when it is not registered yet."""
-        lock = self._locks.setdefault(name, asyncio.Lock())
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
         async with lock:
             entry = self._entries.get(name)
             if entry is None:

@@ -13,7 +13,7 @@ MIB = 2**20
 
 @dataclass(slots=True)
 class ServerSettings:
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # loopback unless told otherwise (a container passes --host 0.0.0.0)
     http_port: int = 8080
     grpc_port: int = 8081
     enable_grpc: bool = True
@@ -31,6 +31,9 @@ class ServerSettings:
     limits: Limits = field(default_factory=Limits)  # overload limits for every model that does not set its own
     logger: LoggerConfig | None = None  # payload logger (CloudEvents to a sink)
     graceful_timeout_s: float = 30.0  # on SIGTERM: stop accepting, let in-flight requests finish this long
+    model_control_mode: str = "explicit"  # "none": repository load/unload refused (Triton's --model-control-mode)
+    max_connections: int = 1000  # open REST connections before a new one gets 503 (0: no cap)
+    header_timeout_s: float = 10.0  # a request's headers must arrive within this long
     fork_after_load: bool = False  # --workers: load models once in the parent, fork workers that share the memory
 
     def thread_count(self) -> int:

@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from modelplane.storage.base import InvalidURI, NoProgress, NotFound, Progress, Provider, Select, StorageError
+from modelplane.storage.base import (
+    InvalidURI,
+    NoProgress,
+    NotFound,
+    Progress,
+    Provider,
+    Select,
+    StorageError,
+    Transient,
+)
 
 T = TypeVar("T")
 
@@ -105,7 +114,12 @@ class BucketProvider(Provider):
 
         def one(job: tuple[RemoteObject, Path]) -> None:
             obj, target = job
-            self.call(f"{self.name}://{bucket}/{obj.key}", self.get, bucket, obj, target, sink.advance)
+            where = f"{self.name}://{bucket}/{obj.key}"
+            self.call(where, self.get, bucket, obj, target, sink.advance)
+            got = target.stat().st_size
+            if got != obj.size:  # never marked complete unless every object has the size the store listed
+                target.unlink(missing_ok=True)
+                raise Transient(f"{where}: got {got} of {obj.size} bytes")
 
         workers = max(
             1, int(os.environ.get("STORAGE_MAX_FILE_CONCURRENCY", os.environ.get("S3_MAX_FILE_CONCURRENCY", "4")))

@@ -1,7 +1,8 @@
 """Storage: the node-local model cache — keyed by URI + object version, one download per key, never half-written.
 
 Layout under the cache root: `<key>/model/` (the files), `<key>/meta.json`, `<key>/SUCCESS` (written last, then
-the whole entry is renamed into place), `<key>.lock` (flock held while one process downloads; others wait).
+the whole entry is renamed into place), `<key>.lock` (flock held while one process downloads; others wait;
+removed by its holder).
 """
 
 from __future__ import annotations
@@ -47,13 +48,25 @@ class Cache:
 
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[None]:
+        """flock on `<key>.lock`, removed again by its holder (no stray lock files): a waiter that wakes up on
+        a lock file already unlinked by the previous holder opens the new one and waits again."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / f"{key}.lock").open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        path = self.root / f"{key}.lock"
+        while True:
+            with path.open("a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    current = os.stat(path).st_ino
+                except FileNotFoundError:
+                    current = -1
+                if current != os.fstat(fh.fileno()).st_ino:
+                    continue  # unlinked (and maybe recreated) while we waited: lock the live file
+                try:
+                    yield
+                finally:
+                    path.unlink(missing_ok=True)
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+                return
 
     def get_or_fetch(self, uri: str, version: str, fetch: Callable[[Path], None], variant: str = "") -> Path:
         """The cached model directory for (uri, version), downloading it with `fetch(dir)` if absent."""
@@ -113,6 +126,5 @@ class Cache:
                 continue
             with self._locked(e.key):
                 shutil.rmtree(self.root / e.key, ignore_errors=True)
-            (self.root / f"{e.key}.lock").unlink(missing_ok=True)
             removed.append(e)
         return removed

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 import httpx
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, retry, retry_if_exception_type, wait_exponential
 
 from modelplane.storage.archive import extract, is_archive
 from modelplane.storage.base import (
@@ -26,7 +26,11 @@ from modelplane.storage.redact import redact
 
 ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/zip-compressed"}
 TAR_TYPES = {"application/x-tar", "application/x-gtar", "application/x-gzip", "application/gzip"}
-ATTEMPTS = int(os.environ.get("MODELPLANE_STORAGE_ATTEMPTS", "4"))
+
+
+def _out_of_attempts(state: RetryCallState) -> bool:
+    """Read when retrying, not at import: MODELPLANE_STORAGE_ATTEMPTS (default 4)."""
+    return state.attempt_number >= int(os.environ.get("MODELPLANE_STORAGE_ATTEMPTS", "4"))
 
 
 def host_headers(uri: str) -> dict[str, str]:
@@ -72,6 +76,7 @@ def _check_content_type(name: str, content_type: str, uri: str) -> None:
 class HTTPProvider(Provider):
     def __init__(self, timeout: float = 30.0) -> None:
         self.timeout = timeout
+        self._lengths: dict[str, int] = {}  # uri -> the size HEAD announced (checks a GET without Content-Length)
 
     def _client(self, uri: str) -> httpx.Client:
         return httpx.Client(timeout=self.timeout, follow_redirects=True, headers=host_headers(uri))
@@ -84,6 +89,9 @@ class HTTPProvider(Provider):
             return None  # the GET will report the real problem
         if response.status_code >= 400:
             return None
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit() and response.headers.get("content-encoding") is None:
+            self._lengths[uri] = int(length)
         etag = response.headers.get("etag")
         if etag:
             return f"etag:{etag}"
@@ -105,7 +113,7 @@ class HTTPProvider(Provider):
 
     @retry(
         retry=retry_if_exception_type(Transient),
-        stop=stop_after_attempt(ATTEMPTS),
+        stop=_out_of_attempts,
         wait=wait_exponential(multiplier=0.2, max=3),
         reraise=True,
     )
@@ -114,23 +122,34 @@ class HTTPProvider(Provider):
             with self._client(uri) as client, client.stream("GET", uri) as response:
                 _raise_for_status(response, uri)
                 _check_content_type(target.name, response.headers.get("content-type", ""), uri)
-                expected = response.headers.get("content-length")
-                progress.start(int(expected) if expected is not None else None)
-                written = 0
+                encoded = response.headers.get("content-encoding") is not None
+                declared = response.headers.get("content-length")
+                expected = int(declared) if declared is not None and declared.isdigit() else None
+                progress.start(None if encoded else expected)
                 with target.open("wb") as fh:
-                    for chunk in (
-                        response.iter_raw(1 << 20)
-                        if response.headers.get("content-encoding") is None
-                        else response.iter_bytes(1 << 20)
-                    ):
+                    # a content-encoded body is decoded here; Content-Length counts the bytes on the wire
+                    for chunk in response.iter_bytes(1 << 20) if encoded else response.iter_raw(1 << 20):
                         fh.write(chunk)
-                        written += len(chunk)
                         progress.advance(len(chunk))
-                if expected is not None and written != int(expected):
-                    raise Transient(f"{redact(uri)}: got {written} of {expected} bytes")
+                _verify_size(
+                    uri,
+                    response.num_bytes_downloaded,
+                    expected,
+                    target.stat().st_size,
+                    None if encoded else self._lengths.get(uri),
+                )
         except (httpx.TransportError, httpx.RemoteProtocolError) as exc:
             target.unlink(missing_ok=True)
             raise Transient(f"downloading {redact(uri)} failed: {type(exc).__name__}") from exc
         except StorageError:
             target.unlink(missing_ok=True)
             raise
+
+
+def _verify_size(uri: str, wire: int, declared: int | None, on_disk: int, announced: int | None) -> None:
+    """A download counts only when its size is proven: Content-Length against the bytes received, else the size
+    HEAD announced against the file (a body cut short with no Content-Length is not a model)."""
+    if declared is not None and wire != declared:
+        raise Transient(f"{redact(uri)}: got {wire} of {declared} bytes")
+    if declared is None and announced is not None and on_disk != announced:
+        raise Transient(f"{redact(uri)}: got {on_disk} bytes, HEAD announced {announced}")

@@ -51,9 +51,16 @@ def _apply_patterns(root: Path, patterns: Patterns) -> None:
 
 
 def download(
-    uri: str, dest: str | Path | None = None, cache: Cache | None = None, progress: Progress | None = None
+    uri: str,
+    dest: str | Path | None = None,
+    cache: Cache | None = None,
+    progress: Progress | None = None,
+    scope: str = "",
 ) -> Path:
     """Make the model at `uri` available locally and return its directory.
+
+    `scope` separates cache entries of different tenants (the platform passes the namespace): the same URI pulled
+    for two namespaces is two directories, so one namespace never reads what another pulled with its credentials.
 
     Local paths are served in place. Remote objects whose provider reports a version go through the node-local
     cache (a second pull of an unchanged object copies nothing); with `dest` (the storage-initializer form) the
@@ -70,14 +77,14 @@ def download(
 
     version = None if provider.is_local(uri) else provider.version(uri)
     if version is not None:
-        cached = (cache or Cache()).get_or_fetch(uri, version, fetch, patterns.key())
+        cached = (cache or Cache()).get_or_fetch(uri, version, fetch, patterns.key() + ("\0" + scope if scope else ""))
         if dest is None:
             return cached
         shutil.copytree(cached, Path(dest), dirs_exist_ok=True)
         return Path(dest)
     if dest is None:  # no version to key a cache entry by: fetch into a fresh directory every time
         store = cache or Cache()
-        dest = store.root / "uncached" / store.key(uri, "")
+        dest = store.root / "uncached" / store.key(uri, "", scope)
         shutil.rmtree(dest, ignore_errors=True)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)

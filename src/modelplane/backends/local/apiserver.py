@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from modelplane.backends.local.auth import ApiGuard, Refused
 from modelplane.control.api import InferenceService, parse
 from modelplane.control.store import Store
 from modelplane.control.webhook import ValidationError, default, validate
@@ -20,6 +21,10 @@ PLURALS = {
     "servingruntimes": ("ServingRuntime", "v1alpha1", True),
     "clusterservingruntimes": ("ClusterServingRuntime", "v1alpha1", False),
 }
+SERVER_OWNED = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "managedFields")
+QUERY_KEYS = {"watch", "resourceVersion", "apply"}
+BOOLS = {"true": True, "1": True, "false": False, "0": False}
+MAX_BODY = 4 * 2**20  # one manifest; Kubernetes' own request limit is 3 MiB
 PATH = re.compile(
     r"^/apis/serving\.kserve\.io/(?P<version>v1beta1|v1alpha1)"
     r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?/?$"
@@ -42,7 +47,7 @@ class ApiError(Exception):
         }
 
 
-def admit(doc: dict[str, Any], store: Store) -> dict[str, Any]:
+def admit(doc: dict[str, Any], store: Store, max_scale_limit: int = 0) -> dict[str, Any]:
     """Parse, default and validate an object as KServe's webhooks would; returns the stored form."""
     try:
         obj = parse(doc)
@@ -52,7 +57,7 @@ def admit(doc: dict[str, Any], store: Store) -> dict[str, Any]:
         default(obj)
         old_doc = store.get("InferenceService", obj.metadata.namespace, obj.metadata.name)
         try:
-            validate(obj, InferenceService.model_validate(old_doc) if old_doc else None)
+            validate(obj, InferenceService.model_validate(old_doc) if old_doc else None, max_scale_limit)
         except ValidationError as exc:
             raise ApiError(422, "Invalid", str(exc)) from None
         obj.status = old_doc.get("status", {}) if old_doc else {}
@@ -62,9 +67,20 @@ def admit(doc: dict[str, Any], store: Store) -> dict[str, Any]:
 
 
 class ApiServer:
-    def __init__(self, store: Store, metrics: Callable[[], bytes] | None = None) -> None:
+    """`guard` decides who may call (token, Origin, Host, content type); `max_scale_limit()` is the platform's
+    current ceiling on replica counts."""
+
+    def __init__(
+        self,
+        store: Store,
+        metrics: Callable[[], bytes] | None = None,
+        guard: ApiGuard | None = None,
+        max_scale_limit: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.store = store
         self.metrics = metrics  # renders the platform's Prometheus metrics (text exposition format)
+        self.guard = guard
+        self.max_scale_limit = max_scale_limit
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -73,7 +89,11 @@ class ApiServer:
             await send({"type": "lifespan.shutdown.complete"})
             return
         try:
+            if self.guard is not None:
+                self.guard.check(scope["method"], scope["path"], scope["headers"])
             status, doc = await self.handle(scope, receive, send)
+        except Refused as exc:
+            status, doc = exc.code, ApiError(exc.code, exc.reason, exc.message).body()
         except ApiError as exc:
             status, doc = exc.code, exc.body()
         if doc is not None:
@@ -97,8 +117,8 @@ class ApiServer:
             raise ApiError(404, "NotFound", f"{m['plural']} is served at serving.kserve.io/{version}")
         ns = (m["ns"] or "default") if namespaced else ""
         name = m["name"]
-        query = dict(p.split("=", 1) for p in scope.get("query_string", b"").decode().split("&") if "=" in p)
-        if method == "GET" and name is None and query.get("watch") in ("true", "1"):
+        query = _query(scope.get("query_string", b""))
+        if method == "GET" and name is None and query.get("watch"):
             await self._watch(kind, m["ns"], int(query.get("resourceVersion") or 0), receive, send)
             return 200, None
         if method == "GET":
@@ -110,13 +130,8 @@ class ApiServer:
                 raise ApiError(404, "NotFound", f'{m["plural"]}.serving.kserve.io "{name}" not found')
             return 200, found
         if method in ("POST", "PUT"):
-            body = await _body(receive)
-            try:
-                doc = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise ApiError(400, "BadRequest", f"invalid JSON: {exc}") from None
-            if not isinstance(doc, dict):
-                raise ApiError(400, "BadRequest", "the body must be one object")
+            doc = _document(await _body(receive, MAX_BODY), scope["headers"])
+            _check_identity(doc, kind, m["plural"], ns if namespaced else None)
             doc.setdefault("kind", kind)
             doc.setdefault("metadata", {})
             if namespaced:
@@ -128,7 +143,7 @@ class ApiServer:
             exists = self.store.get(
                 kind, doc["metadata"].get("namespace", ns) if namespaced else "", doc["metadata"].get("name", "")
             )
-            if method == "POST" and exists is not None and query.get("apply") != "true":
+            if method == "POST" and exists is not None and not query.get("apply"):
                 raise ApiError(
                     409,
                     "AlreadyExists",
@@ -136,7 +151,7 @@ class ApiServer:
                 )
             if method == "PUT" and exists is None:
                 raise ApiError(404, "NotFound", f'{m["plural"]}.serving.kserve.io "{name}" not found')
-            stored = self.store.put(admit(doc, self.store))
+            stored = self.store.put(admit(doc, self.store, self.max_scale_limit()))
             return (201 if exists is None else 200), stored
         if method == "DELETE" and name is not None:
             if not self.store.delete(kind, ns, name):
@@ -173,16 +188,87 @@ async def _disconnected(receive: Any) -> None:
         pass
 
 
-async def _body(receive: Any) -> bytes:
+async def _body(receive: Any, limit: int) -> bytes:
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "RequestEntityTooLarge", f"the request body exceeds {limit} bytes")
+        chunks.append(chunk)
         if not message.get("more_body"):
             break
     return b"".join(chunks)
+
+
+def _query(raw: bytes) -> dict[str, Any]:
+    """The query parameters this API knows, typed; anything else is a 400 naming the parameter."""
+    out: dict[str, Any] = {}
+    for pair in raw.decode("latin-1").split("&"):
+        if not pair:
+            continue
+        key, _, value = pair.partition("=")
+        if key not in QUERY_KEYS:
+            raise ApiError(
+                400, "BadRequest", f"unknown query parameter {key!r}; known: {', '.join(sorted(QUERY_KEYS))}"
+            )
+        if key == "resourceVersion":
+            if not value.isdigit():
+                raise ApiError(400, "BadRequest", f"resourceVersion must be a non-negative integer, got {value!r}")
+            out[key] = int(value)
+        elif value.lower() in BOOLS:
+            out[key] = BOOLS[value.lower()]
+        else:
+            raise ApiError(400, "BadRequest", f"{key} must be true or false, got {value!r}")
+    return out
+
+
+def _document(body: bytes, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The request body as one object: JSON, or YAML when the content type says so."""
+    ctype = next((v for k, v in headers if k == b"content-type"), b"").split(b";")[0].strip().lower()
+    try:
+        if b"yaml" in ctype:
+            import yaml
+
+            doc = yaml.safe_load(body)
+        else:
+            doc = orjson.loads(body)
+    except Exception as exc:  # any parser error (orjson, YAML, deep nesting) is the client's
+        raise ApiError(
+            400, "BadRequest", f"the body is not valid {'YAML' if b'yaml' in ctype else 'JSON'}: {exc}"
+        ) from None
+    if not isinstance(doc, dict):
+        raise ApiError(400, "BadRequest", "the body must be one object")
+    return doc
+
+
+def _check_identity(doc: dict[str, Any], kind: str, plural: str, namespace: str | None) -> None:
+    """kind and namespace agree with the URL, metadata is an object, no field the server owns (as Kubernetes)."""
+    if doc.get("kind") is not None and doc["kind"] != kind:
+        raise ApiError(400, "BadRequest", f"the body's kind {doc['kind']!r} does not match {plural} ({kind})")
+    meta = doc.get("metadata", {})
+    if not isinstance(meta, dict):
+        raise ApiError(400, "BadRequest", "metadata must be an object")
+    for key in ("name", "namespace"):
+        if key in meta and not isinstance(meta[key], str):
+            raise ApiError(400, "BadRequest", f"metadata.{key} must be a string")
+    for key in ("labels", "annotations"):
+        value = meta.get(key)
+        if value is not None and not (
+            isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        ):
+            raise ApiError(400, "BadRequest", f"metadata.{key} must map strings to strings")
+    if namespace is not None and meta.get("namespace") not in (None, namespace):
+        raise ApiError(
+            400, "BadRequest", f"the namespace of the body ({meta['namespace']}) does not match the URL ({namespace})"
+        )
+    owned = [f"metadata.{k}" for k in SERVER_OWNED if k in meta] + (["status"] if doc.get("status") else [])
+    if owned:
+        raise ApiError(400, "BadRequest", f"{', '.join(owned)} are set by the server; remove them from the request")
 
 
 async def _json(send: Any, status: int, doc: Any) -> None:

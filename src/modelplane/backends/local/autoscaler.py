@@ -102,7 +102,7 @@ class Autoscaler:
         t = revision.template
         inputs = repr((t.get("minReplicas"), t.get("maxReplicas"), t.get("containerConcurrency")))
         inputs += repr((t.get("scaleTarget"), t.get("scaleMetric"), t.get("autoscaling"), t.get("raw")))
-        scaler = self.scalers.get(revision.name)
+        scaler = self.scalers.get(revision.key)
         if scaler is not None and scaler.inputs == inputs:
             return scaler
         spec = resolve(self.config, t, t.get("autoscaling") or {}, bool(t.get("raw")))
@@ -122,7 +122,7 @@ class Autoscaler:
         elif at_zero and spec.scale_to_zero and isinstance(decider, KpaDecider):
             decider.reached_initial = True
             fresh.desired, fresh.at_zero, fresh.reason = 0, True, "at zero (resumed after a control-plane restart)"
-        self.scalers[revision.name] = fresh
+        self.scalers[revision.key] = fresh
         return fresh
 
     def drop(self, revision: str) -> None:

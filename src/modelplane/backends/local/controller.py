@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from modelplane.backends.local.autoscaler import Autoscaler
-from modelplane.backends.local.gateway import Gateway, Route
+from modelplane.backends.local.gateway import REPOSITORY_ANNOTATION, Gateway, Route
 from modelplane.backends.local.launch import Launcher
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.control.api import InferenceService, ServingRuntime
@@ -115,16 +115,17 @@ class Controller:
                 self.store.add_revision(meta.namespace, meta.name, component, digest, template)
                 existing = self.store.revisions(meta.namespace, meta.name, component)
             revisions[component] = existing
+        keys = {rev.name: rev.key for revs in revisions.values() for rev in revs}  # per namespace and template
         for revs in revisions.values():
             for rev in revs:  # what the activator needs to start a revision that is at zero
-                self.launcher.sources[rev.name] = (isvc, rev)
+                self.launcher.sources[rev.key] = (isvc, rev)
         with self.lock:
             self._resume(isvc, revisions)
         observed = {
             rev.name: Observed(
-                ready=self.replicas.count(rev.name)[1],
-                failure=self.launcher.pull_errors.get(rev.name) or self.replicas.failure(rev.name),
-                standby=self.autoscaler.standby(rev.name),
+                ready=self.replicas.count(rev.key)[1],
+                failure=self.launcher.pull_errors.get(rev.key) or self.replicas.failure(rev.key),
+                standby=self.autoscaler.standby(rev.key),
             )
             for revs in revisions.values()
             for rev in revs
@@ -146,27 +147,29 @@ class Controller:
             activatable=frozenset(r for r in counts if scalers[r].spec.scale_to_zero),
             concurrency={r: scalers[r].spec.container_concurrency for r in counts},
             traffic={
-                c: [(t["revisionName"], int(t.get("percent", 0))) for t in ts] for c, ts in desired.traffic.items()
+                c: [(keys[t["revisionName"]], int(t.get("percent", 0))) for t in ts]
+                for c, ts in desired.traffic.items()
             },
-            tags={t["tag"]: t["revisionName"] for ts in desired.traffic.values() for t in ts if t.get("tag")},
+            tags={t["tag"]: keys[t["revisionName"]] for ts in desired.traffic.values() for t in ts if t.get("tag")},
             timeouts={c: float(w["timeout"]) for c, w in wanted.items() if w.get("timeout")},
+            repository_api=meta.annotations.get(REPOSITORY_ANNOTATION) == "true",
         )
         self.gateway.set_route(meta.namespace, meta.name, route)
         for revs in revisions.values():
             for rev in revs:
-                count = counts.get(rev.name, 0)
-                if count == len(self.replicas.replicas.get(rev.name, [])):
+                count = counts.get(rev.key, 0)
+                if count == len(self.replicas.replicas.get(rev.key, [])):
                     continue
                 spec = self.launcher.spec(isvc, rev) if count else None
                 if count and spec is None:
                     continue  # the model could not be pulled; the failure is in the status
                 with self.lock:
-                    if rev.name in scalers:  # the activator may have decided since
-                        count = max(count, scalers[rev.name].desired) if count else scalers[rev.name].desired
-                    self.replicas.scale(rev.name, count, spec)
+                    if rev.key in scalers:  # the activator may have decided since
+                        count = max(count, scalers[rev.key].desired) if count else scalers[rev.key].desired
+                    self.replicas.scale(rev.key, count, spec)
         self._scaling_status(revisions, desired.status)
         self.store.set_status("InferenceService", meta.namespace, meta.name, desired.status)
-        return {rev.name for revs in revisions.values() for rev in revs}
+        return set(keys.values())
 
     def _resume(self, isvc: InferenceService, revisions: dict[str, list[Revision]]) -> None:
         """After a control-plane restart: a revision that serves traffic and has no replica was at zero — it
@@ -178,8 +181,8 @@ class Controller:
             for rev in revs:
                 if (
                     rev.name in serving
-                    and rev.name not in self.autoscaler.scalers
-                    and not self.replicas.count(rev.name)[0]
+                    and rev.key not in self.autoscaler.scalers
+                    and not self.replicas.count(rev.key)[0]
                 ):
                     with contextlib.suppress(ValueError):  # invalid settings are reported by _autoscale
                         self.autoscaler.ensure(
@@ -189,20 +192,20 @@ class Controller:
     def _autoscale(
         self, isvc: InferenceService, revisions: dict[str, list[Revision]], base: dict[str, int]
     ) -> dict[str, int]:
-        """Replicas per revision: 0 for revisions the reconciler retires, else what the revision's autoscaler says."""
+        """Replicas per revision key: 0 for revisions the reconciler retires, else what its autoscaler says."""
         meta, wall = isvc.metadata, now()
         counts: dict[str, int] = {}
         for component, revs in revisions.items():
             for rev in revs:
                 if not base.get(rev.name):
-                    self.autoscaler.drop(rev.name)
+                    self.autoscaler.drop(rev.key)
                     continue
                 try:
                     self.autoscaler.ensure(rev, (meta.namespace, meta.name, component))
                 except ValueError as exc:
-                    self.launcher.pull_errors[rev.name] = f"invalid autoscaling settings: {exc}"
+                    self.launcher.pull_errors[rev.key] = f"invalid autoscaling settings: {exc}"
                     continue
-                counts[rev.name] = self.autoscaler.decide(rev.name, wall)
+                counts[rev.key] = self.autoscaler.decide(rev.key, wall)
         return counts
 
     def _scaling_status(self, revisions: dict[str, list[Revision]], status: dict[str, Any]) -> None:
@@ -210,10 +213,10 @@ class Controller:
         for component, revs in revisions.items():
             report = []
             for rev in revs:
-                scaler = self.autoscaler.scalers.get(rev.name)
+                scaler = self.autoscaler.scalers.get(rev.key)
                 if scaler is None:
                     continue
-                have, ready = self.replicas.count(rev.name)
+                have, ready = self.replicas.count(rev.key)
                 decision = scaler.decision
                 report.append(
                     {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,14 @@ from modelplane.backends.local.upstream import HOP_BY_HOP, Upstream, UpstreamErr
 Scope = dict[str, Any]
 COMPONENTS = ("predictor", "transformer", "explainer")
 DEFAULT_TIMEOUT_S = 300.0  # Knative's default request timeout
+DEFAULT_MAX_BODY = 64 * 2**20  # the model server's own default, so both hops refuse the same bodies
+REPOSITORY_ANNOTATION = "modelplane.io/repository-api"  # "true": the gateway forwards repository load/unload
+# a request target is forwarded exactly as the client encoded it, so it may hold only visible ASCII
+_UNSAFE_TARGET = re.compile(rb"[^\x21-\x7e]")
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeds the gateway's limit (413)."""
 
 
 @dataclass
@@ -29,6 +38,7 @@ class Route:
     timeouts: dict[str, float] = field(default_factory=dict)  # component -> seconds (the component's `timeout`)
     activatable: frozenset[str] = frozenset()  # revisions that may be at zero: requests wait for the activator
     concurrency: dict[str, int] = field(default_factory=dict)  # revision -> containerConcurrency (0: unlimited)
+    repository_api: bool = False  # forward V2 repository load/unload (the isvc opted in with REPOSITORY_ANNOTATION)
 
 
 class Gateway:
@@ -41,7 +51,9 @@ class Gateway:
         domain: str = "example.com",
         activate: Callable[[str, int], None] | None = None,
         queue_depth: int = 10_000,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
     ) -> None:
+        self.max_body = max_body_bytes
         self.routes: dict[tuple[str, str], Route] = {}
         self.replicas = replicas
         self.domain = domain
@@ -145,8 +157,13 @@ class Gateway:
             return
         headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
         host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        query: bytes = scope.get("query_string", b"")
+        if _UNSAFE_TARGET.search(raw_path) or _UNSAFE_TARGET.search(query):
+            await _reply(send, 400, {"error": "the request target must be visible ASCII (percent-encode the rest)"})
+            return
         try:
-            route, component, tag, upstream = self.resolve(host, scope["path"])
+            route, component, tag, upstream = self.resolve(host, raw_path.decode("ascii"))
             component = self.component_for(route, component, upstream)
             revision = self.pick(route, component, tag)
         except LookupError as exc:
@@ -155,9 +172,18 @@ class Gateway:
         except ConnectionError as exc:
             await _reply(send, 503, {"error": str(exc)}, [(b"retry-after", b"1")])
             return
-        body = await _read(receive)
-        query = scope.get("query_string", b"")
-        target = upstream + ("?" + query.decode("latin-1") if query else "")
+        if not route.repository_api and _repository_mutation(upstream):
+            await _reply(send, 403, {"error": f"repository load/unload is not exposed; set {REPOSITORY_ANNOTATION}"})
+            return
+        try:
+            body = await _read(receive, self.max_body, _declared_length(scope["headers"]))
+        except BodyTooLarge as exc:
+            await _reply(send, 413, {"error": str(exc)}, [(b"connection", b"close")])
+            return
+        except ValueError as exc:
+            await _reply(send, 400, {"error": str(exc)})
+            return
+        target = upstream + ("?" + query.decode("ascii") if query else "")
         pool = self.pool(revision, route)
         timeout = route.timeouts.get(component, DEFAULT_TIMEOUT_S)
         tried: tuple[Endpoint, ...] = ()
@@ -174,6 +200,9 @@ class Gateway:
                     except UpstreamError as exc:  # died or refused: try another replica (inference is repeatable)
                         tried, last_error = (*tried, endpoint), exc
                         continue
+                    except ValueError as exc:  # a header the gateway will not put on the wire
+                        await _reply(send, 400, {"error": str(exc)})
+                        return
                     finally:
                         pool.release(endpoint)
                     status, out, content = answer
@@ -202,11 +231,40 @@ class Gateway:
         return pool
 
 
-async def _read(receive: Any) -> bytes:
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for key, value in headers:
+        if key == b"content-length":
+            if not value.isdigit():
+                raise ValueError("Content-Length must be a number")
+            return int(value)
+    return None
+
+
+def _repository_mutation(path: str) -> bool:
+    """A V2 repository call other than the read-only index (decoded as the replica will decode it)."""
+    if "%" in path:
+        from urllib.parse import unquote
+
+        path = unquote(path)
+    path = path.split("?", 1)[0]
+    return path.startswith("/v2/repository/") and path.rstrip("/") != "/v2/repository/index"
+
+
+async def _read(receive: Any, limit: int, declared: int | None) -> bytes:
+    """The whole request body, refused (BodyTooLarge) as soon as it is known to exceed `limit`."""
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(f"request body of {declared} bytes exceeds the gateway's limit of {limit} bytes")
     chunks = []
+    size = 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        if message["type"] == "http.disconnect":
+            raise ValueError("client disconnected before the request body was complete")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"request body exceeds the gateway's limit of {limit} bytes")
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 

@@ -13,9 +13,22 @@ from typing import Any
 import grpc
 
 from modelplane.backends.local.activator import Gone, QueueFull
-from modelplane.backends.local.gateway import DEFAULT_TIMEOUT_S, Gateway
+from modelplane.backends.local.gateway import DEFAULT_TIMEOUT_S, REPOSITORY_ANNOTATION, Gateway
 
 FORWARD_SKIP = {"x-modelplane-route", "host", "user-agent"}
+REPOSITORY_MUTATIONS = {
+    "/inference.GRPCInferenceService/RepositoryModelLoad",
+    "/inference.GRPCInferenceService/RepositoryModelUnload",
+}
+
+
+def message_options(max_bytes: int) -> list[tuple[str, int]]:
+    """The same message limit as the HTTP side's body limit, in both directions."""
+    return [
+        ("grpc.max_send_message_length", max_bytes),
+        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.max_connection_idle_ms", 300_000),  # idle clients do not hold descriptors forever
+    ]
 
 
 class GrpcGateway(grpc.GenericRpcHandler):
@@ -45,6 +58,11 @@ class GrpcGateway(grpc.GenericRpcHandler):
                 await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
             except ConnectionError as exc:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            if method in REPOSITORY_MUTATIONS and not route.repository_api:
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"repository load/unload is not exposed; set {REPOSITORY_ANNOTATION}",
+                )
             pool = self.gateway.pool(revision, route)
             remaining = context.time_remaining()
             timeout = min(route.timeouts.get(component, DEFAULT_TIMEOUT_S), remaining or DEFAULT_TIMEOUT_S)
@@ -78,7 +96,9 @@ class GrpcGateway(grpc.GenericRpcHandler):
     def _channel(self, target: str) -> grpc.aio.Channel:
         channel = self._channels.get(target)
         if channel is None:
-            channel = self._channels[target] = grpc.aio.insecure_channel(target)
+            channel = self._channels[target] = grpc.aio.insecure_channel(
+                target, options=message_options(self.gateway.max_body)
+            )
         return channel
 
     async def close(self) -> None:

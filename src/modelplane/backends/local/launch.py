@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from modelplane.backends.local.gateway import REPOSITORY_ANNOTATION
 from modelplane.backends.local.replicas import ReplicaSpec
 from modelplane.control.api import InferenceService
 from modelplane.control.store import Revision, Store
@@ -51,26 +52,28 @@ class Launcher:
     def forget(self, revision: str) -> None:
         self.specs.pop(revision, None)
         self.sources.pop(revision, None)
+        self.model_dirs.pop(revision, None)
+        self.pull_errors.pop(revision, None)
 
     def model_dir(self, revision: Revision) -> Path | None:
         uri = revision.template.get("storageUri")
         if not uri:
             return None
-        if revision.name not in self.model_dirs:
+        if revision.key not in self.model_dirs:
             from modelplane.storage import StorageError, download
 
             try:
-                self.model_dirs[revision.name] = download(uri)
-                self.pull_errors.pop(revision.name, None)
+                self.model_dirs[revision.key] = download(uri, scope=revision.namespace)
+                self.pull_errors.pop(revision.key, None)
             except (StorageError, OSError) as exc:
-                self.pull_errors[revision.name] = f"{type(exc).__name__}: {exc}"
+                self.pull_errors[revision.key] = f"{type(exc).__name__}: {exc}"
                 raise
-        return self.model_dirs[revision.name]
+        return self.model_dirs[revision.key]
 
     def spec(self, isvc: InferenceService, revision: Revision) -> ReplicaSpec | None:
         t: dict[str, Any] = revision.template
-        if revision.name in self.specs:
-            return self.specs[revision.name]
+        if revision.key in self.specs:
+            return self.specs[revision.key]
         try:
             model_dir = self.model_dir(revision)
         except Exception:
@@ -114,8 +117,8 @@ class Launcher:
             argv = [sys.executable, "-m", "modelplane", "serve", *_strip_port_flags(args)]
             argv += ["--http_port", "{http_port}", "--grpc_port", "{grpc_port}", "--host", "127.0.0.1"]
             argv += self._server_flags(isvc, revision)
-        self.specs[revision.name] = ReplicaSpec(argv=argv, env=env)
-        return self.specs[revision.name]
+        self.specs[revision.key] = ReplicaSpec(argv=argv, env=env)
+        return self.specs[revision.key]
 
     def _predictor_protocol(self, isvc: InferenceService) -> str:
         revs = self.store.revisions(isvc.metadata.namespace, isvc.metadata.name, "predictor")
@@ -126,6 +129,8 @@ class Launcher:
     def _server_flags(isvc: InferenceService, revision: Revision) -> list[str]:
         t = revision.template
         flags: list[str] = []
+        if isvc.metadata.annotations.get(REPOSITORY_ANNOTATION) != "true":
+            flags += ["--model-control-mode", "none"]  # the model it was started for, and nothing else
         logger, batcher = t.get("logger"), t.get("batcher")
         if logger and logger.get("url"):
             flags += ["--log-url", _escape(logger["url"]), "--log-mode", logger.get("mode", "all")]

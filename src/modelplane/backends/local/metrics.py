@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamil
 from prometheus_client.registry import Collector
 
 from modelplane.backends.local.autoscaler import Autoscaler
+from modelplane.control.store import revision_name
 
 LABELS = ["namespace", "inferenceservice", "component", "revision"]
 
@@ -56,7 +57,7 @@ class PlatformCollector(Collector):
             ),
         }
         for name, scaler in list(a.scalers.items()):
-            labels = [*scaler.owner, name]
+            labels = [*scaler.owner, revision_name(name)]
             have, ready = a.replicas.count(name)
             decision = scaler.decision
             pool = a.gateway.pools.get(name)

@@ -8,30 +8,44 @@ import contextlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelplane.backends.local.apiserver import ApiServer
+from modelplane.backends.local.auth import ApiGuard, TokenFile, ensure_token
 from modelplane.backends.local.controller import Controller
-from modelplane.backends.local.gateway import Gateway
-from modelplane.backends.local.grpc_gateway import GrpcGateway
+from modelplane.backends.local.gateway import DEFAULT_MAX_BODY, Gateway
+from modelplane.backends.local.grpc_gateway import GrpcGateway, message_options
 from modelplane.backends.local.metrics import registry, render
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.backends.local.zygote import Zygote
 from modelplane.control.store import Store, home
+from modelplane.server.rest.guard import ConnectionLimits, guarded_protocol
 
 log = logging.getLogger("modelplane.platform")
+LOCAL_MAX_SCALE = 100  # replicas per revision when config-autoscaler sets no max-scale-limit (processes on one host)
+
+
+def _connectable(host: str) -> str:
+    """An address the CLI can connect to for a bind address (a wildcard bind is reached on loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, f"[{host}]" if ":" in host else host)
 
 
 @dataclass(frozen=True, slots=True)
 class PlatformConfig:
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # the gateway's (HTTP and gRPC) bind address
     gateway_port: int = 8080
+    api_host: str = "127.0.0.1"  # the control-plane API's bind address, separate from the gateway's
     api_port: int = 8090
     grpc_port: int = 8081  # the gateway's gRPC side
     domain: str = "example.com"
     stop_replicas_on_exit: bool = True
     zygote: bool = True  # start modelplane-server replicas by forking a pre-imported process
+    max_body_bytes: int = DEFAULT_MAX_BODY  # gateway request bodies and gRPC messages (413 / RESOURCE_EXHAUSTED)
+    limits: ConnectionLimits = field(
+        default_factory=ConnectionLimits
+    )  # open connections and header deadline, gateway and API
+    allowed_hosts: tuple[str, ...] = ()  # Host names the API answers besides loopback and its bind address
 
 
 def info_path(root: Path | None = None) -> Path:
@@ -50,36 +64,46 @@ async def serve(config: PlatformConfig) -> None:
     import uvicorn
 
     root = home()
+    ensure_token(root)  # the API refuses every call without it; the CLI reads it from the same file
     store = Store(root / "state.db")
     zygote = Zygote(root) if config.zygote else None
     if zygote is not None:
         zygote.start()  # warm before the first scale-from-zero needs it
     replicas = ReplicaSet(root, zygote)
-    gateway = Gateway(replicas, config.domain)
+    gateway = Gateway(replicas, config.domain, max_body_bytes=config.max_body_bytes)
     gateway_url = f"http://{config.host}:{config.gateway_port}"
     grpc_gateway = GrpcGateway(gateway)
-    grpc_server = grpc.aio.server()
+    grpc_server = grpc.aio.server(options=message_options(config.max_body_bytes))
     grpc_server.add_generic_rpc_handlers((grpc_gateway,))
     grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
     await grpc_server.start()
     controller = Controller(store, replicas, gateway, gateway_url, f"{config.host}:{config.grpc_port}")
     gateway.activate = controller.activate
     metrics = registry(controller.autoscaler)
+    api = ApiServer(
+        store,
+        lambda: render(metrics),
+        ApiGuard(TokenFile(root), frozenset({config.api_host, *config.allowed_hosts})),
+        lambda: controller.autoscaler.config.max_scale_limit or LOCAL_MAX_SCALE,
+    )
+    protocol = guarded_protocol(config.limits)
     servers = [
         uvicorn.Server(
             uvicorn.Config(
                 app,
-                host=config.host,
+                host=host,
                 port=port,
                 log_config=None,
                 access_log=False,
                 loop="none",
-                http="httptools",
+                http=protocol,
+                ws="none",
                 lifespan="on",
+                timeout_keep_alive=int(config.limits.keep_alive_s),
                 timeout_graceful_shutdown=5,
             )
         )
-        for app, port in ((gateway, config.gateway_port), (ApiServer(store, lambda: render(metrics)), config.api_port))
+        for app, host, port in ((gateway, config.host, config.gateway_port), (api, config.api_host, config.api_port))
     ]
     for s in servers:
         s.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals
@@ -97,11 +121,13 @@ async def serve(config: PlatformConfig) -> None:
                 "pid": os.getpid(),
                 "gateway": gateway_url,
                 "grpc": f"{config.host}:{config.grpc_port}",
-                "api": f"http://{config.host}:{config.api_port}",
+                "api": f"http://{_connectable(config.api_host)}:{config.api_port}",
             }
         )
     )
-    log.info("modelplane up: gateway %s, API http://%s:%d, home %s", gateway_url, config.host, config.api_port, root)
+    log.info(
+        "modelplane up: gateway %s, API http://%s:%d, home %s", gateway_url, config.api_host, config.api_port, root
+    )
     try:
         await stop.wait()
     finally:

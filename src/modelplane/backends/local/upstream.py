@@ -18,7 +18,9 @@ HOP_BY_HOP = {
     b"host",
     b"proxy-connection",
     b"content-length",
+    b"expect",  # the gateway has the whole body already; an interim 100 from the replica would only confuse framing
 }
+_NO_BODY = {204, 304}
 
 
 class UpstreamError(Exception):
@@ -34,10 +36,25 @@ class Upstream:
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def request(self, method: str, target: str, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        """Send one request and read its response. ValueError: the request cannot be written safely (a control
+        character in the target, a header name or value); UpstreamError: the replica failed."""
         head = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode(), target.encode("latin-1"), self.authority)]
-        head += [b"%s: %s\r\n" % (k, v) for k, v in headers if k not in HOP_BY_HOP]
+        lines = 4  # the request line, host, content-length and the blank line that ends the head
+        for k, v in headers:
+            if k not in HOP_BY_HOP:
+                head.append(b"%s: %s\r\n" % (k, v))
+                lines += 1
         head.append(b"content-length: %d\r\n\r\n" % len(body))
-        payload = b"".join(head) + body
+        start = b"".join(head)
+        # exactly one CR and one LF per line, no NUL: nothing a client sent can start a second request
+        if (
+            start.count(b"\n") != lines
+            or start.count(b"\r") != lines
+            or b"\0" in start
+            or b" " in target.encode("latin-1")
+        ):
+            raise ValueError("a header or the request target holds a control character")
+        payload = start + body
         for attempt in range(2):  # an idle connection the replica already closed gets one fresh retry
             reused = bool(self.idle)
             try:
@@ -47,8 +64,8 @@ class Upstream:
             reader, writer = conn
             try:
                 writer.write(payload)
-                status, out, data, keep = await _read(reader)
-            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                status, out, data, keep = await _read(reader, method == "HEAD")
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
                 writer.close()
                 if reused and attempt == 0:
                     continue
@@ -56,7 +73,8 @@ class Upstream:
             except BaseException:  # cancelled (a timeout): the connection is mid-exchange, never reuse it
                 writer.close()
                 raise
-            if keep and len(self.idle) < self.max_idle:
+            # reuse only a connection whose framing is certain: nothing may follow the response we just read
+            if keep and not _buffered(reader) and len(self.idle) < self.max_idle:
                 self.idle.append(conn)
             else:
                 writer.close()
@@ -70,18 +88,30 @@ class Upstream:
         self.idle.clear()
 
 
-async def _read(reader: asyncio.StreamReader) -> tuple[int, Headers, bytes, bool]:
+def _buffered(reader: asyncio.StreamReader) -> int:
+    """Bytes the replica sent beyond the response (StreamReader keeps them in its private buffer)."""
+    return len(getattr(reader, "_buffer", b""))
+
+
+async def _read(reader: asyncio.StreamReader, head_request: bool = False) -> tuple[int, Headers, bytes, bool]:
+    """One response. ValueError for anything malformed or ambiguous (the caller closes the connection)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head[:-4].split(b"\r\n")
     version, status = lines[0][:8], int(lines[0][9:12])
+    if version not in (b"HTTP/1.1", b"HTTP/1.0") or status < 200:
+        raise ValueError(f"unexpected status line {lines[0][:40]!r}")
     headers: Headers = []
     length: int | None = None
     chunked = False
     keep = version == b"HTTP/1.1"
     for line in lines[1:]:
-        name, _, value = line.partition(b":")
+        name, colon, value = line.partition(b":")
         key, value = name.strip().lower(), value.strip()
+        if not colon or not key:
+            raise ValueError(f"malformed response header {line[:40]!r}")
         if key == b"content-length":
+            if length is not None or not value.isdigit():
+                raise ValueError("duplicate or invalid Content-Length")
             length = int(value)
         elif key == b"transfer-encoding":
             chunked = b"chunked" in value.lower()
@@ -89,11 +119,18 @@ async def _read(reader: asyncio.StreamReader) -> tuple[int, Headers, bytes, bool
             keep = b"close" not in value.lower() if version == b"HTTP/1.1" else b"keep-alive" in value.lower()
         if key not in HOP_BY_HOP:
             headers.append((key, value))
+    if chunked and length is not None:
+        raise ValueError("both Content-Length and Transfer-Encoding: chunked")
+    if head_request or status in _NO_BODY:
+        return status, headers, b"", keep
     if chunked:
         parts = []
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            parts.append(await reader.readexactly(size + 2))
+            part = await reader.readexactly(size + 2)
+            if part[-2:] != b"\r\n":
+                raise ValueError("malformed chunk")
+            parts.append(part)
             if size == 0:
                 break
         body = b"".join(p[:-2] for p in parts)

@@ -25,6 +25,8 @@ def encode_bytes_elements(values: np.ndarray) -> bytes:
 def decode_bytes_elements(buf: memoryview | bytes, count: int, where: str) -> np.ndarray:
     """Parse `count` length-prefixed elements that must fill `buf` exactly; returns an object array of bytes."""
     view = memoryview(buf)
+    if count * 4 > len(view):  # each element has a 4-byte length: refuse before allocating `count` slots
+        raise InvalidInput(f"BYTES data of {where} has {len(view)} bytes, too few for {count} elements")
     out = np.empty(count, dtype=object)
     pos, end = 0, len(view)
     for i in range(count):
@@ -44,15 +46,23 @@ def decode_bytes_elements(buf: memoryview | bytes, count: int, where: str) -> np
 def tensor_from_raw(buf: memoryview | bytes, datatype: str, shape: list[int], count: int, where: str) -> np.ndarray:
     """Zero-copy view of raw tensor bytes (BF16 is widened to float32, BYTES parsed into objects)."""
     if datatype == "BYTES":
-        return decode_bytes_elements(buf, count, where).reshape(shape)
+        return reshape(decode_bytes_elements(buf, count, where), shape, where)
     dtype = wire_dtype(datatype)
     expected = count * dtype.itemsize
     if len(buf) != expected:
         raise InvalidInput(f"{where} has {len(buf)} bytes of data but shape {shape} of {datatype} needs {expected}")
-    array = np.frombuffer(buf, dtype=dtype).reshape(shape)
+    array = reshape(np.frombuffer(buf, dtype=dtype), shape, where)
     if datatype == "BF16":
         return bf16_to_float32(array)
     return array
+
+
+def reshape(array: np.ndarray, shape: list[int], where: str) -> np.ndarray:
+    """`array` in `shape`; numpy's refusals (too many dimensions, a dimension too big) are the client's error."""
+    try:
+        return array.reshape(shape)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidInput(f"shape {shape[:8]} of {where} cannot be used: {exc}") from None
 
 
 def tensor_to_raw(data: np.ndarray, datatype: str) -> memoryview | bytes:

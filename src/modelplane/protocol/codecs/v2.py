@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from modelplane.protocol.codecs.raw import tensor_from_raw, tensor_to_raw
+from modelplane.protocol.codecs.raw import reshape, tensor_from_raw, tensor_to_raw
 from modelplane.protocol.datatypes import BINARY_ONLY, check_datatype, shape_size, wire_dtype
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.types import InferRequest, InferResponse, RequestedOutput, Tensor
@@ -24,13 +24,21 @@ def _parameters(value: object, where: str) -> dict[str, Any] | None:
 
 
 def _flatten_strings(data: object, out: list[Any], where: str) -> None:
-    if isinstance(data, list):
-        for item in data:
-            _flatten_strings(item, out, where)
-    elif isinstance(data, str):
-        out.append(data)
-    else:
-        raise InvalidInput(f"BYTES data of {where} must be strings, got {type(data).__name__}")
+    """Nested lists of strings, flattened without recursion (nesting depth is the client's to choose)."""
+    stack = [iter([data])]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list):
+            stack.append(iter(item))
+        elif isinstance(item, str):
+            out.append(item)
+        else:
+            raise InvalidInput(f"BYTES data of {where} must be strings, got {type(item).__name__}")
+
+
+_END = object()
 
 
 def json_tensor_data(data: object, datatype: str, shape: list[int], count: int, where: str) -> np.ndarray:
@@ -47,15 +55,22 @@ def json_tensor_data(data: object, datatype: str, shape: list[int], count: int, 
     else:
         try:
             array = np.array(data, dtype=wire_dtype(datatype))
-        except (ValueError, TypeError, OverflowError) as exc:
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             raise InvalidInput(f"'data' of {where} is not a valid {datatype} tensor: {exc}") from None
     if array.size != count:
         raise InvalidInput(f"{where} has {array.size} elements but shape {shape} needs {count}")
-    return array.reshape(shape)
+    return reshape(array, shape, where)
 
 
 def decode_request(body: bytes, header_length: int | None, model_name: str) -> InferRequest:
     """Parse a V2 infer body; `header_length` is Inference-Header-Content-Length (None: all JSON)."""
+    try:
+        return _decode_request(body, header_length, model_name)
+    except MemoryError:
+        raise InvalidInput("the request's tensors do not fit in memory") from None
+
+
+def _decode_request(body: bytes, header_length: int | None, model_name: str) -> InferRequest:
     view = memoryview(body)
     if header_length is None:
         header_view, blobs_start = view, len(body)

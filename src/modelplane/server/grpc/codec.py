@@ -42,6 +42,13 @@ def params_to_pb(target: Any, params: dict[str, Any] | None) -> None:
 
 
 def decode_request(msg: Any) -> InferRequest:
+    try:
+        return _decode_request(msg)
+    except MemoryError:
+        raise InvalidInput("the request's tensors do not fit in memory") from None
+
+
+def _decode_request(msg: Any) -> InferRequest:
     raw = msg.raw_input_contents
     if raw and len(raw) != len(msg.inputs):
         raise InvalidInput(

@@ -21,6 +21,7 @@ from modelplane.server.payload_log import PayloadLogger
 log = logging.getLogger("modelplane.grpc")
 SERVICE = "inference.GRPCInferenceService"
 GRPC_PROTO = "application/grpc+proto"
+IDLE_MS = 300_000
 T = TypeVar("T")
 
 
@@ -34,6 +35,8 @@ def _mapped(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     @wraps(method)
     async def wrapper(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> T:
         try:
+            if isinstance(request, Undecodable):
+                raise InvalidInput(request.error)
             return await method(self, request, context)
         except Exception as exc:
             if not isinstance(exc, ModelplaneError):
@@ -139,6 +142,7 @@ def build_server(
         ("grpc.max_send_message_length", max_send_bytes),
         ("grpc.max_receive_message_length", max_receive_bytes),
         ("grpc.so_reuseport", int(reuse_port)),  # only worker processes share a port on purpose
+        ("grpc.max_connection_idle_ms", IDLE_MS),  # idle clients do not hold descriptors forever
     ]
     server = grpc.aio.server(options=options)
     servicer = Servicer(dataplane, metrics, payload_log)
@@ -146,13 +150,33 @@ def build_server(
     for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             getattr(servicer, method.name),
-            request_deserializer=pb_message(method.input_type.name).FromString,
+            request_deserializer=_lenient(pb_message(method.input_type.name).FromString),
             # ModelInfer may hand back pre-encoded bytes (wire.py); everything else is a message
             response_serializer=_serialize,
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)  # the per-call fast path
     return server
+
+
+class Undecodable:
+    """A request whose bytes are not the method's message: answered INVALID_ARGUMENT by the method (a failing
+    deserializer would make gRPC answer INTERNAL)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception as exc:  # protobuf's DecodeError, or anything its parser raises
+            return Undecodable(f"the request is not a valid protobuf message: {exc}")
+
+    return deserialize
 
 
 def pb_message(name: str) -> Any:

@@ -1,0 +1,151 @@
+"""Benchmark: the hot path of this tree against another git ref, in the same run — the model server (REST V2 JSON at
+c=16 with wrk, gRPC ModelInfer with h2load) and the platform gateway (REST V1 through the gateway at c=16).
+
+Both sides run from the project's venv, the other ref's source put first on PYTHONPATH (the editable install points
+at this tree). Rounds alternate the order of the sides; medians and the ratio this/other are reported, since the
+machine is shared and noisy. Usage:
+
+    python benchmarks/bench_ab.py --ref HEAD~1 [--duration 10] [--repeats 5] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench_peers import IRIS_V1, IRIS_V2, RESULTS, ROOT, Server, grpc_body, iris_setup, lua_post, run_h2load, run_wrk
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def source_tree(ref: str) -> Path:
+    """`ref`'s src/ in a temporary directory (git archive: no work tree of ours is touched)."""
+    out = Path(tempfile.mkdtemp(prefix="mp-ab-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out / "src"
+
+
+def env_for(src: Path | None, home: Path | None = None) -> dict[str, str]:
+    env = {"PYTHONPATH": str(src)} if src else {}
+    if home is not None:
+        env["MODELPLANE_HOME"] = str(home)
+    return env
+
+
+def model_server(name: str, py: str, iris: Path, src: Path | None) -> tuple[Server, int, int]:
+    http, grpc = free_port(), free_port()
+    cmd = [py, "-m", "modelplane", "serve", "--model-dir", str(iris), "--model-name", "sklearn-iris"]
+    cmd += ["--http-port", str(http), "--grpc-port", str(grpc), "--host", "127.0.0.1"]
+    server = Server(name, cmd, f"http://127.0.0.1:{http}/v2/health/ready", env_for(src))
+    server.start()
+    server.wait()
+    return server, http, grpc
+
+
+def _api(port: int, method: str, path: str, token: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def platform(name: str, py: str, iris: Path, src: Path | None) -> tuple[Server, int]:
+    home = Path(tempfile.mkdtemp(prefix=f"mp-ab-{name}-"))
+    model = home / "models" / "iris"  # inside the home: allowed by every version's defaults
+    model.mkdir(parents=True)
+    (model / "model.joblib").write_bytes((iris / "model.joblib").read_bytes())
+    token = secrets.token_urlsafe(24)
+    (home / "token").write_text(token)
+    (home / "token").chmod(0o600)
+    gw, api, grpc = free_port(), free_port(), free_port()
+    cmd = [py, "-m", "modelplane", "up", "--port", str(gw), "--api-port", str(api), "--grpc-port", str(grpc)]
+    server = Server(name, cmd, f"http://127.0.0.1:{api}/healthz", env_for(src, home))
+    server.start()
+    server.wait()
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "sklearn-iris"},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": str(model)}}},
+    }
+    path = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
+    _api(api, "POST", f"{path}?apply=true", token, isvc)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        status = _api(api, "GET", f"{path}/sklearn-iris", token).get("status") or {}
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])):
+            return server, gw
+        time.sleep(0.2)
+    raise RuntimeError(f"{name}: the isvc did not become Ready")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ref", default="HEAD~1", help="the git ref to compare against")
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--out", default=str(RESULTS / "ab.json"))
+    args = ap.parse_args()
+    py, iris = iris_setup()
+    py = str(ROOT / ".venv" / "bin" / "python")  # the editable install of this tree; PYTHONPATH picks the other
+    sides = {"this": None, "other": source_tree(args.ref)}
+    v2 = lua_post(RESULTS / "ab-v2.lua", json.dumps(IRIS_V2).encode())
+    v1 = lua_post(RESULTS / "ab-v1.lua", json.dumps(IRIS_V1).encode())
+    grpc_file = RESULTS / "ab-grpc.bin"
+    grpc_file.write_bytes(grpc_body("sklearn-iris"))
+    running: list[Server] = []
+    rows: dict[str, dict[str, list[dict]]] = {case: {"this": [], "other": []} for case in ("rest", "grpc", "gateway")}
+    try:
+        targets = {}
+        for side, src in sides.items():
+            server, http, grpc = model_server(f"ab-server-{side}", py, iris, src)
+            plat, gw = platform(f"ab-platform-{side}", py, iris, src)
+            running += [server, plat]
+            targets[side] = {
+                "rest": (f"http://127.0.0.1:{http}/v2/models/sklearn-iris/infer", v2),
+                "grpc": (f"http://127.0.0.1:{grpc}", grpc_file),
+                "gateway": (f"http://127.0.0.1:{gw}/serving/default/sklearn-iris/v1/models/sklearn-iris:predict", v1),
+            }
+        for side in sides:  # warm-up
+            run_wrk(*targets[side]["rest"], args.connections, 2)
+            run_wrk(*targets[side]["gateway"], args.connections, 2)
+        for r in range(args.repeats):
+            order = list(sides) if r % 2 == 0 else list(reversed(sides))
+            for case in rows:
+                for side in order:
+                    url, body = targets[side][case]
+                    run = run_h2load if case == "grpc" else run_wrk
+                    rows[case][side].append(run(url, body, args.connections, args.duration))
+                    time.sleep(0.5)
+    finally:
+        for server in running:
+            server.stop()
+    summary = {}
+    for case, by_side in rows.items():
+        med = {side: statistics.median(x["rps"] for x in runs) for side, runs in by_side.items()}
+        summary[case] = {"this_rps": med["this"], "other_rps": med["other"], "ratio": med["this"] / med["other"]}
+        print(
+            f"{case:8s} this {med['this']:9.0f} req/s   {args.ref} {med['other']:9.0f} req/s   "
+            f"ratio {med['this'] / med['other']:.3f}"
+        )
+    Path(args.out).write_text(json.dumps({"ref": args.ref, "args": vars(args), "summary": summary, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
