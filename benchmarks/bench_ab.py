@@ -3,7 +3,8 @@ c=16 with wrk, gRPC ModelInfer with h2load) and the platform gateway (REST V1 th
 
 Both sides run from the project's venv, the other ref's source put first on PYTHONPATH (the editable install points
 at this tree). Rounds alternate the order of the sides; medians and the ratio this/other are reported, since the
-machine is shared and noisy. Usage:
+machine is shared and noisy — with the CPU time the measured process spent per request, which moves far less with
+the other load on the machine than throughput does. Usage:
 
     python benchmarks/bench_ab.py --ref HEAD~1 [--duration 10] [--repeats 5] [--out FILE]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import statistics
 import subprocess
@@ -21,6 +23,13 @@ import urllib.request
 from pathlib import Path
 
 from bench_peers import IRIS_V1, IRIS_V2, RESULTS, ROOT, Server, grpc_body, iris_setup, lua_post, run_h2load, run_wrk
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (the throughput of a shared 2-core machine is noisy; the CPU a
+    process spends per request is what a few microseconds of extra checks would change)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -117,21 +126,28 @@ def main() -> None:
             server, http, grpc = model_server(f"ab-server-{side}", py, iris, src)
             plat, gw = platform(f"ab-platform-{side}", py, iris, src)
             running += [server, plat]
-            targets[side] = {
-                "rest": (f"http://127.0.0.1:{http}/v2/models/sklearn-iris/infer", v2),
-                "grpc": (f"http://127.0.0.1:{grpc}", grpc_file),
-                "gateway": (f"http://127.0.0.1:{gw}/serving/default/sklearn-iris/v1/models/sklearn-iris:predict", v1),
+            targets[side] = {  # url, body, the process whose CPU the case measures
+                "rest": (f"http://127.0.0.1:{http}/v2/models/sklearn-iris/infer", v2, server.proc.pid),
+                "grpc": (f"http://127.0.0.1:{grpc}", grpc_file, server.proc.pid),
+                "gateway": (
+                    f"http://127.0.0.1:{gw}/serving/default/sklearn-iris/v1/models/sklearn-iris:predict",
+                    v1,
+                    plat.proc.pid,  # the platform process: the gateway's own cost, not the replica's
+                ),
             }
         for side in sides:  # warm-up
-            run_wrk(*targets[side]["rest"], args.connections, 2)
-            run_wrk(*targets[side]["gateway"], args.connections, 2)
+            run_wrk(*targets[side]["rest"][:2], args.connections, 2)
+            run_wrk(*targets[side]["gateway"][:2], args.connections, 2)
         for r in range(args.repeats):
             order = list(sides) if r % 2 == 0 else list(reversed(sides))
             for case in rows:
                 for side in order:
-                    url, body = targets[side][case]
+                    url, body, pid = targets[side][case]
                     run = run_h2load if case == "grpc" else run_wrk
-                    rows[case][side].append(run(url, body, args.connections, args.duration))
+                    before = cpu_seconds(pid)
+                    row = run(url, body, args.connections, args.duration)
+                    row["cpu_us_per_request"] = (cpu_seconds(pid) - before) / (row["rps"] * args.duration) * 1e6
+                    rows[case][side].append(row)
                     time.sleep(0.5)
     finally:
         for server in running:

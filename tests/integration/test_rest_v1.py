@@ -53,11 +53,26 @@ def test_malformed_json_is_400(iris_server):
     assert r.json()["error"].startswith("Unrecognized request format")
 
 
-def test_wrong_feature_count_is_a_model_error_not_a_crash(iris_server):
-    r = httpx.post(iris_server.http + "/v1/models/sklearn-iris:predict", json={"instances": [[1, 2]]})
-    assert r.status_code == 500
-    assert "features" in r.json()["error"]
-    assert httpx.post(iris_server.http + "/v1/models/sklearn-iris:predict", json=IRIS_V1).status_code == 200
+def test_inputs_the_model_can_tell_are_wrong_are_client_errors(iris_server):
+    url = iris_server.http + "/v1/models/sklearn-iris:predict"
+    r = httpx.post(url, json={"instances": [[1, 2]]})
+    assert r.status_code == 400 and "expects 4 features per row, the request has 2" in r.json()["error"]
+    import numpy as np
+
+    blob = np.array([[np.nan, 1, 2, 3]], dtype="<f4").tobytes()  # NaN has no JSON form: the binary extension
+    header = b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}'
+    r = httpx.post(
+        iris_server.http + "/v2/models/sklearn-iris/infer",
+        content=header + blob,
+        headers={"inference-header-content-length": str(len(header))},
+    )
+    assert r.status_code == 400 and "NaN" in r.json()["error"]
+    r = httpx.post(url, json={"instances": [["a", "b", "c", "d"]]})
+    assert r.status_code == 400, r.text
+    form = {"content-type": "application/x-www-form-urlencoded"}  # what `curl -d` sends: say which header to set
+    r = httpx.post(url, content=b'{"instances": [[1, 2, 3, 4]]}', headers=form)
+    assert r.status_code == 400 and "Content-Type: application/json" in r.json()["error"]
+    assert httpx.post(url, json=IRIS_V1).status_code == 200
 
 
 def test_unknown_route_and_wrong_method(iris_server):

@@ -72,8 +72,9 @@ def infer_body(request_id: str) -> dict:
 def test_encoded_crlf_cannot_smuggle_a_request_onto_a_victims_connection(iris_platform):
     """Every victim must get the answer to its own request while attackers send percent-encoded CR/LF paths."""
     gw = iris_platform.port
-    smuggled = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
-    encoded = "".join(f"%{b:02X}" for b in b" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" + smuggled)
+    # the smuggled request's last header absorbs the rest of the request line the gateway would write after it
+    smuggled = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Absorb:"
+    encoded = "".join(f"%{b:02X}" for b in b" HTTP/1.1\r\nHost: x\r\n\r\n" + smuggled)
     attack = (
         f"GET /serving/default/sklearn-iris/v2/models/sklearn-iris{encoded} HTTP/1.1\r\n"
         f"Host: 127.0.0.1:{gw}\r\nConnection: close\r\n\r\n"

@@ -45,3 +45,14 @@ def test_control_mode_none_refuses_before_touching_the_name():
     for call in (dp.load, dp.unload):
         with pytest.raises(Forbidden):
             asyncio.run(call("iris"))
+
+
+def test_a_missing_storage_sdk_names_the_extra(monkeypatch):
+    import sys
+
+    from modelplane.storage import StorageError, download
+
+    for module in ("google.cloud.storage", "google.cloud", "google.api_core", "google.auth"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if modelplane[gcs] were not installed
+    with pytest.raises(StorageError, match=r"pip install 'modelplane\[gcs\]'"):
+        download("gs://bucket/model")

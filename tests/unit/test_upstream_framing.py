@@ -24,7 +24,9 @@ class Scripted:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 self.requests.append(head)
-                writer.write(self.replies.pop(0) if self.replies else b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nmine")
+                writer.write(
+                    self.replies.pop(0) if self.replies else b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nmine"
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()

@@ -18,6 +18,29 @@ app = typer.Typer(
 _TRUE = {"true", "1", "yes", "y", "on", "t"}
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="The platform's home (state, token, logs, cache); default $MODELPLANE_HOME"),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """modelplane — fast, KServe-compatible model serving."""
+    if home is not None:
+        import os
+
+        os.environ["MODELPLANE_HOME"] = str(home.expanduser().resolve())  # read by every command and its children
+
+
 def _flag(value: str) -> bool:
     if value.lower() in _TRUE | {"false", "0", "no", "n", "off", "f"}:
         return value.lower() in _TRUE
@@ -29,7 +52,12 @@ def serve(
     ctx: typer.Context,
     storage_uri: Annotated[
         str | None,
-        typer.Option("--storage-uri", "--storage_uri", help="Pull the model from this URI (file, pvc, http(s))"),
+        typer.Option(
+            "--storage-uri",
+            "--storage_uri",
+            help="Pull the model from this URI: /path, file://, pvc://, http(s)://, s3://, gs://, "
+            "https://ACCOUNT.blob.core.windows.net/..., hf://",
+        ),
     ] = None,
     model_dir: Annotated[
         str | None,

@@ -1,63 +1,18 @@
-"""CLI: the platform commands — up, down, apply, get, describe, delete, logs, predict (kubectl-like, talking to
-the control-plane API of the platform running under MODELPLANE_HOME)."""
+"""CLI: the platform's lifecycle — up (foreground or --detach, ports bound before it says so), down, token."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices"
-PATHS = {
-    "InferenceService": ISVC_PATH,
-    "ServingRuntime": "/apis/serving.kserve.io/v1alpha1/namespaces/{ns}/servingruntimes",
-    "ClusterServingRuntime": "/apis/serving.kserve.io/v1alpha1/clusterservingruntimes",
-}
-Namespace = Annotated[str, typer.Option("--namespace", "-n")]
-
-
-def _api() -> str:
-    from modelplane.backends.local.platform import read_info
-
-    if os.environ.get("MODELPLANE_API"):
-        return os.environ["MODELPLANE_API"]
-    info = read_info()
-    if info is None:
-        typer.echo("error: no platform is up for this MODELPLANE_HOME (run `modelplane up`)", err=True)
-        raise typer.Exit(1)
-    return str(info["api"])
-
-
-def _headers() -> dict[str, str]:
-    """The bearer token: $MODELPLANE_TOKEN, else the one `up` wrote to $MODELPLANE_HOME/token."""
-    from modelplane.backends.local.auth import read_token
-    from modelplane.control.store import home
-
-    token = os.environ.get("MODELPLANE_TOKEN") or read_token(home())
-    return {"authorization": f"Bearer {token}"} if token else {}
-
-
-def _call(method: str, path: str, body: Any = None) -> Any:
-    import httpx
-
-    try:
-        r = httpx.request(method, _api() + path, json=body, headers=_headers(), timeout=30)
-    except httpx.TransportError as exc:
-        typer.echo(f"error: the control plane does not answer: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    doc = r.json()
-    if r.status_code >= 400:
-        typer.echo(f"Error from server ({doc.get('reason', r.status_code)}): {doc.get('message', doc)}", err=True)
-        raise typer.Exit(1)
-    return doc
+from modelplane.cli.client import healthy, pid_alive
 
 
 def up(
@@ -96,7 +51,7 @@ def up(
     from modelplane.control.store import home
 
     info = read_info()
-    if info is not None and _pid_alive(int(info["pid"])):  # type: ignore[call-overload]
+    if info is not None and pid_alive(int(info["pid"])):  # type: ignore[call-overload]
         typer.echo(f"already up (pid {info['pid']}): gateway {info['gateway']}, API {info['api']}")
         return
     if detach:
@@ -128,16 +83,25 @@ def up(
         ]
         argv += [a for h in api_allowed_host or [] for a in ("--api-allowed-host", h)]
         argv += [a for r in file_root or [] for a in ("--file-root", str(r))]
-        with (root / "platform.log").open("ab") as out:
-            subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        log_path = root / "platform.log"
+        start = log_path.stat().st_size if log_path.exists() else 0
+        with log_path.open("ab") as out:
+            child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            if child.poll() is not None:  # it could not start: say why, from its own log
+                lines = log_path.read_bytes()[start:].decode(errors="replace").strip().splitlines()
+                reason = next(
+                    (line for line in reversed(lines) if line.startswith("error:")), lines[-1] if lines else ""
+                )
+                typer.echo(reason if reason.startswith("error:") else f"error: the platform exited: {reason}", err=True)
+                raise typer.Exit(1)
             info = read_info()
-            if info is not None and _healthy(str(info["api"])):
+            if info is not None and info.get("pid") == child.pid and healthy(str(info["api"]), info.get("instance")):
                 typer.echo(f"modelplane is up: gateway {info['gateway']}, API {info['api']}, home {root}")
                 return
             time.sleep(0.1)
-        typer.echo(f"error: the platform did not start; see {root / 'platform.log'}", err=True)
+        typer.echo(f"error: the platform did not start; see {log_path}", err=True)
         raise typer.Exit(1)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -156,61 +120,34 @@ def up(
         limits=ConnectionLimits(max_connections=max_connections, header_timeout_s=header_timeout),
         allowed_hosts=tuple(api_allowed_host or ()),
     )
-    asyncio.run(serve(config))
+    from modelplane.backends.local.platform import PortInUse
+    from modelplane.control.store import StoreError
+
+    try:
+        asyncio.run(serve(config))
+    except (PortInUse, StoreError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def down() -> None:
     """Stop the platform and every replica it runs."""
-    from modelplane.backends.local.platform import read_info
+    from modelplane.backends.local.platform import info_path, read_info
 
     info = read_info()
-    if info is None or not _pid_alive(int(info["pid"])):  # type: ignore[call-overload]
+    if info is None:
         typer.echo("not up")
+        return
+    if not pid_alive(int(info["pid"])):  # type: ignore[call-overload]
+        info_path().unlink(missing_ok=True)  # killed (kill -9): its zygote follows it within a second by itself
+        typer.echo(f"not up (process {info['pid']} is gone; removed its stale state)")
         return
     pid = int(info["pid"])  # type: ignore[call-overload]
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     typer.echo("modelplane is down")
-
-
-def apply(
-    filename: Annotated[list[Path], typer.Option("--filename", "-f", help="YAML file or directory")],
-    namespace: Namespace = "default",
-) -> None:
-    """Create or update the objects in FILE (or every .yaml/.yml/.json in DIR)."""
-    import yaml
-
-    files: list[Path] = []
-    for f in filename:
-        files += sorted(p for p in f.iterdir() if p.suffix in (".yaml", ".yml", ".json")) if f.is_dir() else [f]
-    for path in files:
-        try:
-            docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-        except (OSError, yaml.YAMLError) as exc:
-            typer.echo(f"error: {path}: {exc}", err=True)
-            raise typer.Exit(1) from exc
-        for doc in docs:
-            kind = doc.get("kind") if isinstance(doc, dict) else None
-            if kind not in PATHS:
-                typer.echo(f"error: {path}: unsupported kind {kind!r}", err=True)
-                raise typer.Exit(1)
-            _drop_server_fields(doc)
-            ns = doc.setdefault("metadata", {}).get("namespace") or namespace
-            out = _call("POST", PATHS[kind].format(ns=ns) + "?apply=true", doc)
-            plural = {"InferenceService": "inferenceservice"}.get(kind, kind.lower())
-            verb = "configured" if out["metadata"].get("generation", 1) > 1 else "created"
-            typer.echo(f"{plural}.serving.kserve.io/{out['metadata']['name']} {verb}")
-
-
-def _drop_server_fields(doc: dict[str, Any]) -> None:
-    """What `get -o yaml` shows but the server owns (the API refuses them): applying saved output just works."""
-    doc.pop("status", None)
-    meta = doc.get("metadata")
-    if isinstance(meta, dict):
-        for key in ("uid", "creationTimestamp", "generation", "resourceVersion", "managedFields"):
-            meta.pop(key, None)
 
 
 def token(
@@ -229,165 +166,18 @@ def token(
         raise typer.BadParameter(f"unknown action {action!r}: rotate | path")
 
 
-def _age(ts: str | None) -> str:
-    if not ts:
-        return ""
-    seconds = int((datetime.now(UTC) - datetime.fromisoformat(ts.replace("Z", "+00:00"))).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _row(isvc: dict[str, Any]) -> list[str]:
-    status = isvc.get("status") or {}
-    ready = next((c["status"] for c in status.get("conditions", []) if c["type"] == "Ready"), "Unknown")
-    predictor = (status.get("components") or {}).get("predictor", {})
-    traffic = predictor.get("traffic", [])
-    prev = next((str(t["percent"]) for t in traffic if t.get("tag") == "prev"), "")
-    latest = next((str(t["percent"]) for t in traffic if t.get("latestRevision")), "")
-    return [
-        isvc["metadata"]["name"],
-        status.get("url", ""),
-        ready,
-        prev,
-        latest,
-        predictor.get("previousRolledoutRevision", ""),
-        predictor.get("latestReadyRevision", ""),
-        _age(isvc["metadata"].get("creationTimestamp")),
-    ]
-
-
-def get(
-    resource: Annotated[str, typer.Argument(help="isvc | inferenceservices | servingruntimes")],
-    name: Annotated[str | None, typer.Argument()] = None,
-    namespace: Namespace = "default",
-    output: Annotated[str, typer.Option("--output", "-o", help="table | yaml | json")] = "table",
-) -> None:
-    """List or show objects, like `kubectl get`."""
-    kind = _kind(resource)
-    path = PATHS[kind].format(ns=namespace) + (f"/{name}" if name else "")
-    doc = _call("GET", path)
-    items = [doc] if name else doc["items"]
-    if output in ("yaml", "json"):
-        import yaml
-
-        shown = doc if name else {"apiVersion": "v1", "kind": "List", "items": items}
-        typer.echo(json.dumps(shown, indent=2) if output == "json" else yaml.safe_dump(shown, sort_keys=False))
-        return
-    if kind != "InferenceService":
-        rows = [["NAME", "AGE"]] + [
-            [i["metadata"]["name"], _age(i["metadata"].get("creationTimestamp"))] for i in items
-        ]
-    else:
-        rows = [["NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "AGE"]]
-        rows += [_row(i) for i in items]
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    for r in rows:
-        typer.echo("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-
-
-def describe(
-    resource: Annotated[str, typer.Argument()], name: Annotated[str, typer.Argument()], namespace: Namespace = "default"
-) -> None:
-    """Show an object's spec and status (conditions, revisions, traffic, model status)."""
-    import yaml
-
-    doc = _call("GET", PATHS[_kind(resource)].format(ns=namespace) + f"/{name}")
-    typer.echo(yaml.safe_dump(doc, sort_keys=False))
-
-
-def delete(
-    resource: Annotated[str, typer.Argument()], name: Annotated[str, typer.Argument()], namespace: Namespace = "default"
-) -> None:
-    """Delete an object (an InferenceService's replicas stop)."""
-    kind = _kind(resource)
-    _call("DELETE", PATHS[kind].format(ns=namespace) + f"/{name}")
-    typer.echo(f'{kind.lower()}.serving.kserve.io "{name}" deleted')
-
-
-def logs(
-    name: Annotated[str, typer.Argument(help="InferenceService name")],
-    component: Annotated[str, typer.Option("--component", "-c")] = "predictor",
-    namespace: Namespace = "default",
-    lines: Annotated[int, typer.Option("--tail")] = 50,
-) -> None:
-    """Print the last lines of each replica log of the component's latest revision."""
-    from modelplane.control.store import home
-
-    doc = _call("GET", ISVC_PATH.format(ns=namespace) + f"/{name}")
-    revision = ((doc.get("status") or {}).get("components") or {}).get(component, {}).get("latestCreatedRevision")
-    if not revision:
-        typer.echo("no revision yet")
-        return
-    for path in sorted((home() / "logs").glob(f"{namespace}.{revision}.*-*.log")):
-        typer.echo(f"==> {revision}-{path.name.rsplit('-', 1)[1]} <==")
-        typer.echo("\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
-
-
-def predict(
-    name: Annotated[str, typer.Argument(help="InferenceService name")],
-    data: Annotated[str, typer.Option("--data", "-d", help="JSON body, or @file")],
-    namespace: Namespace = "default",
-    v2: Annotated[bool, typer.Option("--v2", help="POST to /v2/models/{name}/infer")] = False,
-) -> None:
-    """Send one request through the gateway and print the answer."""
-    import httpx
-
-    from modelplane.backends.local.platform import read_info
-
-    body = Path(data[1:]).read_bytes() if data.startswith("@") else data.encode()
-    info = read_info()
-    gateway = str(info["gateway"]) if info else "http://127.0.0.1:8080"
-    path = f"/v2/models/{name}/infer" if v2 else f"/v1/models/{name}:predict"
-    r = httpx.post(
-        f"{gateway}/serving/{namespace}/{name}{path}",
-        content=body,
-        headers={"content-type": "application/json"},
-        timeout=60,
-    )
-    typer.echo(r.text)
-    if r.status_code >= 400:
-        raise typer.Exit(1)
-
-
-def _kind(resource: str) -> str:
-    names = {
-        "isvc": "InferenceService",
-        "inferenceservice": "InferenceService",
-        "inferenceservices": "InferenceService",
-        "servingruntime": "ServingRuntime",
-        "servingruntimes": "ServingRuntime",
-        "clusterservingruntime": "ClusterServingRuntime",
-        "clusterservingruntimes": "ClusterServingRuntime",
-    }
-    if resource.lower() not in names:
-        raise typer.BadParameter(f"unknown resource {resource!r}")
-    return names[resource.lower()]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def _healthy(api: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(api + "/healthz", headers=_headers(), timeout=0.5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def register(app: typer.Typer) -> None:
-    for fn in (up, down, apply, get, describe, delete, logs, predict, token):
+    from modelplane.cli import kubectl
+
+    for fn in (
+        up,
+        down,
+        kubectl.apply,
+        kubectl.get,
+        kubectl.describe,
+        kubectl.delete,
+        kubectl.logs,
+        kubectl.predict,
+        token,
+    ):
         app.command()(fn)

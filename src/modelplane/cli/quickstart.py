@@ -105,10 +105,22 @@ def apply_sample(api: str, gateway: str) -> None:
         f"  curl -s {url} -H 'content-type: application/json' \\\n"
         f"       -d '{json.dumps(IRIS_V1)}'\n"
         f"answered {reply.status_code}: {reply.text}\n"
-        f"Try: modelplane get isvc | modelplane describe isvc sklearn-iris | modelplane apply -f my-isvc.yaml\n"
+        f"In another terminal: {_cli()} get isvc   (also: describe isvc sklearn-iris, apply -f my-isvc.yaml)\n"
         "Press Ctrl+C to stop (replicas stop with the platform).\n",
         flush=True,
     )
+
+
+def _cli() -> str:
+    """The command as the user can type it: this interpreter's `modelplane`, with a non-default home spelled out."""
+    import shutil
+    import sys
+
+    exe = Path(sys.executable).parent / "modelplane"
+    command = "modelplane" if shutil.which("modelplane") == str(exe) else str(exe)
+    if os.environ.get("MODELPLANE_HOME"):
+        command = f"MODELPLANE_HOME={os.environ['MODELPLANE_HOME']} {command}"
+    return command
 
 
 def run_platform(port: int, api_port: int, grpc_port: int = 8081) -> None:

@@ -70,8 +70,26 @@ def _child(request: dict[str, Any], cli: Any) -> None:
         os._exit(code)
 
 
-def serve(path: str) -> None:
+def _die_with(parent: int) -> None:
+    """End this process when the platform that started it is gone (even after kill -9), checked each second by a
+    thread (the kernel's PR_SET_PDEATHSIG fires when the starting *thread* ends, which here is a short-lived one).
+    Replicas forked from here have no such thread: they outlive a crashed platform and the next one re-adopts them."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def serve(path: str, parent: int = 0) -> None:
     import importlib
+
+    if parent:
+        _die_with(parent)
 
     for name in WARM_IMPORTS:
         with contextlib.suppress(ImportError):
@@ -112,4 +130,4 @@ def serve(path: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0)

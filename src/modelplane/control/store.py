@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("modelplane.store")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
   kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
@@ -64,15 +66,42 @@ class Conflict(Exception):
     pass
 
 
+class StoreError(Exception):
+    """The state database cannot be used; the message names the file and the way out."""
+
+
+class CorruptObject(StoreError):
+    """One stored object cannot be read; the others are unaffected."""
+
+
+def _decode(row: tuple[str, ...], kind: str, namespace: str, name: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(row[0])
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise CorruptObject(
+            f"the stored {kind} {namespace}/{name} is not valid JSON; delete it "
+            f"(modelplane delete {kind.lower()} {name} -n {namespace}) and apply it again"
+        )
+    return doc
+
+
 class Store:
     """Thread-safe; every write is one transaction, so a crash never leaves half an update."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or home() / "state.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.path} is not a usable modelplane state database ({exc}). Move it aside to start with an "
+                f"empty platform (mv {self.path} {self.path}.broken), then apply your manifests again"
+            ) from None
         self._lock = threading.RLock()
 
     @contextmanager
@@ -96,21 +125,33 @@ class Store:
 
     # --- objects ---------------------------------------------------------------------------------------------
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, None when absent; CorruptObject when its stored body cannot be read."""
         with self._lock:
             row = self._db.execute(
                 "SELECT body FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
             ).fetchone()
-        return json.loads(row[0]) if row else None
+        return _decode(row, kind, namespace, name) if row else None
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every readable object of `kind`; a corrupt one is left out (and logged), never fails the rest."""
         with self._lock:
             if namespace is None:
-                rows = self._db.execute("SELECT body FROM objects WHERE kind=? ORDER BY namespace, name", (kind,))
+                rows = self._db.execute(
+                    "SELECT body, namespace, name FROM objects WHERE kind=? ORDER BY namespace, name", (kind,)
+                )
             else:
                 rows = self._db.execute(
-                    "SELECT body FROM objects WHERE kind=? AND namespace=? ORDER BY name", (kind, namespace)
+                    "SELECT body, namespace, name FROM objects WHERE kind=? AND namespace=? ORDER BY name",
+                    (kind, namespace),
                 )
-            return [json.loads(r[0]) for r in rows.fetchall()]
+            fetched = rows.fetchall()
+        out = []
+        for row in fetched:
+            try:
+                out.append(_decode(row, kind, row[1], row[2]))
+            except CorruptObject as exc:
+                log.error("%s", exc)
+        return out
 
     def put(self, body: dict[str, Any], spec_changed: bool = True) -> dict[str, Any]:
         """Create or replace; bumps metadata.generation when the spec changed, sets creationTimestamp once."""
@@ -125,7 +166,10 @@ class Store:
                 generation, change = 1, "ADDED"
                 meta["creationTimestamp"] = meta.get("creationTimestamp") or now()
             else:
-                old = json.loads(row[0])
+                try:
+                    old = _decode(row, kind, namespace, meta["name"])
+                except CorruptObject:
+                    old = {"metadata": {}}  # replaced by the new body
                 generation = row[1] + (1 if spec_changed and old.get("spec") != body.get("spec") else 0)
                 meta["creationTimestamp"] = old["metadata"].get("creationTimestamp") or now()
                 meta["uid"] = old["metadata"].get("uid")
@@ -147,7 +191,10 @@ class Store:
             ).fetchone()
             if row is None:
                 return
-            body = json.loads(row[0])
+            try:
+                body = _decode(row, kind, namespace, name)
+            except CorruptObject:
+                return
             if body.get("status") == status:
                 return
             body["status"] = status

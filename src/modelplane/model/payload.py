@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modelplane.protocol.errors import InvalidInput
+from modelplane.protocol.errors import InvalidInput, NotImplementedByModel
 from modelplane.protocol.ids import new_id
 from modelplane.protocol.types import InferRequest, InferResponse, Tensor
 
@@ -15,9 +15,19 @@ def is_dataframe(value: object) -> bool:
     return type(value).__module__.startswith("pandas") and type(value).__name__ == "DataFrame"
 
 
+def _pandas() -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        raise NotImplementedByModel(
+            "dict instances and content_type pd need pandas, which is not installed: pip install 'modelplane[sklearn]'"
+        ) from None
+    return pd
+
+
 def to_dataframe(request: InferRequest) -> Any:
     """All inputs as one pandas DataFrame, one column per input (V2 `content_type: pd`)."""
-    import pandas as pd
+    pd = _pandas()
 
     columns: dict[str, Any] = {}
     for tensor in request.inputs:
@@ -66,9 +76,7 @@ def v1_input(payload: Any) -> Any:
     if not isinstance(data, list):
         raise InvalidInput('Expected "instances" to be a list')
     if data and isinstance(data[0], dict):
-        import pandas as pd
-
-        return pd.DataFrame(data)
+        return _pandas().DataFrame(data)
     if data and isinstance(data[0], str):
         return data
     try:

@@ -7,7 +7,7 @@ from typing import Any
 
 from modelplane.model.base import Headers, Model
 from modelplane.model.payload import predict_input, predict_response
-from modelplane.protocol.errors import InferenceError, InvalidInput, ModelLoadError
+from modelplane.protocol.errors import InferenceError, InvalidInput, ModelLoadError, ModelNotReady
 
 
 class FileModel(Model):
@@ -45,15 +45,30 @@ class FileModel(Model):
     def load_file(self, path: Path) -> Any:
         raise NotImplementedError
 
-    def run(self, inputs: Any) -> Any:
+    def run(self, model: Any, inputs: Any) -> Any:
+        """Predict with `model` (the loaded object this request started with, never None)."""
         raise NotImplementedError
 
+    def check(self, model: Any, inputs: Any) -> None:
+        """Refuse inputs the model can tell are wrong before running it (InvalidInput); optional."""
+
     def predict(self, payload: Any, headers: Headers | None = None) -> Any:
+        if isinstance(payload, (bytes, bytearray)):
+            raise InvalidInput(
+                "the request body was not sent as JSON: send it with the header Content-Type: application/json "
+                "(curl: -H 'Content-Type: application/json')"
+            )
+        model = self.model  # one reference for the whole request: an unload meanwhile cannot pull it away
+        if model is None:
+            raise ModelNotReady(self.name, "it was unloaded")
         inputs = predict_input(payload)
+        self.check(model, inputs)
         try:
-            result = self.run(inputs)
+            result = self.run(model, inputs)
         except InvalidInput:
             raise
+        except (ValueError, TypeError) as exc:  # the frameworks' own input validation (NaN, strings, shapes)
+            raise InvalidInput(f"the model refused the input: {type(exc).__name__}: {exc}") from exc
         except Exception as exc:
             raise InferenceError(f"{type(exc).__name__}: {exc}") from exc
         return predict_response(payload, result, self.name)

@@ -18,9 +18,7 @@ class LightGBMModel(FileModel):
         self.nthread = int(self.options.get("nthread", 1))
         return lgb.Booster(model_file=str(path))
 
-    def run(self, inputs: Any) -> Any:
+    def run(self, model: Any, inputs: Any) -> Any:
         if is_dataframe(inputs):
-            inputs = (
-                inputs[self.model.feature_name()] if set(self.model.feature_name()) <= set(inputs.columns) else inputs
-            )
-        return self.model.predict(inputs, num_threads=self.nthread)
+            inputs = inputs[model.feature_name()] if set(model.feature_name()) <= set(inputs.columns) else inputs
+        return model.predict(inputs, num_threads=self.nthread)

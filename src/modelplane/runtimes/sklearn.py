@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from modelplane.protocol.errors import InvalidInput
 from modelplane.runtimes.base import FileModel
 
 
@@ -19,7 +20,13 @@ class SKLearnModel(FileModel):
         self.use_proba = os.environ.get("PREDICT_PROBA", "false").lower() == "true" and hasattr(model, "predict_proba")
         return model
 
-    def run(self, inputs: Any) -> Any:
+    def check(self, model: Any, inputs: Any) -> None:
+        expected = getattr(model, "n_features_in_", None)
+        shape = getattr(inputs, "shape", None)
+        if expected is not None and shape is not None and len(shape) == 2 and shape[1] != expected:
+            raise InvalidInput(f"the model expects {expected} features per row, the request has {shape[1]}")
+
+    def run(self, model: Any, inputs: Any) -> Any:
         if self.use_proba:
-            return self.model.predict_proba(inputs)
-        return self.model.predict(inputs)
+            return model.predict_proba(inputs)
+        return model.predict(inputs)

@@ -20,5 +20,5 @@ class XGBoostModel(FileModel):
         self._dmatrix = xgb.DMatrix
         return booster
 
-    def run(self, inputs: Any) -> Any:
-        return self.model.predict(self._dmatrix(inputs, nthread=self.nthread))
+    def run(self, model: Any, inputs: Any) -> Any:
+        return model.predict(self._dmatrix(inputs, nthread=self.nthread))

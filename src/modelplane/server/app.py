@@ -48,6 +48,7 @@ class ModelServer:
         for model in models:
             self.registry.register(model)
         self._preload = list(preload)
+        self.registry.expect(self.registry.names())  # the models it was started for (a repository's may come and go)
         self.dataplane = DataPlane(self.registry, settings.server_name)
         self.payload_log = PayloadLogger(settings.logger, self.metrics) if settings.logger else None
         self.rest_app = RestApp(self.dataplane, self.metrics, settings.max_body_bytes, payload_log=self.payload_log)

@@ -37,6 +37,9 @@ class DataPlane:
             raise ModelNotFound(name, version)
 
     def model_ready(self, name: str, version: str | None = None) -> bool:
+        """Ready or not; a model the repository has but that is not loaded is not ready (as Triton answers)."""
+        if self.registry.unloaded(name):
+            return False
         self._check_version(name, version)
         return self.registry.entry(name).model.ready
 
@@ -92,13 +95,17 @@ class DataPlane:
     ) -> tuple[Any, dict[str, str]]:
         """Admission (limits, deadline), then the batcher or the pipeline directly."""
         admission = entry.admission
-        if deadline is None and not admission.limits.active:
-            return await self._run(entry, kind, verb, payload, headers)
-        granted = await admission.acquire(deadline)
+        entry.enter()  # an unload waits for this request; one that has begun refuses it (503)
         try:
-            return await self._run(entry, kind, verb, payload, headers)
+            if deadline is None and not admission.limits.active:
+                return await self._run(entry, kind, verb, payload, headers)
+            granted = await admission.acquire(deadline)
+            try:
+                return await self._run(entry, kind, verb, payload, headers)
+            finally:
+                admission.release(granted)
         finally:
-            admission.release(granted)
+            entry.leave()
 
     @staticmethod
     async def _run(

@@ -44,11 +44,33 @@ def check_model_name(name: str) -> str:
 
 @dataclass(slots=True)
 class Entry:
+    """One registered model and what serves it. Requests hold it between enter() and leave(); an unload waits for
+    them (they finish on the model they started with) and refuses new ones."""
+
     model: Model
     pipeline: Pipeline
     admission: Admission
     batcher: Batcher | None = None
     reason: str = ""
+    inflight: int = 0
+    closing: bool = False
+    _drained: asyncio.Event | None = None
+
+    def enter(self) -> None:
+        if self.closing:
+            raise ModelNotReady(self.model.name, "it is being unloaded")
+        self.inflight += 1
+
+    def leave(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0 and self._drained is not None:
+            self._drained.set()
+
+    async def drained(self) -> None:
+        self.closing = True
+        if self.inflight:
+            self._drained = asyncio.Event()
+            await self._drained.wait()
 
 
 class ModelRegistry:
@@ -76,6 +98,7 @@ class ModelRegistry:
         self._factory = factory
         self._discover = discover
         self._offload = offload
+        self._expected: list[str] = []
         # a lock per name only while someone holds or waits for it (unknown names must not grow the table)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -109,8 +132,22 @@ class ModelRegistry:
             raise ModelNotReady(name, entry.reason)
         return entry
 
+    def has(self, name: str) -> bool:
+        return name in self._entries
+
+    def unloaded(self, name: str) -> bool:
+        """`name` is in the repository but not registered (never loaded, or unloaded)."""
+        return name not in self._entries and self._discover is not None and name in self._discover()
+
+    def expect(self, names: list[str]) -> None:
+        """The models this server was started for: it is ready only while every one of them is loaded and ready."""
+        self._expected = list(names)
+
     def all_ready(self) -> bool:
-        return all(e.model.ready for e in self._entries.values())
+        entries = self._entries
+        if any(name not in entries for name in self._expected):
+            return False
+        return all(e.model.ready for e in entries.values())
 
     async def _call(self, fn: Callable[[], object]) -> object:
         if inspect.iscoroutinefunction(fn):
@@ -123,12 +160,16 @@ class ModelRegistry:
             raise Forbidden("repository load/unload is disabled on this server (--model-control-mode none)")
         check_model_name(name)
 
-    async def load(self, name: str) -> Model:
-        """Load (or reload) `name`, creating it through the factory when it is not registered yet."""
+    def _lock(self, name: str) -> asyncio.Lock:
+        """One lock per name while anyone holds or waits for it: load and unload of a name are linearizable."""
         lock = self._locks.get(name)
         if lock is None:
             lock = self._locks[name] = asyncio.Lock()
-        async with lock:
+        return lock
+
+    async def load(self, name: str) -> Model:
+        """Load (or reload) `name`, creating it through the factory when it is not registered yet."""
+        async with self._lock(name):
             entry = self._entries.get(name)
             if entry is None:
                 if self._factory is None:
@@ -157,13 +198,16 @@ class ModelRegistry:
             return entry.model
 
     async def unload(self, name: str) -> None:
-        entry = self.entry(name)
-        try:
-            await self._call(entry.model.unload)
-        finally:
-            entry.model.ready = False
+        """Unregister `name` at once (new requests: 404), let requests in flight finish on it, then unload it."""
+        async with self._lock(name):
+            entry = self.entry(name)
             del self._entries[name]
-            self._metrics.forget(name)
+            try:
+                await entry.drained()
+                await self._call(entry.model.unload)
+            finally:
+                entry.model.ready = False
+                self._metrics.forget(name)
 
     def index(self, ready_only: bool = False) -> list[dict[str, str]]:
         out = []

@@ -48,6 +48,10 @@ class InvalidURI(StorageError):
     pass
 
 
+class MissingExtra(StorageError):
+    """The URI's storage SDK is not installed; the message names the extra to install."""
+
+
 class UnsafeArchive(StorageError):
     """An archive entry would land outside the target directory, or is a device/link we refuse."""
 

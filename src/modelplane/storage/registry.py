@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
-from modelplane.storage.base import InvalidURI, Progress, Provider
+from modelplane.storage.base import InvalidURI, MissingExtra, Progress, Provider
 from modelplane.storage.cache import Cache
 from modelplane.storage.patterns import Patterns
+from modelplane.storage.redact import redact
 
 # scheme -> "module:Class", imported on first use (an s3:// pull never imports the Azure or Google SDKs)
 SCHEMES: dict[str, str] = {
@@ -21,6 +22,13 @@ SCHEMES: dict[str, str] = {
     "s3": "modelplane.storage.s3:S3Provider",
     "gs": "modelplane.storage.gcs:GCSProvider",
     "hf": "modelplane.storage.hf:HFProvider",
+}
+# module -> the extra that installs its SDK (named in the error when the SDK is missing)
+EXTRAS: dict[str, str] = {
+    "modelplane.storage.s3": "s3",
+    "modelplane.storage.gcs": "gcs",
+    "modelplane.storage.azure": "azure",
+    "modelplane.storage.hf": "hf",
 }
 # http(s) hosts that are object stores rather than plain file servers: host suffix -> "module:Class"
 HOSTS: dict[str, str] = {
@@ -51,6 +59,26 @@ def _apply_patterns(root: Path, patterns: Patterns) -> None:
 
 
 def download(
+    uri: str,
+    dest: str | Path | None = None,
+    cache: Cache | None = None,
+    progress: Progress | None = None,
+    scope: str = "",
+) -> Path:
+    """Make the model at `uri` available locally and return its directory (see _download); a storage SDK that is
+    not installed is a MissingExtra error naming the pip command, not an ImportError."""
+    try:
+        return _download(uri, dest, cache, progress, scope)
+    except ImportError as exc:
+        module = type(provider_for(uri)).__module__
+        extra = EXTRAS.get(module, "storage")
+        raise MissingExtra(
+            f"{redact(uri)} needs {exc.name or 'a storage SDK'}, which is not installed: "
+            f"pip install 'modelplane[{extra}]'"
+        ) from exc
+
+
+def _download(
     uri: str,
     dest: str | Path | None = None,
     cache: Cache | None = None,

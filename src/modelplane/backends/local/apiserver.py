@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 
 from modelplane.backends.local.auth import ApiGuard, Refused
-from modelplane.control.api import InferenceService, parse
-from modelplane.control.store import Store
+from modelplane.control.api import KINDS, InferenceService, parse
+from modelplane.control.store import CorruptObject, Store
+from modelplane.control.strict import MODES, unknown_fields
 from modelplane.control.webhook import ValidationError, default, validate
 
 PLURALS = {
@@ -22,7 +23,7 @@ PLURALS = {
     "clusterservingruntimes": ("ClusterServingRuntime", "v1alpha1", False),
 }
 SERVER_OWNED = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "managedFields")
-QUERY_KEYS = {"watch", "resourceVersion", "apply"}
+QUERY_KEYS = {"watch", "resourceVersion", "apply", "fieldValidation"}
 BOOLS = {"true": True, "1": True, "false": False, "0": False}
 MAX_BODY = 4 * 2**20  # one manifest; Kubernetes' own request limit is 3 MiB
 PATH = re.compile(
@@ -76,7 +77,9 @@ class ApiServer:
         metrics: Callable[[], bytes] | None = None,
         guard: ApiGuard | None = None,
         max_scale_limit: Callable[[], int] = lambda: 0,
+        instance: str = "",
     ) -> None:
+        self.instance = instance  # this platform's id, on every response: the CLI checks it is talking to its own
         self.store = store
         self.metrics = metrics  # renders the platform's Prometheus metrics (text exposition format)
         self.guard = guard
@@ -88,21 +91,26 @@ class ApiServer:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
+        headers = [(b"x-modelplane-instance", self.instance.encode())]  # handle() adds Warning and apply results
         try:
             if self.guard is not None:
                 self.guard.check(scope["method"], scope["path"], scope["headers"])
-            status, doc = await self.handle(scope, receive, send)
+            status, doc = await self.handle(scope, receive, send, headers)
         except Refused as exc:
             status, doc = exc.code, ApiError(exc.code, exc.reason, exc.message).body()
+        except CorruptObject as exc:  # one unreadable object: this call fails with the way out, no other does
+            status, doc = 500, ApiError(500, "InternalError", str(exc)).body()
         except ApiError as exc:
             status, doc = exc.code, exc.body()
         if doc is not None:
-            await _json(send, status, doc)
+            await _json(send, status, doc, headers)
 
-    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> tuple[int, Any]:
+    async def handle(
+        self, scope: dict[str, Any], receive: Any, send: Any, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, Any]:
         path, method = scope["path"], scope["method"]
         if path == "/healthz":
-            return 200, {"status": "ok"}
+            return 200, {"status": "ok", "instance": self.instance}
         if path == "/metrics" and self.metrics is not None:
             body = self.metrics()
             headers = [(b"content-type", b"text/plain; version=0.0.4"), (b"content-length", str(len(body)).encode())]
@@ -121,17 +129,31 @@ class ApiServer:
         if method == "GET" and name is None and query.get("watch"):
             await self._watch(kind, m["ns"], int(query.get("resourceVersion") or 0), receive, send)
             return 200, None
+        builtin = _builtins() if kind == "ClusterServingRuntime" else {}
         if method == "GET":
             if name is None:
                 items = self.store.list(kind, m["ns"] if namespaced else None)
+                items = sorted([*builtin.values(), *items], key=lambda i: i["metadata"]["name"])
                 return 200, {"apiVersion": f"serving.kserve.io/{version}", "kind": f"{kind}List", "items": items}
-            found = self.store.get(kind, ns, name)
+            found = builtin.get(name) or self.store.get(kind, ns, name)
             if found is None:
                 raise ApiError(404, "NotFound", f'{m["plural"]}.serving.kserve.io "{name}" not found')
             return 200, found
+        if method in ("POST", "PUT", "DELETE") and name in builtin:
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                f"the built-in ClusterServingRuntime {name} is read-only; apply one of another name",
+            )
         if method in ("POST", "PUT"):
             doc = _document(await _body(receive, MAX_BODY), scope["headers"])
             _check_identity(doc, kind, m["plural"], ns if namespaced else None)
+            unknown = unknown_fields(doc, KINDS[kind]) if query.get("fieldValidation", "Warn") != "Ignore" else []
+            if unknown and query.get("fieldValidation") == "Strict":
+                raise ApiError(
+                    400, "BadRequest", f"{kind} in version {version} cannot be handled: " + "; ".join(unknown)
+                )
+            headers += [(b"warning", f'299 - "{w}"'.encode("ascii", "backslashreplace")) for w in unknown[:50]]
             doc.setdefault("kind", kind)
             doc.setdefault("metadata", {})
             if namespaced:
@@ -151,8 +173,18 @@ class ApiServer:
                 )
             if method == "PUT" and exists is None:
                 raise ApiError(404, "NotFound", f'{m["plural"]}.serving.kserve.io "{name}" not found')
-            stored = self.store.put(admit(doc, self.store, self.max_scale_limit()))
-            return (201 if exists is None else 200), stored
+            if doc["metadata"].get("name") in builtin:
+                raise ApiError(
+                    405,
+                    "MethodNotAllowed",
+                    f"the built-in ClusterServingRuntime {doc['metadata']['name']} is read-only; use another name",
+                )
+            admitted = admit(doc, self.store, self.max_scale_limit())
+            if exists is not None and _same(admitted, exists):
+                headers.append((b"x-modelplane-apply", b"unchanged"))
+                return 200, exists
+            headers.append((b"x-modelplane-apply", b"created" if exists is None else b"configured"))
+            return (201 if exists is None else 200), self.store.put(admitted)
         if method == "DELETE" and name is not None:
             if not self.store.delete(kind, ns, name):
                 raise ApiError(404, "NotFound", f'{m["plural"]}.serving.kserve.io "{name}" not found')
@@ -205,6 +237,27 @@ async def _body(receive: Any, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _same(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Nothing a user can change differs (spec, labels, annotations): re-applying it changes nothing."""
+    keys = ("labels", "annotations")
+    return new.get("spec") == old.get("spec") and all(
+        (new["metadata"].get(k) or {}) == (old["metadata"].get(k) or {}) for k in keys
+    )
+
+
+def _builtins() -> dict[str, dict[str, Any]]:
+    """The built-in ClusterServingRuntimes as API objects (listed and read like stored ones, never written)."""
+    from modelplane.control.runtimes import builtin_runtimes
+
+    out = {}
+    for runtime in builtin_runtimes():
+        doc = runtime.dump()
+        doc["metadata"]["namespace"] = ""
+        doc["metadata"].setdefault("annotations", {})["modelplane.io/built-in"] = "true"
+        out[runtime.metadata.name] = doc
+    return out
+
+
 def _query(raw: bytes) -> dict[str, Any]:
     """The query parameters this API knows, typed; anything else is a 400 naming the parameter."""
     out: dict[str, Any] = {}
@@ -216,7 +269,11 @@ def _query(raw: bytes) -> dict[str, Any]:
             raise ApiError(
                 400, "BadRequest", f"unknown query parameter {key!r}; known: {', '.join(sorted(QUERY_KEYS))}"
             )
-        if key == "resourceVersion":
+        if key == "fieldValidation":
+            if value not in MODES:
+                raise ApiError(400, "BadRequest", f"fieldValidation must be one of {', '.join(MODES)}, got {value!r}")
+            out[key] = value
+        elif key == "resourceVersion":
             if not value.isdigit():
                 raise ApiError(400, "BadRequest", f"resourceVersion must be a non-negative integer, got {value!r}")
             out[key] = int(value)
@@ -271,13 +328,17 @@ def _check_identity(doc: dict[str, Any], kind: str, plural: str, namespace: str 
         raise ApiError(400, "BadRequest", f"{', '.join(owned)} are set by the server; remove them from the request")
 
 
-async def _json(send: Any, status: int, doc: Any) -> None:
+async def _json(send: Any, status: int, doc: Any, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = orjson.dumps(doc)
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(extra or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

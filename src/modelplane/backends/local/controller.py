@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import time
 from typing import Any
@@ -33,6 +34,7 @@ class Controller:
         self.autoscaler = Autoscaler(replicas.home, gateway, replicas)
         self.lock = threading.RLock()  # replica changes: the loop's step and the activator's scale-from-zero
         self._poked: dict[str, float] = {}
+        self._broken: dict[tuple[str, str], str] = {}  # isvcs that failed to reconcile -> why (logged once)
         self._stop = asyncio.Event()
 
     async def run(self, interval_s: float = 0.25) -> None:
@@ -61,9 +63,21 @@ class Controller:
         live: set[str] = set()
         routed: set[tuple[str, str]] = set()
         for doc in self.store.list("InferenceService"):
-            isvc = InferenceService.model_validate(doc)
-            routed.add((isvc.metadata.namespace, isvc.metadata.name))
-            live.update(self._reconcile(isvc, namespaced, cluster))
+            meta = doc.get("metadata") or {}
+            key = (str(meta.get("namespace", "default")), str(meta.get("name", "")))
+            routed.add(key)
+            try:
+                isvc = InferenceService.model_validate(doc)
+                live.update(self._reconcile(isvc, namespaced, cluster))
+                self._broken.pop(key, None)
+            except Exception as exc:  # one broken object is reported on itself; the others carry on
+                if self._broken.get(key) != str(exc):  # once per new reason, not every pass
+                    self._broken[key] = str(exc)
+                    log.exception("reconciling %s/%s failed", *key)
+                live.update(self._keep(key))
+                self.store.set_status("InferenceService", *key, _failed(doc, exc))
+        for key in [k for k in self._broken if k not in routed]:
+            del self._broken[key]
         for key in list(self.gateway.routes):  # stop routing before stopping processes
             if key not in routed:
                 self.gateway.set_route(*key, None)
@@ -77,6 +91,12 @@ class Controller:
                 self.gateway.forget(revision)
                 self.launcher.forget(revision)
                 self._poked.pop(revision, None)
+
+    def _keep(self, key: tuple[str, str]) -> set[str]:
+        """The revisions of an isvc that could not be reconciled this pass keep running as they are."""
+        namespace, name = key
+        own = re.compile(rf"^{re.escape(namespace)}\.{re.escape(name)}-(predictor|transformer|explainer)-\d+\.")
+        return {rev for rev in self.replicas.replicas if own.match(rev)}
 
     # --- scale from zero, asked by the activator (on the event loop) -----------------------------------------
     def activate(self, revision: str, held: int) -> None:
@@ -236,3 +256,17 @@ class Controller:
             entry = (status.get("components") or {}).get(component)
             if entry is not None and report:
                 entry["autoscaling"] = report
+
+
+def _failed(doc: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    """The status of an object the controller could not reconcile: its last status, Ready False and why."""
+    status = dict(doc.get("status") or {})
+    condition = {
+        "type": "Ready",
+        "status": "False",
+        "reason": "ReconcileFailed",
+        "message": f"{type(exc).__name__}: {exc}"[:500],
+        "lastTransitionTime": now(),
+    }
+    status["conditions"] = [c for c in status.get("conditions", []) if c.get("type") != "Ready"] + [condition]
+    return status

@@ -25,6 +25,9 @@ REPOSITORY_ANNOTATION = "modelplane.io/repository-api"  # "true": the gateway fo
 _UNSAFE_TARGET = re.compile(rb"[^\x21-\x7e]")
 
 
+DRAIN_BYTES = 64 * 2**20  # at most this much of a refused body is read (and dropped) before the 413
+
+
 class BodyTooLarge(Exception):
     """The request body exceeds the gateway's limit (413)."""
 
@@ -178,6 +181,7 @@ class Gateway:
         try:
             body = await _read(receive, self.max_body, _declared_length(scope["headers"]))
         except BodyTooLarge as exc:
+            await _drain(receive, DRAIN_BYTES)  # read and drop the rest, so closing does not reset the answer away
             await _reply(send, 413, {"error": str(exc)}, [(b"connection", b"close")])
             return
         except ValueError as exc:
@@ -229,6 +233,17 @@ class Gateway:
         if pool is None:
             pool = self._upstreams[url] = Upstream(url)
         return pool
+
+
+async def _drain(receive: Any, cap: int) -> None:
+    """Read and discard what the client is still sending (bounded): a socket closed with unread data is reset, and
+    the reset can destroy the 413 before the client reads it."""
+    dropped = 0
+    while dropped < cap:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body"):
+            return
+        dropped += len(message.get("body", b""))
 
 
 def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:

@@ -60,12 +60,12 @@ class Launcher:
         if not uri:
             return None
         if revision.key not in self.model_dirs:
-            from modelplane.storage import StorageError, download
+            from modelplane.storage import download
 
             try:
                 self.model_dirs[revision.key] = download(uri, scope=revision.namespace)
                 self.pull_errors.pop(revision.key, None)
-            except (StorageError, OSError) as exc:
+            except Exception as exc:  # whatever went wrong reaches the status (modelStatus.lastFailureInfo)
                 self.pull_errors[revision.key] = f"{type(exc).__name__}: {exc}"
                 raise
         return self.model_dirs[revision.key]

@@ -8,6 +8,8 @@ import contextlib
 import json
 import logging
 import os
+import socket
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,26 @@ from modelplane.server.rest.guard import ConnectionLimits, guarded_protocol
 
 log = logging.getLogger("modelplane.platform")
 LOCAL_MAX_SCALE = 100  # replicas per revision when config-autoscaler sets no max-scale-limit (processes on one host)
+
+
+class PortInUse(Exception):
+    """A port the platform needs is taken: says which, and the flag that changes it."""
+
+
+def _bind(host: str, port: int, what: str, flag: str, listen: bool = True) -> socket.socket:
+    """A bound (and listening) socket, or PortInUse — before anything says the platform is up."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUse(
+            f"the {what} port {host}:{port} is in use ({exc.strerror}); choose another with {flag}"
+        ) from None
+    if listen:
+        sock.listen(2048)
+    return sock
 
 
 def _connectable(host: str) -> str:
@@ -64,6 +86,15 @@ async def serve(config: PlatformConfig) -> None:
     import uvicorn
 
     root = home()
+    # every port first: a platform that cannot bind says so and leaves nothing behind (no state file, no zygote)
+    gateway_sock = _bind(config.host, config.gateway_port, "gateway HTTP", "--port")
+    try:
+        api_sock = _bind(config.api_host, config.api_port, "control-plane API", "--api-port")
+        _bind(config.host, config.grpc_port, "gateway gRPC", "--grpc-port", listen=False).close()
+    except PortInUse:
+        gateway_sock.close()
+        raise
+    instance = uuid.uuid4().hex  # the CLI checks that the API it reaches is this home's platform
     ensure_token(root)  # the API refuses every call without it; the CLI reads it from the same file
     store = Store(root / "state.db")
     zygote = Zygote(root) if config.zygote else None
@@ -73,9 +104,14 @@ async def serve(config: PlatformConfig) -> None:
     gateway = Gateway(replicas, config.domain, max_body_bytes=config.max_body_bytes)
     gateway_url = f"http://{config.host}:{config.gateway_port}"
     grpc_gateway = GrpcGateway(gateway)
-    grpc_server = grpc.aio.server(options=message_options(config.max_body_bytes))
+    grpc_server = grpc.aio.server(options=[*message_options(config.max_body_bytes), ("grpc.so_reuseport", 0)])
     grpc_server.add_generic_rpc_handlers((grpc_gateway,))
-    grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
+    try:
+        grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
+    except RuntimeError:
+        raise PortInUse(
+            f"the gateway gRPC port {config.host}:{config.grpc_port} is in use; choose another with --grpc-port"
+        ) from None
     await grpc_server.start()
     controller = Controller(store, replicas, gateway, gateway_url, f"{config.host}:{config.grpc_port}")
     gateway.activate = controller.activate
@@ -85,6 +121,7 @@ async def serve(config: PlatformConfig) -> None:
         lambda: render(metrics),
         ApiGuard(TokenFile(root), frozenset({config.api_host, *config.allowed_hosts})),
         lambda: controller.autoscaler.config.max_scale_limit or LOCAL_MAX_SCALE,
+        instance,
     )
     protocol = guarded_protocol(config.limits)
     servers = [
@@ -105,6 +142,7 @@ async def serve(config: PlatformConfig) -> None:
         )
         for app, host, port in ((gateway, config.host, config.gateway_port), (api, config.api_host, config.api_port))
     ]
+    bound = {id(servers[0]): gateway_sock, id(servers[1]): api_sock}
     for s in servers:
         s.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals
     stop = asyncio.Event()
@@ -113,12 +151,13 @@ async def serve(config: PlatformConfig) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    tasks = [asyncio.create_task(s.serve(sockets=[bound[id(s)]])) for s in servers]
     tasks.append(asyncio.create_task(controller.run()))
     info_path(root).write_text(
         json.dumps(
             {
                 "pid": os.getpid(),
+                "instance": instance,
                 "gateway": gateway_url,
                 "grpc": f"{config.host}:{config.grpc_port}",
                 "api": f"http://{_connectable(config.api_host)}:{config.api_port}",

@@ -26,6 +26,8 @@ from modelplane.backends.local.zygote import Zygote
 log = logging.getLogger("modelplane.replicas")
 BACKOFF_S = (0, 1, 2, 5, 10)  # wait before restarting a replica that crashed again soon after its restart
 HEALTHY_S = 10.0  # a replica that ran this long before dying is restarted at once
+PROBE_PERIOD_S = 2.0  # a ready replica is probed again this often (kubelet: periodSeconds)
+PROBE_FAILURES = 3  # misses in a row before it is taken out of the route (kubelet: failureThreshold)
 
 
 def free_port() -> int:
@@ -56,6 +58,8 @@ class Replica:
     started: float = 0.0
     failure: str = ""
     ready_at: float = 0.0  # monotonic time its readiness was first seen
+    probed: float = 0.0  # monotonic time of the last readiness probe while ready
+    misses: int = 0  # consecutive failed probes while ready (kubelet's failureThreshold)
 
     @property
     def url(self) -> str:
@@ -203,8 +207,8 @@ class ReplicaSet:
                 proc = self._children.get(replica.pid)
                 dead = proc.poll() is not None if proc is not None else not _alive(replica.pid)
                 if dead:
-                    code = proc.returncode if proc is not None else None
-                    why = f"replica exited with code {code}: {_tail(replica.log_path)}"
+                    ended = _exit_reason(proc.returncode if proc is not None else None)
+                    why = f"replica {ended}: {_tail(replica.log_path)}"
                     self._children.pop(replica.pid, None)
                     if time.monotonic() - replica.started > HEALTHY_S:
                         replica.restarts = 0  # it had been running fine: this is a new crash, not a crash loop
@@ -220,8 +224,25 @@ class ReplicaSet:
                     continue
                 if not replica.ready and self._probe(replica) and not replica.ready:
                     replica.ready, replica.failure, replica.ready_at = True, "", time.monotonic()
+                elif replica.ready and time.monotonic() - replica.probed >= PROBE_PERIOD_S:
+                    changed |= self._reprobe(revision, replica)
         if changed:
             self._save()
+
+    def _reprobe(self, revision: str, replica: Replica) -> bool:
+        """A ready replica is probed again every PROBE_PERIOD_S, as kubelet does; after PROBE_FAILURES misses in a
+        row it is not ready (it leaves the route) until a probe succeeds again. True when that changed."""
+        replica.probed = time.monotonic()
+        if self._probe(replica):
+            replica.misses = 0
+            return False
+        replica.misses += 1
+        if replica.misses < PROBE_FAILURES:
+            return False
+        replica.ready, replica.misses = False, 0
+        replica.failure = f"readiness probe failed {PROBE_FAILURES} times in a row"
+        log.warning("%s/%d is no longer ready: %s", revision, replica.index, replica.failure)
+        return True
 
     def _probe(self, replica: Replica) -> bool:
         spec = self.specs.get(replica.revision)
@@ -255,3 +276,17 @@ class ReplicaSet:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _exit_reason(code: int | None) -> str:
+    """How a replica ended, in words (a zygote's or a re-adopted replica is not our child: no code to read)."""
+    if code is None:
+        return "process exited"
+    if code < 0:
+        import signal
+
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"

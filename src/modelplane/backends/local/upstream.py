@@ -38,7 +38,8 @@ class Upstream:
     async def request(self, method: str, target: str, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
         """Send one request and read its response. ValueError: the request cannot be written safely (a control
         character in the target, a header name or value); UpstreamError: the replica failed."""
-        head = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode(), target.encode("latin-1"), self.authority)]
+        raw_target = target.encode("latin-1")
+        head = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode(), raw_target, self.authority)]
         lines = 4  # the request line, host, content-length and the blank line that ends the head
         for k, v in headers:
             if k not in HOP_BY_HOP:
@@ -47,12 +48,7 @@ class Upstream:
         head.append(b"content-length: %d\r\n\r\n" % len(body))
         start = b"".join(head)
         # exactly one CR and one LF per line, no NUL: nothing a client sent can start a second request
-        if (
-            start.count(b"\n") != lines
-            or start.count(b"\r") != lines
-            or b"\0" in start
-            or b" " in target.encode("latin-1")
-        ):
+        if start.count(b"\n") != lines or start.count(b"\r") != lines or b"\0" in start or b" " in raw_target:
             raise ValueError("a header or the request target holds a control character")
         payload = start + body
         for attempt in range(2):  # an idle connection the replica already closed gets one fresh retry

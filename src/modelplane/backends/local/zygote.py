@@ -40,7 +40,7 @@ class Zygote:
             return
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "modelplane.cli.zygote", self.path],
+                [sys.executable, "-m", "modelplane.cli.zygote", self.path, str(os.getpid())],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -45,7 +45,7 @@ def _mapped(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
             else:
                 message = exc.message
             name = getattr(request, "model_name", "")
-            if name:
+            if name and self.dp.registry.has(name):  # only served models become label values
                 self.metrics.count(name, "grpc", status_of(exc).grpc)
             await context.abort(grpc_code(exc), message, tuple((getattr(exc, "headers", None) or {}).items()))
             raise  # unreachable: abort raises

@@ -89,7 +89,7 @@ class RestApp:
             else:
                 message = exc.message
             model = _inference_model(path)
-            if model:
+            if model and self.dataplane.registry.has(model):  # only served models become label values
                 self.metrics.count(model, "rest", str(status))
             extra = getattr(exc, "headers", None) or {}
             await respond_json(send, status, {"error": message}, [(k.encode(), v.encode()) for k, v in extra.items()])

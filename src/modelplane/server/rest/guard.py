@@ -36,11 +36,28 @@ def connection_cap(wanted: int) -> int:
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
-    """An HttpToolsProtocol class enforcing `limits` (pass it as uvicorn.Config(http=...))."""
+    """An HttpToolsProtocol class enforcing `limits` (pass it as uvicorn.Config(http=...)).
+
+    Header deadlines are timestamps checked by one sweep per server and tick, not a timer per request: arming one
+    costs an attribute write on the hot path instead of a TimerHandle allocation and cancellation."""
     cap = connection_cap(limits.max_connections)
+    timeout = limits.header_timeout_s
+    tick = max(0.05, min(1.0, timeout / 4))
+    sweeping: set[int] = set()  # id() of each server's connection set that has a sweep scheduled
+
+    def sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+        now = loop.time()
+        for conn in list(connections):
+            deadline = conn.header_deadline
+            if deadline is not None and deadline <= now and not conn.transport.is_closing():
+                conn.transport.close()
+        if connections:
+            loop.call_later(tick, sweep, loop, connections)
+        else:
+            sweeping.discard(id(connections))
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
-        _header_timer: asyncio.TimerHandle | None = None
+        header_deadline: float | None = None
 
         def connection_made(self, transport: Any) -> None:
             if len(self.connections) >= cap:
@@ -49,32 +66,23 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                 transport.close()
                 return
             super().connection_made(transport)
-            self._arm()
-
-        def _arm(self) -> None:
-            if self._header_timer is None and limits.header_timeout_s > 0:
-                self._header_timer = self.loop.call_later(limits.header_timeout_s, self._headers_too_slow)
-
-        def _disarm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _headers_too_slow(self) -> None:
-            self._header_timer = None
-            if not self.transport.is_closing():
-                self.transport.close()
+            if timeout > 0:
+                self.header_deadline = self.loop.time() + timeout
+                if id(self.connections) not in sweeping:
+                    sweeping.add(id(self.connections))
+                    self.loop.call_later(tick, sweep, self.loop, self.connections)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._arm()
+            if timeout > 0 and self.header_deadline is None:
+                self.header_deadline = self.loop.time() + timeout
 
         def on_headers_complete(self) -> None:
-            self._disarm()
+            self.header_deadline = None
             super().on_headers_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
+            self.header_deadline = None
             if self.parser is None or self not in self.connections:  # refused at connection_made
                 return
             super().connection_lost(exc)
