@@ -65,7 +65,7 @@ def test_up_on_taken_ports_says_which_and_leaves_nothing(tmp_path):
             out = cli(home, "up", "--detach", "--port", str(free_port()), "--api-port", str(api), check=False)
             assert out.returncode == 1 and "--api-port" in out.stderr, out.stderr
     assert not (home / "platform.json").exists()
-    assert not [pid for pid, cmd in _cmdlines().items() if "modelplane.cli.zygote" in cmd and str(home) in cmd]
+    assert not [pid for pid, cmd in _cmdlines().items() if "modelplane zygote" in cmd and str(home) in cmd]
     assert cli(home, "down").stdout.strip() == "not up"
 
 
@@ -85,10 +85,10 @@ def test_down_after_kill_9_cleans_up_and_the_zygote_follows_its_platform(tmp_pat
     p.home.mkdir()
     p.up()
     wait_for(
-        lambda: any("modelplane.cli.zygote" in c and str(p.home) in c for c in _cmdlines().values()),
+        lambda: any("modelplane zygote" in c and str(p.home) in c for c in _cmdlines().values()),
         "the zygote to start",
     )
-    zygotes = [pid for pid, cmd in _cmdlines().items() if "modelplane.cli.zygote" in cmd and str(p.home) in cmd]
+    zygotes = [pid for pid, cmd in _cmdlines().items() if "modelplane zygote" in cmd and str(p.home) in cmd]
     p.stop(signal.SIGKILL)
     wait_for(lambda: not any(alive(z) for z in zygotes), "the zygote to exit after its platform died", timeout=15)
     out = cli(p.home, "down")
@@ -221,3 +221,13 @@ def test_one_broken_stored_object_is_reported_on_itself_and_the_others_carry_on(
     r = httpx.post(f"{plat.gateway}/serving/default/iris-a/v1/models/iris-a:predict", json=IRIS_V1)
     assert r.status_code == 200 and plat.ready("iris-a")
     cli(plat.home, "delete", "isvc", "broken")
+
+
+def test_ps_shows_which_process_is_which(plat):
+    titles = _cmdlines()
+    info = json.loads((plat.home / "platform.json").read_text())
+    assert titles[info["pid"]].startswith(f"modelplane platform {plat.home}")
+    replicas = json.loads((plat.home / "replicas.json").read_text())["replicas"]
+    a = next(r for r in replicas if ".iris-a-predictor-00001." in r["revision"])
+    assert titles[a["pid"]].strip() == "modelplane replica default/iris-a-predictor-00001/0"
+    assert any(t.startswith("modelplane zygote") and str(plat.home) in t for t in titles.values())

@@ -117,3 +117,28 @@ def _refuses_connections(server) -> bool:
     except httpx.TransportError:
         return True
     return False
+
+
+def test_a_queued_request_whose_client_leaves_is_dropped_and_never_run(limited):
+    """The report: work for clients that gave up kept the model busy; a fresh request waited 14-75 s."""
+    import socket
+
+    server, gate = limited
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(post, server)
+        wait_for(lambda: metric(server.http, "modelplane_queue_depth", model_name="gate") == 0, "the first to run")
+        body = b'{"instances": [[1, 2]]}'
+        for _ in range(2):  # two clients queue behind it, then hang up
+            sock = socket.create_connection(("127.0.0.1", server.http_port))
+            sock.sendall(
+                b"POST /v1/models/gate:predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            wait_for(lambda: depth(server) >= 1, "the request to be queued")
+            sock.close()
+            wait_for(lambda: depth(server) == 0, "the abandoned request to leave the queue")
+        queued = pool.submit(post, server)  # a fresh request waits only for the one that is running
+        wait_for(lambda: depth(server) == 1, "the fresh request to be queued")
+        gate.touch()
+        assert running.result().status_code == 200 and queued.result().status_code == 200
+    assert metric(server.http, "modelplane_rejected_requests_total", model_name="gate", reason="client_gone") == 2

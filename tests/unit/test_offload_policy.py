@@ -71,3 +71,34 @@ def test_fixed_modes():
     assert not t.inline
     with pytest.raises(ValueError):
         OffloadPolicy("sometimes")
+
+
+def test_a_request_much_larger_than_the_ones_that_qualified_leaves_the_loop():
+    """The report: after small calls moved a model inline, a 1M-row request blocked the loop for 3.4 s."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelplane.model.base import Model
+    from modelplane.server.metrics import Metrics
+    from modelplane.server.pipeline import Pipeline
+
+    where: list[bool] = []
+
+    class Rows(Model):
+        def predict(self, payload, headers=None):  # type: ignore[no-untyped-def]
+            where.append(threading.current_thread() is threading.main_thread())
+            return {"predictions": [0] * len(payload["instances"])}
+
+    pipeline = Pipeline(Rows("rows"), ThreadPoolExecutor(2), Metrics())
+
+    async def run() -> None:
+        for _ in range(64):  # small, fast calls qualify the model for inline
+            await pipeline("predict", {"instances": [[1.0] * 4]}, {})
+        assert pipeline.policy.inline
+        await pipeline("predict", {"instances": [[1.0] * 4]}, {})
+        await pipeline("predict", {"instances": [[1.0] * 4] * 100_000}, {})
+        await pipeline("predict", {"instances": [[1.0] * 4] * 3}, {})
+
+    asyncio.run(run())
+    assert where[-3:] == [True, False, True]  # small inline, huge on a worker thread, small inline again

@@ -18,6 +18,8 @@ import socket
 import sys
 from typing import Any
 
+from modelplane.proctitle import set_title
+
 WARM_IMPORTS = (
     "modelplane.cli.main",
     "modelplane.cli.serve",
@@ -56,6 +58,7 @@ def _child(request: dict[str, Any], cli: Any) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.environ.update(request.get("env") or {})
         sys.argv = ["modelplane", *request["argv"]]
+        set_title(request.get("title") or "modelplane replica")
         cli.main(args=request["argv"], prog_name="modelplane")  # what `python -m modelplane ARGV` runs
         code = 0
     except SystemExit as exc:
@@ -90,6 +93,7 @@ def serve(path: str, parent: int = 0) -> None:
 
     if parent:
         _die_with(parent)
+    set_title(f"modelplane zygote {path}")
 
     for name in WARM_IMPORTS:
         with contextlib.suppress(ImportError):

@@ -68,6 +68,12 @@ class DeadlineExceeded(ModelplaneError):
     status = Status(504, "DEADLINE_EXCEEDED")
 
 
+class ClientGone(ModelplaneError):
+    """The client went away while its request waited; nobody reads the answer (nginx's 499)."""
+
+    status = Status(499, "CANCELLED")
+
+
 class InferenceError(ModelplaneError):
     """The model itself failed while handling a well-formed request."""
 
@@ -108,6 +114,7 @@ STATUS_TABLE: dict[type[ModelplaneError], Status] = {
         PayloadTooLarge,
         Overloaded,
         DeadlineExceeded,
+        ClientGone,
         InferenceError,
         NotImplementedByModel,
         ModelLoadError,

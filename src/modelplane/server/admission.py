@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from modelplane.model.options import Limits
-from modelplane.protocol.errors import DeadlineExceeded, Overloaded
+from modelplane.protocol.errors import ClientGone, DeadlineExceeded, Overloaded
 from modelplane.server.metrics import Metrics
 
 
@@ -47,8 +48,10 @@ class Admission:
                 self.expected_wait(len(self.waiters) + 1),
             )
 
-    async def acquire(self, deadline: float | None = None) -> float:
-        """Wait for a slot; returns the monotonic time the slot was granted (pass it to `release`)."""
+    async def acquire(self, deadline: float | None = None, gone: Callable[[], Awaitable[None]] | None = None) -> float:
+        """Wait for a slot; returns the monotonic time the slot was granted (pass it to `release`). `gone()` (called
+        only if the request has to wait) completes when the client disconnects: the request leaves the queue then
+        (ClientGone) and the model never works on an answer nobody will read."""
         limit = self.limits.max_concurrency
         if deadline is not None:
             now = time.monotonic()
@@ -73,22 +76,31 @@ class Admission:
         self.waiters.append(waiter)
         queued_at = time.monotonic()
         self.metrics.set_queue_depth(self.name, len(self.waiters))
+        watcher = asyncio.ensure_future(gone()) if gone is not None else None
         try:
             if deadline is None:
-                await waiter
+                await _first(waiter, watcher)
             else:
                 async with asyncio.timeout_at(_loop_time(deadline)):
-                    await waiter
+                    await _first(waiter, watcher)
+            if not waiter.done():  # the client left first
+                raise ClientGone(f"Model {self.name}: the client disconnected while its request was queued")
         except BaseException as exc:
             if waiter.done() and not waiter.cancelled():
                 self._release_slot()  # granted and cancelled in the same instant: pass the slot on
             else:
                 with contextlib.suppress(ValueError):  # release() may already have dropped it
                     self.waiters.remove(waiter)
+                self.metrics.set_queue_depth(self.name, len(self.waiters))
             if isinstance(exc, TimeoutError):
                 self._reject("deadline")
                 raise DeadlineExceeded(f"Model {self.name}: the request deadline passed while queued") from None
+            if isinstance(exc, ClientGone):
+                self._reject("client_gone")
             raise
+        finally:
+            if watcher is not None:
+                watcher.cancel()
         granted = time.monotonic()  # the slot was handed over by release(): running already counts it
         self.metrics.observe_queue_wait(self.name, granted - queued_at)
         self.metrics.set_queue_depth(self.name, len(self.waiters))
@@ -110,6 +122,14 @@ class Admission:
                 waiter.set_result(None)  # hand the slot over: `running` stays the same
                 return
         self.running -= 1
+
+
+async def _first(waiter: asyncio.Future[None], watcher: asyncio.Future[None] | None) -> None:
+    """Until the slot is granted or, with a watcher, the client is gone."""
+    if watcher is None:
+        await waiter
+    else:
+        await asyncio.wait((waiter, watcher), return_when=asyncio.FIRST_COMPLETED)
 
 
 def _loop_time(deadline: float) -> float:

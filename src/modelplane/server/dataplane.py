@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from modelplane import __version__
@@ -15,6 +15,7 @@ from modelplane.server.registry import Entry, ModelRegistry
 from modelplane.server.responses import to_infer_response
 
 EXTENSIONS = ["model_repository_extension", "binary_tensor_data"]
+Gone = Callable[[], Awaitable[None]]  # completes when the client has gone away
 
 
 class DataPlane:
@@ -61,6 +62,7 @@ class DataPlane:
         headers: Mapping[str, str],
         entry: Entry | None = None,
         deadline: float | None = None,
+        gone: Gone | None = None,
     ) -> tuple[InferResponse, dict[str, str]]:
         """Run a V2 request; transports that already looked the model up pass its `entry`. `deadline`
         (time.monotonic()) comes from the transport, or from Triton's `timeout` request parameter (µs)."""
@@ -69,7 +71,7 @@ class DataPlane:
             self._check_version(request.model_name, request.model_version)
         if deadline is None and request.parameters and "timeout" in request.parameters:
             deadline = _deadline_from_us(request.parameters["timeout"])
-        result, out_headers = await self._call(entry, V2, "predict", request, headers, deadline)
+        result, out_headers = await self._call(entry, V2, "predict", request, headers, deadline, gone)
         response = to_infer_response(result, request)
         if request.outputs:
             response.outputs = select_outputs(response, request)
@@ -83,15 +85,24 @@ class DataPlane:
         verb: str = "predict",
         entry: Entry | None = None,
         deadline: float | None = None,
+        gone: Gone | None = None,
     ) -> tuple[Any, dict[str, str]]:
-        """Run a V1 predict or explain; transports that already looked the model up pass its `entry`."""
+        """Run a V1 predict or explain; transports that already looked the model up pass its `entry`; `gone()`
+        completes when the client disconnects (a queued request then leaves the queue)."""
         entry = entry or self.registry.ready_entry(name)
         if isinstance(payload, dict) and "instances" in payload and not isinstance(payload["instances"], list):
             raise InvalidInput('Expected "instances" to be a list')
-        return await self._call(entry, V1, verb, payload, headers, deadline)
+        return await self._call(entry, V1, verb, payload, headers, deadline, gone)
 
     async def _call(
-        self, entry: Entry, kind: Kind, verb: str, payload: Any, headers: Mapping[str, str], deadline: float | None
+        self,
+        entry: Entry,
+        kind: Kind,
+        verb: str,
+        payload: Any,
+        headers: Mapping[str, str],
+        deadline: float | None,
+        gone: Gone | None = None,
     ) -> tuple[Any, dict[str, str]]:
         """Admission (limits, deadline), then the batcher or the pipeline directly."""
         admission = entry.admission
@@ -99,7 +110,7 @@ class DataPlane:
         try:
             if deadline is None and not admission.limits.active:
                 return await self._run(entry, kind, verb, payload, headers)
-            granted = await admission.acquire(deadline)
+            granted = await admission.acquire(deadline, gone)
             try:
                 return await self._run(entry, kind, verb, payload, headers)
             finally:

@@ -30,7 +30,9 @@ class OffloadPolicy:
     Three inline calls over `slow_s` within a window send the model back at once and double its window (one
     such call is tolerated: on a shared machine wall time includes preemption); one over `never_s` keeps it on
     the pool for good. So the loop is blocked by at most a few slow calls, and a model that is slow from the
-    start never runs inline. "thread" never inlines; "inline" always does.
+    start never runs inline. "thread" never inlines; "inline" always does. The size of a request counts too:
+    once inline, a request more than `size_factor` times larger than the largest fast one that qualified the model
+    runs on a thread (a 1M-row request after many 1-row ones must not block the loop).
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class OffloadPolicy:
         wall_s: float = 0.02,
         strikes: int = 3,
         label: str = "",
+        size_factor: int = 4,
     ) -> None:
         if mode not in ("auto", "thread", "inline"):
             raise ValueError(f"unknown offload mode {mode!r}")
@@ -54,8 +57,14 @@ class OffloadPolicy:
         self.inline = mode == "inline"
         self._seen = self._fast = 0
         self._frozen = mode != "auto"
+        self.size_factor = size_factor
+        self._largest = 0  # the largest request among this window's fast calls
+        self.inline_limit = 0 if mode == "auto" else 2**62  # sizes above it leave the loop even when inline
 
-    def record(self, seconds: float, cpu_seconds: float, was_inline: bool) -> None:
+    def runs_inline(self, size: int) -> bool:
+        return self.inline and size <= self.inline_limit
+
+    def record(self, seconds: float, cpu_seconds: float, was_inline: bool, size: int = 0) -> None:
         if self._frozen or was_inline != self.inline:
             return  # fixed mode, or a call that started before the last switch
         if was_inline:
@@ -69,6 +78,8 @@ class OffloadPolicy:
             fast = seconds <= self.budget_s
         else:
             fast = cpu_seconds <= self.budget_s and seconds <= self.wall_s
+            if fast:
+                self._largest = max(self._largest, size)
         self._seen += 1
         self._fast += fast
         if self._seen >= self.window:
@@ -84,8 +95,21 @@ class OffloadPolicy:
                 self._fast,
                 self._seen,
             )
+        if inline and not self.inline:
+            self.inline_limit = self.size_factor * max(self._largest, 1)
         self.inline = inline
-        self._seen = self._fast = self._strikes = 0
+        self._seen = self._fast = self._strikes = self._largest = 0
+
+
+def request_size(payload: Any) -> int:
+    """How big a request is, cheaply: tensor elements (V2), rows (V1 instances/inputs), bytes (raw bodies)."""
+    inputs = getattr(payload, "inputs", None)
+    if isinstance(inputs, list):
+        return sum(getattr(getattr(t, "data", None), "size", 0) for t in inputs)
+    if isinstance(payload, dict):
+        rows = payload.get("instances", payload.get("inputs"))
+        return len(rows) if isinstance(rows, list) else 0
+    return len(payload) if isinstance(payload, (bytes, bytearray)) else 0
 
 
 def _overridden(model: Model, stage: str) -> bool:
@@ -130,7 +154,8 @@ class Pipeline:
         out_headers: dict[str, str] = {}
         try:
             if self.all_sync:
-                inline = self.policy.inline
+                size = request_size(payload)
+                inline = self.policy.runs_inline(size)
                 if inline:
                     result, timings, cpu = self._run_sync(verb, payload, headers, out_headers, False)
                 else:
@@ -138,7 +163,7 @@ class Pipeline:
                     result, timings, cpu = await loop.run_in_executor(
                         self.executor, self._run_sync, verb, payload, headers, out_headers, True
                     )
-                self.policy.record(sum(t for _, t in timings), cpu, inline)
+                self.policy.record(sum(t for _, t in timings), cpu, inline, size)
             else:
                 result, timings = await self._run_mixed(verb, payload, headers, out_headers)
         except ModelplaneError:

@@ -22,6 +22,7 @@ from modelplane.backends.local.metrics import registry, render
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.backends.local.zygote import Zygote
 from modelplane.control.store import Store, home
+from modelplane.proctitle import set_title
 from modelplane.server.rest.guard import ConnectionLimits, guarded_protocol
 
 log = logging.getLogger("modelplane.platform")
@@ -95,6 +96,7 @@ async def serve(config: PlatformConfig) -> None:
         gateway_sock.close()
         raise
     instance = uuid.uuid4().hex  # the CLI checks that the API it reaches is this home's platform
+    set_title(f"modelplane platform {root}")
     ensure_token(root)  # the API refuses every call without it; the CLI reads it from the same file
     store = Store(root / "state.db")
     zygote = Zygote(root) if config.zygote else None

@@ -22,6 +22,7 @@ import httpx
 
 from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.zygote import Zygote
+from modelplane.control.store import revision_name
 
 log = logging.getLogger("modelplane.replicas")
 BACKOFF_S = (0, 1, 2, 5, 10)  # wait before restarting a replica that crashed again soon after its restart
@@ -133,7 +134,8 @@ class ReplicaSet:
         overrides = {k: v.format(http_port=http_port, grpc_port=grpc_port) for k, v in spec.env.items()}
         log_path = self.logs / f"{revision}-{index}.log"
         if self.zygote is not None and argv[:4] == [sys.executable, "-m", "modelplane", "serve"]:
-            pid = self.zygote.spawn(argv[3:], overrides, str(log_path))  # reaped by the zygote, polled here
+            title = f"modelplane replica {revision.split('.')[0]}/{revision_name(revision)}/{index}"
+            pid = self.zygote.spawn(argv[3:], overrides, str(log_path), title)  # reaped by the zygote, polled here
         else:
             with log_path.open("ab") as out:
                 proc = subprocess.Popen(

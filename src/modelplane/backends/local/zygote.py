@@ -56,12 +56,12 @@ class Zygote:
             time.sleep(0.05)
         raise RuntimeError(f"the zygote did not start; see {self.log}")
 
-    def spawn(self, argv: list[str], env: dict[str, str], log: str) -> int:
-        """Fork a replica running `modelplane ARGV`; returns its pid."""
+    def spawn(self, argv: list[str], env: dict[str, str], log: str, title: str = "") -> int:
+        """Fork a replica running `modelplane ARGV` (process title `title`); returns its pid."""
         self._ensure()
         with socket.socket(socket.AF_UNIX) as conn:
             conn.connect(self.path)
-            conn.sendall(json.dumps({"argv": argv, "env": env, "log": log}).encode() + b"\n")
+            conn.sendall(json.dumps({"argv": argv, "env": env, "log": log, "title": title}).encode() + b"\n")
             return int(json.loads(conn.makefile("rb").readline())["pid"])
 
     def close(self) -> None:

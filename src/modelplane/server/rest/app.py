@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import orjson
@@ -139,7 +140,7 @@ class RestApp:
         if plog is not None:
             event_id = plog.event_id(headers_in)
             plog.request(name, event_id, body, headers_in.get("content-type", ""), headers_in)
-        response, extra = await self.dataplane.infer(request, headers_in, entry, deadline)
+        response, extra = await self.dataplane.infer(request, headers_in, entry, deadline, partial(_gone, receive))
         parts, ihcl = encode_response(response, binary_outputs(request, response))
         headers = [(k.encode(), v.encode()) for k, v in extra.items()]
         if ihcl is None:
@@ -178,7 +179,9 @@ class RestApp:
         if plog is not None:
             event_id = plog.event_id(headers)
             plog.request(name, event_id, body, headers.get("content-type", ""), headers)
-        result, extra = await self.dataplane.predict_v1(name, payload, headers, verb, entry, deadline)
+        result, extra = await self.dataplane.predict_v1(
+            name, payload, headers, verb, entry, deadline, partial(_gone, receive)
+        )
         out_headers = [(k.encode(), v.encode()) for k, v in extra.items()]
         if event is not None:
             body_out, ce_headers = cloudevents.encode(dumps(_v1_jsonable(result)), event, self.ce_config, name)
@@ -265,6 +268,12 @@ _GET_ROUTES = {
     "/v2/models": lambda dp: (200, {"models": dp.registry.names()}),
     "/metrics": None,
 }
+
+
+async def _gone(receive: Receive) -> None:
+    """Completes when the client disconnects (the body is read: the next ASGI message is the disconnect)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _inference_model(path: str) -> str:
