@@ -197,6 +197,12 @@ def test_prev_column_shows_the_revision_tagged_prev(plat, tmp_path, iris_dir):
 
     wait_for(lambda: row()[3:5] == ["70", "30"], "the 70/30 canary split", timeout=60)
     assert row()[5] == "iris-b-predictor-00001" and row()[6] == "iris-b-predictor-00002"
+    revisions = {line.split()[0]: line.split() for line in cli(home, "get", "revisions").stdout.splitlines()[1:]}
+    assert revisions["iris-b-predictor-00001"][1:4] == ["iris-b", "predictor", "70%"]
+    assert revisions["iris-b-predictor-00002"][3:5] == ["30%", "1"]
+    assert revisions["iris-a-predictor-00001"][3] == "100%"
+    refused = cli(home, "delete", "revision", "iris-b-predictor-00001", check=False)
+    assert refused.returncode == 1 and "read-only" in refused.stderr
     r = httpx.post(f"{plat.gateway}/serving/default/iris-b/v1/models/iris-b:predict", json=IRIS_V1)
     assert r.status_code == 200
 

@@ -15,6 +15,7 @@ PATHS = {
     "InferenceService": ISVC_PATH,
     "ServingRuntime": "/apis/serving.kserve.io/v1alpha1/namespaces/{ns}/servingruntimes",
     "ClusterServingRuntime": "/apis/serving.kserve.io/v1alpha1/clusterservingruntimes",
+    "Revision": "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/revisions",
 }
 Namespace = Annotated[str, typer.Option("--namespace", "-n")]
 
@@ -91,6 +92,9 @@ def kind_of(resource: str) -> str:
         "servingruntimes": "ServingRuntime",
         "clusterservingruntime": "ClusterServingRuntime",
         "clusterservingruntimes": "ClusterServingRuntime",
+        "revision": "Revision",
+        "revisions": "Revision",
+        "rev": "Revision",
     }
     if resource.lower() not in names:
         raise typer.BadParameter(f"unknown resource {resource!r}")

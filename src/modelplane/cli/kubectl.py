@@ -122,7 +122,9 @@ def _replicas() -> None:
 
 
 def get(
-    resource: Annotated[str, typer.Argument(help="isvc | servingruntimes | clusterservingruntimes | replicas")],
+    resource: Annotated[
+        str, typer.Argument(help="isvc | servingruntimes | clusterservingruntimes | revisions | replicas")
+    ],
     name: Annotated[str | None, typer.Argument()] = None,
     namespace: Namespace = "default",
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace")] = False,
@@ -136,6 +138,8 @@ def get(
         _replicas()
         return
     kind = kind_of(resource)
+    if watch and kind == "Revision":
+        raise typer.BadParameter("revisions cannot be watched yet; watch the InferenceService")
     base = PATHS[kind].format(ns=namespace)
     if all_namespaces and "{ns}" in PATHS[kind]:
         base = PATHS[kind].replace("/namespaces/{ns}", "")
@@ -157,7 +161,22 @@ def _show(kind: str, items: list[dict[str, Any]], output: str, wide_ns: bool, si
         for i in items:
             typer.echo(f"{kind.lower()}.serving.kserve.io/{i['metadata']['name']}")
         return
-    if kind != "InferenceService":
+    if kind == "Revision":
+        rows = [["NAME", "INFERENCESERVICE", "COMPONENT", "TRAFFIC", "READY", "ACTUAL", "DESIRED", "AGE"]]
+        rows += [
+            [
+                i["metadata"]["name"],
+                i["metadata"]["labels"]["serving.kserve.io/inferenceservice"],
+                i["metadata"]["labels"]["component"],
+                f"{i['status']['traffic']}%",
+                str(i["status"]["readyReplicas"]),
+                str(i["status"]["actualReplicas"]),
+                str(i["status"]["desiredReplicas"]),
+                _age(i["metadata"].get("creationTimestamp")),
+            ]
+            for i in items
+        ]
+    elif kind != "InferenceService":
         rows = [["NAME", "AGE"]] + [
             [i["metadata"]["name"], _age(i["metadata"].get("creationTimestamp"))] for i in items
         ]

@@ -233,6 +233,18 @@ class Store:
             ).fetchall()
         return [Revision(*r[:6], json.loads(r[6]), r[7]) for r in rows]
 
+    def all_revisions(self, namespace: str | None = None) -> list[Revision]:
+        """Every revision (of one namespace, or all), by namespace, isvc, component and number."""
+        query = "SELECT namespace, isvc, component, number, name, template_hash, template, created FROM revisions"
+        with self._lock:
+            if namespace is None:
+                rows = self._db.execute(query + " ORDER BY namespace, isvc, component, number").fetchall()
+            else:
+                rows = self._db.execute(
+                    query + " WHERE namespace=? ORDER BY isvc, component, number", (namespace,)
+                ).fetchall()
+        return [Revision(*r[:6], json.loads(r[6]), r[7]) for r in rows]
+
     def add_revision(
         self, namespace: str, isvc: str, component: str, template_hash: str, template: dict[str, Any]
     ) -> Revision:

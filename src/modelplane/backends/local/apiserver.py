@@ -118,6 +118,10 @@ class ApiServer:
             await send({"type": "http.response.body", "body": body})
             return 200, None
         m = PATH.match(path)
+        if m and m["plural"] == "revisions" and m["version"] == "v1beta1":
+            if method != "GET":
+                raise ApiError(405, "MethodNotAllowed", "revisions are made by the platform; they are read-only")
+            return 200, self._revisions(m["ns"], m["name"])
         if not m or m["plural"] not in PLURALS:
             raise ApiError(404, "NotFound", f"no API at {path}")
         kind, version, namespaced = PLURALS[m["plural"]]
@@ -190,6 +194,46 @@ class ApiServer:
                 raise ApiError(404, "NotFound", f'{m["plural"]}.serving.kserve.io "{name}" not found')
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
+
+    def _revisions(self, namespace: str | None, name: str | None) -> dict[str, Any]:
+        """Revisions as objects (Knative's, on Kubernetes): the template, and traffic and replicas from the status."""
+        statuses: dict[tuple[str, str], dict[str, Any]] = {}
+        items = []
+        for rev in self.store.all_revisions(namespace):
+            if name is not None and rev.name != name:
+                continue
+            key = (rev.namespace, rev.isvc)
+            if key not in statuses:
+                statuses[key] = ((self.store.get("InferenceService", *key) or {}).get("status") or {}).get(
+                    "components"
+                ) or {}
+            component = statuses[key].get(rev.component) or {}
+            traffic = sum(t.get("percent", 0) for t in component.get("traffic", []) if t["revisionName"] == rev.name)
+            scaling = next((a for a in component.get("autoscaling", []) if a["revisionName"] == rev.name), {})
+            items.append(
+                {
+                    "apiVersion": "serving.kserve.io/v1beta1",
+                    "kind": "Revision",
+                    "metadata": {
+                        "name": rev.name,
+                        "namespace": rev.namespace,
+                        "creationTimestamp": rev.created,
+                        "labels": {"serving.kserve.io/inferenceservice": rev.isvc, "component": rev.component},
+                    },
+                    "spec": rev.template,
+                    "status": {
+                        "traffic": traffic,
+                        "desiredReplicas": scaling.get("desiredReplicas", 0),
+                        "actualReplicas": scaling.get("actualReplicas", 0),
+                        "readyReplicas": scaling.get("readyReplicas", 0),
+                    },
+                }
+            )
+        if name is not None:
+            if not items:
+                raise ApiError(404, "NotFound", f'revisions "{name}" not found')
+            return items[0]
+        return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "RevisionList", "items": items}
 
     async def _watch(self, kind: str, namespace: str | None, since: int, receive: Any, send: Any) -> None:
         """Stream change events (one JSON object per line) until the client goes away or the server stops."""
