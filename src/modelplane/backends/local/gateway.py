@@ -15,6 +15,8 @@ import orjson
 
 from modelplane.backends.local.activator import Endpoint, Gone, QueueFull, ReplicaView, RevisionPool
 from modelplane.backends.local.upstream import HOP_BY_HOP, Upstream, UpstreamError
+from modelplane.protocol.errors import InvalidInput, PayloadTooLarge
+from modelplane.server.rest.http import read_body
 
 Scope = dict[str, Any]
 COMPONENTS = ("predictor", "transformer", "explainer")
@@ -26,10 +28,6 @@ _UNSAFE_TARGET = re.compile(rb"[^\x21-\x7e]")
 
 
 DRAIN_BYTES = 64 * 2**20  # at most this much of a refused body is read (and dropped) before the 413
-
-
-class BodyTooLarge(Exception):
-    """The request body exceeds the gateway's limit (413)."""
 
 
 @dataclass
@@ -179,12 +177,12 @@ class Gateway:
             await _reply(send, 403, {"error": f"repository load/unload is not exposed; set {REPOSITORY_ANNOTATION}"})
             return
         try:
-            body = await _read(receive, self.max_body, _declared_length(scope["headers"]))
-        except BodyTooLarge as exc:
+            body = await read_body(receive, self.max_body, _declared_length(scope["headers"]))
+        except PayloadTooLarge as exc:
             await _drain(receive, DRAIN_BYTES)  # read and drop the rest, so closing does not reset the answer away
-            await _reply(send, 413, {"error": str(exc)}, [(b"connection", b"close")])
+            await _reply(send, 413, {"error": exc.message}, [(b"connection", b"close")])
             return
-        except ValueError as exc:
+        except (ValueError, InvalidInput) as exc:
             await _reply(send, 400, {"error": str(exc)})
             return
         target = upstream + ("?" + query.decode("ascii") if query else "")
@@ -263,25 +261,6 @@ def _repository_mutation(path: str) -> bool:
         path = unquote(path)
     path = path.split("?", 1)[0]
     return path.startswith("/v2/repository/") and path.rstrip("/") != "/v2/repository/index"
-
-
-async def _read(receive: Any, limit: int, declared: int | None) -> bytes:
-    """The whole request body, refused (BodyTooLarge) as soon as it is known to exceed `limit`."""
-    if declared is not None and declared > limit:
-        raise BodyTooLarge(f"request body of {declared} bytes exceeds the gateway's limit of {limit} bytes")
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ValueError("client disconnected before the request body was complete")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"request body exceeds the gateway's limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 async def _reply(send: Any, status: int, doc: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
