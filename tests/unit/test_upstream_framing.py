@@ -100,3 +100,26 @@ def test_head_and_204_have_no_body_and_keep_the_connection():
     out, script = asyncio.run(_exchange(replies, 3, method="HEAD"))
     assert [o[:1] + o[2:] for o in out] == [(200, b""), (204, b""), (200, b"")]
     assert script.connections == 1
+
+
+def test_draining_a_refused_body_never_waits_for_a_disconnect():
+    """After a 413 the gateway drops what the client still sends; a body that was already complete must not make
+    it wait for the next ASGI message, which would only come at disconnect."""
+    from modelplane.backends.local.gateway import _drain
+
+    async def run() -> list[str]:
+        seen = []
+
+        async def receive():  # one more chunk, the end of the body, then nothing until the client leaves
+            seen.append("receive")
+            if len(seen) == 1:
+                return {"type": "http.request", "body": b"x" * 10, "more_body": True}
+            if len(seen) == 2:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.sleep(3600)
+
+        await asyncio.wait_for(_drain(receive, 1 << 20), 5)
+        await asyncio.wait_for(_drain(receive, 1 << 20), 5)  # the body is complete: returns after a short pause
+        return seen
+
+    assert asyncio.run(run()) == ["receive", "receive", "receive"]

@@ -25,9 +25,8 @@ DEFAULT_MAX_BODY = 64 * 2**20  # the model server's own default, so both hops re
 REPOSITORY_ANNOTATION = "modelplane.io/repository-api"  # "true": the gateway forwards repository load/unload
 # a request target is forwarded exactly as the client encoded it, so it may hold only visible ASCII
 _UNSAFE_TARGET = re.compile(rb"[^\x21-\x7e]")
-
-
 DRAIN_BYTES = 64 * 2**20  # at most this much of a refused body is read (and dropped) before the 413
+DRAIN_PAUSE_S = 0.2  # a client silent this long has sent all it will (or the body was already complete)
 
 
 @dataclass
@@ -238,7 +237,10 @@ async def _drain(receive: Any, cap: int) -> None:
     the reset can destroy the 413 before the client reads it."""
     dropped = 0
     while dropped < cap:
-        message = await receive()
+        try:  # the body may already be complete: then the next message only comes at disconnect
+            message = await asyncio.wait_for(receive(), DRAIN_PAUSE_S)
+        except TimeoutError:
+            return
         if message["type"] == "http.disconnect" or not message.get("more_body"):
             return
         dropped += len(message.get("body", b""))
