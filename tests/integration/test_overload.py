@@ -126,19 +126,19 @@ def test_a_queued_request_whose_client_leaves_is_dropped_and_never_run(limited):
     server, gate = limited
     with ThreadPoolExecutor(2) as pool:
         running = pool.submit(post, server)
-        wait_for(lambda: metric(server.http, "modelplane_queue_depth", model_name="gate") == 0, "the first to run")
+        queued = pool.submit(post, server)
+        wait_for(lambda: depth(server) == 1, "one request running and one queued")
         body = b'{"instances": [[1, 2]]}'
-        for _ in range(2):  # two clients queue behind it, then hang up
+        for _ in range(2):  # two clients queue behind them, then hang up
             sock = socket.create_connection(("127.0.0.1", server.http_port))
             sock.sendall(
                 b"POST /v1/models/gate:predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
                 b"content-length: %d\r\n\r\n%s" % (len(body), body)
             )
-            wait_for(lambda: depth(server) >= 1, "the request to be queued")
+            wait_for(lambda: depth(server) == 2, "the request to be queued")
             sock.close()
-            wait_for(lambda: depth(server) == 0, "the abandoned request to leave the queue")
-        queued = pool.submit(post, server)  # a fresh request waits only for the one that is running
-        wait_for(lambda: depth(server) == 1, "the fresh request to be queued")
+            wait_for(lambda: depth(server) == 1, "the abandoned request to leave the queue")
         gate.touch()
         assert running.result().status_code == 200 and queued.result().status_code == 200
     assert metric(server.http, "modelplane_rejected_requests_total", model_name="gate", reason="client_gone") == 2
+    assert metric(server.http, "request_predict_seconds_count", model_name="gate") == 2  # the abandoned never ran
