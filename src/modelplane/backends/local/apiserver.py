@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from modelplane.backends.local.auth import ApiGuard, Refused
+from modelplane.backends.local.auth import ApiError, ApiGuard
 from modelplane.control.api import KINDS, InferenceService, parse
 from modelplane.control.store import CorruptObject, Store
 from modelplane.control.strict import MODES, unknown_fields
@@ -30,22 +30,6 @@ PATH = re.compile(
     r"^/apis/serving\.kserve\.io/(?P<version>v1beta1|v1alpha1)"
     r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?/?$"
 )
-
-
-class ApiError(Exception):
-    def __init__(self, code: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
 
 
 def admit(doc: dict[str, Any], store: Store, max_scale_limit: int = 0) -> dict[str, Any]:
@@ -96,8 +80,6 @@ class ApiServer:
             if self.guard is not None:
                 self.guard.check(scope["method"], scope["path"], scope["headers"])
             status, doc = await self.handle(scope, receive, send, headers)
-        except Refused as exc:
-            status, doc = exc.code, ApiError(exc.code, exc.reason, exc.message).body()
         except CorruptObject as exc:  # one unreadable object: this call fails with the way out, no other does
             status, doc = 500, ApiError(500, "InternalError", str(exc)).body()
         except ApiError as exc:

@@ -8,18 +8,30 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 TOKEN_FILE = "token"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 BODY_TYPES = frozenset({"application/json", "application/yaml", "application/x-yaml", "text/yaml"})
 
 
-class Refused(Exception):
-    """The request may not reach the API; carries the HTTP status and the reason."""
+class ApiError(Exception):
+    """A refusal of the control-plane API (the guard's, or a handler's): HTTP status, reason, message, and the
+    Kubernetes `Status` object it is answered with."""
 
     def __init__(self, code: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
 
 
 def token_path(root: Path) -> Path:
@@ -100,10 +112,10 @@ class ApiGuard:
             if key in (b"origin", b"host", b"authorization", b"content-type") and key not in found:
                 found[key] = value
         if b"origin" in found:
-            raise Refused(403, "Forbidden", "requests from a browser (with an Origin header) are refused")
+            raise ApiError(403, "Forbidden", "requests from a browser (with an Origin header) are refused")
         host = _hostname(found.get(b"host", b"").decode("latin-1"))
         if host not in self.hosts:
-            raise Refused(
+            raise ApiError(
                 421, "Misdirected", f"Host {host!r} is not this API's (add it with `modelplane up --api-allowed-host`)"
             )
         if path == "/healthz":
@@ -111,13 +123,13 @@ class ApiGuard:
         sent = found.get(b"authorization", b"")
         expected = self.token.current()
         if not expected or not hmac.compare_digest(sent, b"Bearer " + expected):
-            raise Refused(
+            raise ApiError(
                 401, "Unauthorized", "a bearer token is required: the CLI reads it from $MODELPLANE_HOME/token"
             )
         if method in ("POST", "PUT", "PATCH"):
             ctype = found.get(b"content-type", b"").split(b";")[0].strip().lower().decode("latin-1")
             if ctype not in BODY_TYPES:
-                raise Refused(
+                raise ApiError(
                     415, "UnsupportedMediaType", f"content type {ctype or 'none'!r}: send application/json or YAML"
                 )
 
