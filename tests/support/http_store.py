@@ -16,6 +16,9 @@ class Store:
         self.required_header: tuple[str, str] | None = None
         self.cut_unframed_next = 0  # this many GETs send half the body without Content-Length, then close
         self.gzip = False  # answer GETs with Content-Encoding: gzip (HEAD announces no length then)
+        self.hold = ""  # GETs and HEADs of paths starting with this wait for `release` (a storage server that hangs)
+        self.release = threading.Event()
+        self.held = 0  # requests that have been held so far
         store = self
 
         class Handler(SimpleHTTPRequestHandler):
@@ -23,6 +26,9 @@ class Store:
                 pass
 
             def _authorized(self) -> bool:
+                if store.hold and self.path.startswith(store.hold):
+                    store.held += 1
+                    store.release.wait(120)
                 if store.required_header is None:
                     return True
                 name, value = store.required_header
@@ -84,5 +90,6 @@ class Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()

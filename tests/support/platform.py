@@ -78,7 +78,7 @@ class Platform:
             saved = json.loads((self.home / "replicas.json").read_text())
         except FileNotFoundError:
             return []
-        return [r["pid"] for r in saved["replicas"]]
+        return [r["pid"] for r in saved["replicas"] + saved.get("terminating", [])]  # running or draining
 
 
 def ok(url: str) -> bool:

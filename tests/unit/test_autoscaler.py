@@ -216,7 +216,7 @@ def test_the_config_file_is_read_when_it_changes_and_a_broken_one_keeps_the_last
 
     from modelplane.backends.local.autoscaler import CONFIG_FILE, Autoscaler
 
-    a = Autoscaler(tmp_path, gateway=None, replicas=None)  # type: ignore[arg-type]  # reload touches neither
+    a = Autoscaler(tmp_path)
     a.reload()
     assert a.config == AutoscalerConfig() and not a.config_error
     path = tmp_path / CONFIG_FILE

@@ -131,3 +131,17 @@ def test_runtime_resolution_failure_is_an_invalid_spec_status():
     assert d.status["modelStatus"]["transitionStatus"] == "InvalidSpec"
     predictor = next(c for c in d.status["conditions"] if c["type"] == "PredictorReady")
     assert predictor["reason"] == "NoSupportingRuntime" and predictor["status"] == "False"
+
+
+def test_a_serving_revision_whose_only_replica_is_being_replaced_keeps_its_traffic_but_is_not_ready():
+    w = World()
+    w.step(make(), [rev(1)], ready={1})
+    w.step(make(), [rev(1)], ready={1})
+    isvc = make()
+    isvc.status = w.status
+    crashed = {"iris-predictor-00001": Observed(ready=0, starting=1, failure="replica was killed by SIGKILL")}
+    d = reconcile(isvc, {"predictor": [rev(1)]}, crashed, now=NOW)
+    assert [(t["revisionName"], t["percent"]) for t in d.traffic["predictor"]] == [("iris-predictor-00001", 100)]
+    assert {c["type"]: c["status"] for c in d.status["conditions"]}["Ready"] == "False"
+    gone = {"iris-predictor-00001": Observed(ready=0, starting=0)}  # no replica at all: nothing to wait for
+    assert reconcile(isvc, {"predictor": [rev(1)]}, gone, now=NOW).traffic["predictor"] == []

@@ -99,11 +99,12 @@ def _replicas() -> None:
     from modelplane.control.store import home, revision_name
 
     try:
-        saved = json.loads((home() / "replicas.json").read_text())["replicas"]
+        doc = json.loads((home() / "replicas.json").read_text())
+        saved = [(r, "Running") for r in doc["replicas"]] + [(r, "Terminating") for r in doc.get("terminating", [])]
     except (FileNotFoundError, ValueError, KeyError):
         saved = []
-    rows = [["NAMESPACE", "REVISION", "INDEX", "PID", "HTTP", "GRPC", "READY", "RESTARTS", "AGE"]]
-    for r in saved:
+    rows = [["NAMESPACE", "REVISION", "INDEX", "PID", "HTTP", "GRPC", "READY", "STATUS", "RESTARTS", "AGE"]]
+    for r, status in saved:
         age = int(time.monotonic() - r.get("started", time.monotonic()))
         rows.append(
             [
@@ -114,6 +115,7 @@ def _replicas() -> None:
                 str(r["http_port"]),
                 str(r["grpc_port"]),
                 "1/1" if r.get("ready") else "0/1",
+                status,
                 str(r.get("restarts", 0)),
                 _age_seconds(age),
             ]

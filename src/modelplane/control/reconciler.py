@@ -25,6 +25,7 @@ class Observed:
 
     ready: int = 0  # replicas whose model is loaded
     failure: str = ""  # last crash / load failure, if any
+    starting: int = 0  # replicas that run but are not ready (starting, or restarting after a crash)
     standby: bool = False  # scaled to zero by the autoscaler: still serving, through the activator
 
 
@@ -165,11 +166,14 @@ def reconcile(
         serving_now = {t["revisionName"] for t in previous.get("traffic") or [] if t.get("percent", 0) > 0}
 
         def is_ready(revision: str, serving_now: set[str] = serving_now, minimum: int = minimum) -> bool:
-            """A revision becomes ready with minReplicas ready replicas (as Knative's min-scale); one that already
-            serves stays ready while any replica is."""
-            need = 1 if revision in serving_now else minimum
+            """Whether traffic may go to the revision. It becomes so with minReplicas ready replicas (as Knative's
+            min-scale); one that already serves keeps its traffic while any replica is ready, at zero (standby) or
+            being replaced after a crash — the gateway holds its requests meanwhile, as Knative's activator does
+            (its Ready condition is still False until a replica answers)."""
             seen = observed.get(revision, Observed())
-            return seen.ready >= need or (seen.standby and revision in serving_now)
+            if revision in serving_now:
+                return seen.ready >= 1 or seen.standby or seen.starting >= 1
+            return seen.ready >= minimum
 
         ready_revs = [r.name for r in revs if is_ready(r.name)]
         latest_ready = ready_revs[-1] if ready_revs else None

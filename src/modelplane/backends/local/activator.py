@@ -9,13 +9,13 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from modelplane.backends.local.upstream import Upstream, UpstreamError
+from modelplane.protocol.errors import ModelplaneError, Status
 
 log = logging.getLogger("modelplane.activator")
 PROBE_EVERY_S = 0.005  # while requests are held: how often the starting replicas are probed
@@ -28,28 +28,33 @@ class Endpoint(NamedTuple):
 
 
 class ReplicaView(Protocol):
-    """What the data path needs to know of the replicas (the local backend's ReplicaSet; a dict in unit tests)."""
+    """What the data path needs to know of the replicas (the local backend's Revisions; a dict in unit tests)."""
 
     def ready(self, revision: str) -> list[Endpoint]: ...
     def starting(self, revision: str) -> list[tuple[Endpoint, str]]: ...  # (endpoint, readiness path)
     def mark_ready(self, revision: str, endpoint: Endpoint) -> None: ...
 
 
-class QueueFull(Exception):
+class QueueFull(ModelplaneError):
     """More requests are waiting for this revision than its queue holds."""
 
+    status = Status(503, "UNAVAILABLE")
+    headers = {"retry-after": "1"}
 
-class Gone(Exception):
+
+class Gone(ModelplaneError):
     """The revision was removed while the request waited for it."""
+
+    status = Status(503, "UNAVAILABLE")
+    headers = {"retry-after": "1"}
 
 
 class Meter:
-    """Time-weighted in-flight requests (held ones included) and arrivals since the last collect. Written on the
-    event loop, collected from the controller's thread: the lock keeps the two from interleaving."""
+    """Time-weighted in-flight requests (held ones included) and arrivals since the last collect; written by the
+    data path and collected by the controller, both on the event loop."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._lock = threading.Lock()
         self.inflight = 0
         self.requests = 0
         self._area = 0.0
@@ -61,23 +66,20 @@ class Meter:
         self._last = now
 
     def begin(self) -> None:
-        with self._lock:
-            self._advance()
-            self.inflight += 1
-            self.requests += 1
+        self._advance()
+        self.inflight += 1
+        self.requests += 1
 
     def end(self) -> None:
-        with self._lock:
-            self._advance()
-            self.inflight -= 1
+        self._advance()
+        self.inflight -= 1
 
     def collect(self) -> tuple[float, float]:
         """(mean concurrency, requests per second) since the previous collect."""
-        with self._lock:
-            self._advance()
-            span = max(self._last - self._since, 1e-9)
-            out = (self._area / span, self.requests / span)
-            self._area, self.requests, self._since = 0.0, 0, self._last
+        self._advance()
+        span = max(self._last - self._since, 1e-9)
+        out = (self._area / span, self.requests / span)
+        self._area, self.requests, self._since = 0.0, 0, self._last
         return out
 
 
@@ -103,7 +105,7 @@ class RevisionPool:
         self.held = 0  # requests waiting because no replica is ready
         self._rr = itertools.count()
         self._prober: asyncio.Task[None] | None = None
-        self.closed = False  # set (from any thread) when the revision is removed: waiting requests give up
+        self.closed = False  # set when the revision is removed: waiting requests give up
 
     def _free(self, ready: list[Endpoint]) -> Endpoint | None:
         if not ready:
@@ -128,9 +130,9 @@ class RevisionPool:
                 self.inflight[endpoint] = self.inflight.get(endpoint, 0) + 1
                 return endpoint
             if self.closed:
-                raise Gone(f"{self.revision} was removed")
+                raise Gone(f"{self.revision} was removed while the request waited")
             if arriving and len(self.waiters) >= self.queue_depth:
-                raise QueueFull(f"{self.revision}: {len(self.waiters)} requests already waiting")
+                raise QueueFull(f"too many requests waiting: {len(self.waiters)} for {self.revision}")
             arriving = False
             cold = not all_ready
             if cold:

@@ -13,13 +13,12 @@ from typing import Any
 
 import yaml
 
-from modelplane.backends.local.gateway import Gateway
+from modelplane.backends.local.activator import RevisionPool
 from modelplane.backends.local.procstat import group_usage, quantity
-from modelplane.backends.local.replicas import ReplicaSet
+from modelplane.backends.local.revision import RevisionState
 from modelplane.control.autoscaling.config import HPA, KPA, AutoscalerConfig, ScalingSpec, resolve
 from modelplane.control.autoscaling.hpa import HpaDecider
 from modelplane.control.autoscaling.kpa import Decision, KpaDecider
-from modelplane.control.store import Revision
 
 log = logging.getLogger("modelplane.autoscaler")
 CONFIG_FILE = "config-autoscaler.yaml"
@@ -61,16 +60,14 @@ class ColdStarts:
 
 
 class Autoscaler:
-    def __init__(
-        self, home: Path, gateway: Gateway, replicas: ReplicaSet, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    """Decides replica counts; the scalers it creates live on their RevisionState (one owner per revision)."""
+
+    def __init__(self, home: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = home / CONFIG_FILE
-        self.gateway = gateway
-        self.replicas = replicas
         self.clock = clock
         self.config = AutoscalerConfig()
         self.config_error = ""
-        self.scalers: dict[str, Scaler] = {}
+        self._generation = 0  # bumped on each config change: scalers re-resolve their spec
         self.cold = ColdStarts()
         self._mtime: float | None = None
         self._sampled = clock()
@@ -90,19 +87,18 @@ class Autoscaler:
             data = (doc or {}).get("data", doc) if isinstance(doc, dict) and doc.get("kind") == "ConfigMap" else doc
             self.config = AutoscalerConfig.from_mapping(dict(data or {}))
             self.config_error = ""
-            for scaler in self.scalers.values():
-                scaler.inputs = ""  # re-resolve with the new defaults
+            self._generation += 1  # re-resolve every scaler with the new defaults
         except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
             self.config_error = f"{self.path}: {exc}"
             log.error("autoscaler config ignored: %s", self.config_error)
 
-    def ensure(self, revision: Revision, owner: tuple[str, str, str], at_zero: bool = False) -> Scaler:
+    def ensure(self, state: RevisionState, at_zero: bool = False) -> Scaler:
         """The revision's scaler, created or re-resolved as needed; `at_zero`: a new scaler starts scaled to zero
         (when its settings allow it). ValueError when its settings are invalid."""
-        t = revision.template
-        inputs = repr((t.get("minReplicas"), t.get("maxReplicas"), t.get("containerConcurrency")))
+        t = state.revision.template
+        inputs = repr((self._generation, t.get("minReplicas"), t.get("maxReplicas"), t.get("containerConcurrency")))
         inputs += repr((t.get("scaleTarget"), t.get("scaleMetric"), t.get("autoscaling"), t.get("raw")))
-        scaler = self.scalers.get(revision.key)
+        scaler = state.scaler
         if scaler is not None and scaler.inputs == inputs:
             return scaler
         spec = resolve(self.config, t, t.get("autoscaling") or {}, bool(t.get("raw")))
@@ -114,7 +110,7 @@ class Autoscaler:
                 return scaler
         decider = KpaDecider(spec, now) if spec.klass == KPA else HpaDecider(spec, now) if spec.klass == HPA else None
         initial = spec.initial_scale if decider is not None else spec.min_scale
-        fresh = Scaler(spec, decider, owner, inputs, next_tick=now + spec.tick_interval, desired=max(initial, 0))
+        fresh = Scaler(spec, decider, state.owner, inputs, next_tick=now + spec.tick_interval, desired=max(initial, 0))
         fresh.requests = dict((t.get("resources") or {}).get("requests") or {})
         fresh.reason = decider.last.reason if decider else f"autoscaling off (class none): {spec.min_scale}"
         if scaler is not None:
@@ -122,36 +118,30 @@ class Autoscaler:
         elif at_zero and spec.scale_to_zero and isinstance(decider, KpaDecider):
             decider.reached_initial = True
             fresh.desired, fresh.at_zero, fresh.reason = 0, True, "at zero (resumed after a control-plane restart)"
-        self.scalers[revision.key] = fresh
+        state.scaler = fresh
         return fresh
 
-    def drop(self, revision: str) -> None:
-        self.scalers.pop(revision, None)
-
-    def standby(self, revision: str) -> bool:
-        scaler = self.scalers.get(revision)
-        return scaler is not None and scaler.at_zero
-
     # --- the loop ------------------------------------------------------------------------------------------
-    def sample(self) -> None:
-        """Once a second: each revision's mean concurrency and request rate from the gateway into its KPA."""
+    def sample(self, pools: dict[str, RevisionPool], scalers: dict[str, Scaler]) -> None:
+        """Once a second: each revision's mean concurrency and request rate from its data-path pool into its KPA."""
         now = self.clock()
         if now - self._sampled < 1.0:
             return
         self._sampled = now
-        for name, pool in list(self.gateway.pools.items()):
+        for key, pool in list(pools.items()):
             concurrency, rps = pool.meter.collect()
-            scaler = self.scalers.get(name)
+            scaler = scalers.get(key)
             if scaler is not None and isinstance(scaler.decider, KpaDecider):
                 scaler.decider.record(now, concurrency, rps)
 
-    def decide(self, revision: str, wall: str) -> int:
+    def decide(self, state: RevisionState, wall: str) -> int:
         """The replica count this revision should run now (ticks its decider when due)."""
-        scaler = self.scalers[revision]
+        scaler = state.scaler
+        assert scaler is not None, "ensure() first"
         now = self.clock()
-        have, ready = self.replicas.count(revision)
+        have, ready = state.count()
         if ready and scaler.cold_since is not None:
-            self._cold_start_done(revision, scaler)
+            self._cold_start_done(state, scaler)
         if scaler.decider is None:
             return self._set(scaler, scaler.spec.min_scale, scaler.reason, wall, ready)
         if now < scaler.next_tick:
@@ -161,16 +151,16 @@ class Autoscaler:
             decision = scaler.decider.decide(now, ready)
         else:
             scaler.next_tick = now + scaler.spec.hpa_sync_period
-            decision = scaler.decider.decide(now, have, self._utilization(revision, scaler, now))
+            decision = scaler.decider.decide(now, have, self._utilization(state, scaler, now))
         return self._set(scaler, decision.desired, decision.reason, wall, ready)
 
-    def activate(self, revision: str, held: int, wall: str) -> int:
+    def activate(self, state: RevisionState, held: int, wall: str) -> int:
         """A request is held for this revision (at zero): decide now, out of band. Returns the replicas wanted."""
-        scaler = self.scalers.get(revision)
+        scaler = state.scaler
         if scaler is None or not isinstance(scaler.decider, KpaDecider):
             return 0
         now = self.clock()
-        ready = self.replicas.count(revision)[1]
+        ready = state.count()[1]
         if scaler.cold_since is None and not ready:
             scaler.cold_since = now
         scaler.decider.record(now, float(held), 0.0)
@@ -189,8 +179,8 @@ class Autoscaler:
             scaler.at_zero = False  # back from zero only once a replica answers; until then the activator holds
         return desired
 
-    def _cold_start_done(self, revision: str, scaler: Scaler) -> None:
-        started = [r for r in self.replicas.replicas.get(revision, []) if r.ready_at]
+    def _cold_start_done(self, state: RevisionState, scaler: Scaler) -> None:
+        started = [r for r in state.replicas if r.ready_at]
         if started and scaler.cold_since is not None:
             first = min(started, key=lambda r: r.ready_at)
             self.cold.add(
@@ -201,8 +191,8 @@ class Autoscaler:
             )
         scaler.cold_since = None
 
-    def _utilization(self, revision: str, scaler: Scaler, now: float) -> float | None:
-        replicas = [r for r in self.replicas.replicas.get(revision, []) if r.ready]
+    def _utilization(self, state: RevisionState, scaler: Scaler, now: float) -> float | None:
+        replicas = [r for r in state.replicas if r.ready]
         if not replicas:
             return None
         usage = group_usage({r.pid for r in replicas})

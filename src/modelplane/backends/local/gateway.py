@@ -13,16 +13,24 @@ from typing import Any
 
 import orjson
 
-from modelplane.backends.local.activator import Endpoint, Gone, QueueFull, ReplicaView, RevisionPool
+from modelplane.backends.local.activator import Endpoint, ReplicaView, RevisionPool
+from modelplane.backends.local.forward import (
+    BadTarget,
+    NoReadyReplica,
+    NoRoute,
+    RepositoryClosed,
+    Unreachable,
+    forward,
+)
 from modelplane.backends.local.upstream import HOP_BY_HOP, Upstream, UpstreamError
-from modelplane.protocol.errors import InvalidInput, PayloadTooLarge
+from modelplane.backends.seam import REPOSITORY_ANNOTATION
+from modelplane.protocol.errors import InvalidInput, ModelplaneError, PayloadTooLarge
 from modelplane.server.rest.http import read_body
 
 Scope = dict[str, Any]
 COMPONENTS = ("predictor", "transformer", "explainer")
 DEFAULT_TIMEOUT_S = 300.0  # Knative's default request timeout
 DEFAULT_MAX_BODY = 64 * 2**20  # the model server's own default, so both hops refuse the same bodies
-REPOSITORY_ANNOTATION = "modelplane.io/repository-api"  # "true": the gateway forwards repository load/unload
 # a request target is forwarded exactly as the client encoded it, so it may hold only visible ASCII
 _UNSAFE_TARGET = re.compile(rb"[^\x21-\x7e]")
 DRAIN_BYTES = 64 * 2**20  # at most this much of a refused body is read (and dropped) before the 413
@@ -129,7 +137,8 @@ class Gateway:
 
     def pick(self, route: Route, component: str, tag: str | None) -> str:
         """The revision for this request: by tag, else by weight among the targets that have a ready replica or
-        may be activated (a revision at zero gets its share; a crashed one is skipped while another can serve)."""
+        may be activated (a revision at zero gets its share; a crashed one is skipped while another can serve, and
+        waited for when none can)."""
         if tag is not None:
             revision = route.tags.get(tag)
             if revision is None:
@@ -137,6 +146,8 @@ class Gateway:
             return revision
         targets = [(rev, pct) for rev, pct in route.traffic.get(component, []) if pct > 0]
         live = [(rev, pct) for rev, pct in targets if rev in route.activatable or self.replicas.ready(rev)]
+        if not live:  # a replica is being replaced (it crashed): wait for it, as the activator does at zero
+            live = [(rev, pct) for rev, pct in targets if self.replicas.starting(rev)]
         if not live:
             raise ConnectionError(f"no ready replica for the {component}")
         point = self.random.uniform(0, sum(p for _, p in live))
@@ -145,6 +156,25 @@ class Gateway:
             if point <= 0:
                 return rev
         return live[-1][0]
+
+    def select(self, host: str, path: str, mutation: Callable[[str], bool]) -> tuple[Route, str, str, str]:
+        """(route, component, revision, upstream path) for a request; the HTTP and gRPC sides both start here.
+        `mutation(upstream path)`: the request is a V2 repository load/unload. Raises NoRoute, NoReadyReplica,
+        RepositoryClosed."""
+        try:
+            route, component, tag, upstream = self.resolve(host, path)
+            component = self.component_for(route, component, upstream)
+            revision = self.pick(route, component, tag)
+        except LookupError as exc:
+            raise NoRoute(str(exc)) from None
+        except ConnectionError as exc:
+            raise NoReadyReplica(str(exc)) from None
+        if not route.repository_api and mutation(upstream):
+            raise RepositoryClosed(f"repository load/unload is not exposed; set {REPOSITORY_ANNOTATION}")
+        return route, component, revision, upstream
+
+    def timeout(self, route: Route, component: str) -> float:
+        return route.timeouts.get(component, DEFAULT_TIMEOUT_S)
 
     # --- ASGI -----------------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -155,81 +185,57 @@ class Gateway:
                 pool.close()
             await send({"type": "lifespan.shutdown.complete"})
             return
-        headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
-        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+        try:
+            status, headers, body = await self._http(scope, receive)
+        except ModelplaneError as exc:
+            extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
+            if isinstance(exc, PayloadTooLarge):
+                await _drain(receive, DRAIN_BYTES)  # read and drop the rest: closing on unread data resets the 413
+                extra.append((b"connection", b"close"))
+            await _reply(send, exc.status.http, {"error": exc.message}, extra)
+            return
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _http(self, scope: Scope, receive: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         query: bytes = scope.get("query_string", b"")
         if _UNSAFE_TARGET.search(raw_path) or _UNSAFE_TARGET.search(query):
-            await _reply(send, 400, {"error": "the request target must be visible ASCII (percent-encode the rest)"})
-            return
-        try:
-            route, component, tag, upstream = self.resolve(host, raw_path.decode("ascii"))
-            component = self.component_for(route, component, upstream)
-            revision = self.pick(route, component, tag)
-        except LookupError as exc:
-            await _reply(send, 404, {"error": str(exc)})
-            return
-        except ConnectionError as exc:
-            await _reply(send, 503, {"error": str(exc)}, [(b"retry-after", b"1")])
-            return
-        if not route.repository_api and _repository_mutation(upstream):
-            await _reply(send, 403, {"error": f"repository load/unload is not exposed; set {REPOSITORY_ANNOTATION}"})
-            return
+            raise BadTarget("the request target must be visible ASCII (percent-encode the rest)")
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+        path = raw_path.decode("ascii")
+        route, component, revision, upstream = self.select(host, path, _repository_mutation)
         try:
             body = await read_body(receive, self.max_body, _declared_length(scope["headers"]))
-        except PayloadTooLarge as exc:
-            await _drain(receive, DRAIN_BYTES)  # read and drop the rest, so closing does not reset the answer away
-            await _reply(send, 413, {"error": exc.message}, [(b"connection", b"close")])
-            return
-        except (ValueError, InvalidInput) as exc:
-            await _reply(send, 400, {"error": str(exc)})
-            return
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
         target = upstream + ("?" + query.decode("ascii") if query else "")
+        headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
+        method = scope["method"]
+
+        async def call(endpoint: Endpoint) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            try:
+                return await self._upstream(endpoint.http).request(method, target, headers, body)
+            except ValueError as exc:  # a header the gateway will not put on the wire
+                raise BadTarget(str(exc)) from None
+            except UpstreamError as exc:
+                raise Unreachable(f"no replica of {revision} answered: {exc}") from exc
+
         pool = self.pool(revision, route)
-        timeout = route.timeouts.get(component, DEFAULT_TIMEOUT_S)
-        tried: tuple[Endpoint, ...] = ()
-        last_error: Exception | None = None
-        pool.meter.begin()
-        try:
-            async with asyncio.timeout(timeout):
-                for _ in range(3):
-                    endpoint = await pool.acquire(tried)
-                    if endpoint is None:
-                        break
-                    try:
-                        answer = await self._upstream(endpoint.http).request(scope["method"], target, headers, body)
-                    except UpstreamError as exc:  # died or refused: try another replica (inference is repeatable)
-                        tried, last_error = (*tried, endpoint), exc
-                        continue
-                    except ValueError as exc:  # a header the gateway will not put on the wire
-                        await _reply(send, 400, {"error": str(exc)})
-                        return
-                    finally:
-                        pool.release(endpoint)
-                    status, out, content = answer
-                    out.append((b"content-length", str(len(content)).encode()))
-                    await send({"type": "http.response.start", "status": status, "headers": out})
-                    await send({"type": "http.response.body", "body": content})
-                    return
-        except TimeoutError:
-            what = "did not answer" if tried or self.replicas.ready(revision) else "had no ready replica"
-            await _reply(send, 504, {"error": f"the {component} ({revision}) {what} within its {timeout:g}s timeout"})
-            return
-        except QueueFull as exc:
-            await _reply(send, 503, {"error": f"too many requests waiting: {exc}"}, [(b"retry-after", b"1")])
-            return
-        except Gone as exc:
-            await _reply(send, 503, {"error": str(exc)}, [(b"retry-after", b"1")])
-            return
-        finally:
-            pool.meter.end()
-        await _reply(send, 502, {"error": f"no replica of {revision} answered: {last_error}"})
+        return await forward(
+            pool, self.timeout(route, component), component, call, _no_answer, lambda e: e.http.removeprefix("http://")
+        )
 
     def _upstream(self, url: str) -> Upstream:
         pool = self._upstreams.get(url)
         if pool is None:
             pool = self._upstreams[url] = Upstream(url)
         return pool
+
+
+def _no_answer(exc: Exception) -> bool:
+    return isinstance(exc, Unreachable)
 
 
 async def _drain(receive: Any, cap: int) -> None:

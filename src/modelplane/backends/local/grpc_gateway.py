@@ -7,13 +7,14 @@ The InferenceService is named by the `x-modelplane-route` metadata (`/serving/{n
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import grpc
 
-from modelplane.backends.local.activator import Gone, QueueFull
-from modelplane.backends.local.gateway import DEFAULT_TIMEOUT_S, REPOSITORY_ANNOTATION, Gateway
+from modelplane.backends.local.activator import Endpoint
+from modelplane.backends.local.forward import forward
+from modelplane.backends.local.gateway import Gateway
+from modelplane.protocol.errors import ModelplaneError
 
 FORWARD_SKIP = {"x-modelplane-route", "host", "user-agent"}
 REPOSITORY_MUTATIONS = {
@@ -45,53 +46,37 @@ class GrpcGateway(grpc.GenericRpcHandler):
             return None
         metadata = dict(handler_call_details.invocation_metadata or ())
 
-        async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-            route_path = metadata.get("x-modelplane-route")
+        async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
             try:
-                if route_path:
-                    route, component, tag, _ = self.gateway.resolve("", route_path.rstrip("/") + "/")
-                else:
-                    route, component, tag, _ = self.gateway.resolve(metadata.get("host", ""), "/")
-                component = self.gateway.component_for(route, component, "")
-                revision = self.gateway.pick(route, component, tag)
-            except LookupError as exc:
-                await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-            except ConnectionError as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-            if method in REPOSITORY_MUTATIONS and not route.repository_api:
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"repository load/unload is not exposed; set {REPOSITORY_ANNOTATION}",
-                )
-            pool = self.gateway.pool(revision, route)
-            remaining = context.time_remaining()
-            timeout = min(route.timeouts.get(component, DEFAULT_TIMEOUT_S), remaining or DEFAULT_TIMEOUT_S)
-            forwarded = [(k, v) for k, v in metadata.items() if k not in FORWARD_SKIP and not k.startswith(":")]
-            pool.meter.begin()
-            try:
-                async with asyncio.timeout(timeout):
-                    endpoint = await pool.acquire()
-                if endpoint is None:
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"no ready replica of {revision}")
-                try:
-                    return await self._channel(endpoint.grpc).unary_unary(method)(
-                        request, metadata=forwarded, timeout=context.time_remaining() or timeout
-                    )
-                finally:
-                    pool.release(endpoint)
-            except TimeoutError:
-                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no ready replica of {revision} in time")
-            except QueueFull as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"too many requests waiting: {exc}")
-            except Gone as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-            except grpc.aio.AioRpcError as exc:
+                return await self._forward(method, metadata, request, context)
+            except ModelplaneError as exc:
+                context.set_trailing_metadata(tuple(exc.headers.items()))
+                await context.abort(grpc.StatusCode[exc.status.grpc], exc.message)
+            except grpc.aio.AioRpcError as exc:  # the replica's own answer
                 await context.abort(exc.code(), exc.details() or "")
-            finally:
-                pool.meter.end()
             raise AssertionError("unreachable")  # abort raises
 
-        return grpc.unary_unary_rpc_method_handler(forward)
+        return grpc.unary_unary_rpc_method_handler(handle)
+
+    async def _forward(
+        self, method: str, metadata: dict[str, Any], request: bytes, context: grpc.aio.ServicerContext
+    ) -> bytes:
+        route_path = metadata.get("x-modelplane-route")
+        host, path = ("", route_path.rstrip("/") + "/") if route_path else (metadata.get("host", ""), "/")
+        mutation = method in REPOSITORY_MUTATIONS
+        route, component, revision, _ = self.gateway.select(host, path, lambda _: mutation)
+        timeout = self.gateway.timeout(route, component)
+        remaining = context.time_remaining()
+        if remaining is not None:
+            timeout = min(timeout, remaining)
+        forwarded = [(k, v) for k, v in metadata.items() if k not in FORWARD_SKIP and not k.startswith(":")]
+
+        async def call(endpoint: Endpoint) -> bytes:
+            rpc = self._channel(endpoint.grpc).unary_unary(method)
+            return await rpc(request, metadata=forwarded)  # type: ignore[no-any-return]
+
+        pool = self.gateway.pool(revision, route)
+        return await forward(pool, timeout, component, call, _no_answer, lambda e: e.grpc)
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         channel = self._channels.get(target)
@@ -104,3 +89,9 @@ class GrpcGateway(grpc.GenericRpcHandler):
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def _no_answer(exc: Exception) -> bool:
+    """The replica did not answer (gone, reset, refused); its own UNAVAILABLE answers are told apart by forward()
+    from whether it still accepts connections."""
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE

@@ -3,20 +3,31 @@ replica's command line and environment (modelplane's own server, or a runtime's 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import re
 import shlex
 import sys
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from modelplane.backends.local.gateway import REPOSITORY_ANNOTATION
 from modelplane.backends.local.replicas import ReplicaSpec
+from modelplane.backends.local.revision import Pull, RevisionState
+from modelplane.backends.seam import REPOSITORY_ANNOTATION
 from modelplane.control.api import InferenceService
 from modelplane.control.store import Revision, Store
 
 log = logging.getLogger("modelplane.controller")
 MODEL_MOUNT = "/mnt/models"
 PORT_FLAGS = ("--http_port", "--http-port", "--grpc_port", "--grpc-port")
+# a runtime's args name the container port 8080 (KServe's default): as the whole argument, a flag's value or a
+# host:port; the replica's own port goes there (and nowhere else, e.g. not inside a path that holds "8080")
+_PORT_ARG = re.compile(r"^(|--?[\w.-]+=|.*:)8080$")
 
 
 def _strip_port_flags(args: list[str]) -> list[str]:
@@ -40,44 +51,37 @@ def _escape(text: str) -> str:
 
 
 class Launcher:
+    """Pulls a revision's model in a worker thread (never on the event loop, never under a lock) and builds how its
+    replicas run. Results land on the RevisionState; a failed pull is retried with backoff, its error in status."""
+
     def __init__(self, store: Store, gateway_url: str, gateway_grpc: str) -> None:
         self.store = store
         self.gateway_url = gateway_url
         self.gateway_grpc = gateway_grpc
-        self.pull_errors: dict[str, str] = {}  # revision -> why its model could not be pulled
-        self.model_dirs: dict[str, Path] = {}
-        self.specs: dict[str, ReplicaSpec] = {}  # how each revision runs, kept while it is at zero
-        self.sources: dict[str, tuple[InferenceService, Revision]] = {}  # what spec() needs, kept by the controller
 
-    def forget(self, revision: str) -> None:
-        self.specs.pop(revision, None)
-        self.sources.pop(revision, None)
-        self.model_dirs.pop(revision, None)
-        self.pull_errors.pop(revision, None)
-
-    def model_dir(self, revision: Revision) -> Path | None:
-        uri = revision.template.get("storageUri")
+    def _pulled(self, state: RevisionState) -> tuple[bool, Path | None]:
+        """(done, model directory): done with None when the revision has no storageUri; not done while the pull
+        runs or waits to be retried (a pull is started here when none is running)."""
+        uri = state.revision.template.get("storageUri")
         if not uri:
+            return True, None
+        pull = state.pull
+        if pull.model_dir is not None:
+            return True, pull.model_dir
+        if pull.task is None and time.monotonic() >= pull.retry_at:
+            pull.task = _in_thread(partial(_download, uri, state.revision.namespace), f"pull {state.key}")
+            pull.task.add_done_callback(partial(_pull_done, pull, uri))
+        return False, None
+
+    def spec(self, state: RevisionState) -> ReplicaSpec | None:
+        """How the revision's replicas run, or None while its model is being pulled (or the pull failed)."""
+        if state.spec is not None:
+            return state.spec
+        done, model_dir = self._pulled(state)
+        if not done:
             return None
-        if revision.key not in self.model_dirs:
-            from modelplane.storage import download
-
-            try:
-                self.model_dirs[revision.key] = download(uri, scope=revision.namespace)
-                self.pull_errors.pop(revision.key, None)
-            except Exception as exc:  # whatever went wrong reaches the status (modelStatus.lastFailureInfo)
-                self.pull_errors[revision.key] = f"{type(exc).__name__}: {exc}"
-                raise
-        return self.model_dirs[revision.key]
-
-    def spec(self, isvc: InferenceService, revision: Revision) -> ReplicaSpec | None:
+        isvc, revision = state.isvc, state.revision
         t: dict[str, Any] = revision.template
-        if revision.key in self.specs:
-            return self.specs[revision.key]
-        try:
-            model_dir = self.model_dir(revision)
-        except Exception:
-            return None
         mount = str(model_dir) if model_dir else MODEL_MOUNT
 
         def local(text: str) -> str:
@@ -109,16 +113,17 @@ class Launcher:
             if not any(a.startswith("--model_name") for a in args):
                 args.append(f"--model_name={isvc.metadata.name}")
         command = t.get("command")
+        forkable = not command
         if command:
             command = [sys.executable if i == 0 and c in ("python", "python3") else c for i, c in enumerate(command)]
-            argv = [local(c) for c in command] + [a.replace("8080", "{http_port}") for a in args]
+            argv = [local(c) for c in command] + [_PORT_ARG.sub(r"\g<1>{http_port}", a) for a in args]
             log.info("revision %s runs %s", revision.name, shlex.join(command))
         else:
             argv = [sys.executable, "-m", "modelplane", "serve", *_strip_port_flags(args)]
             argv += ["--http_port", "{http_port}", "--grpc_port", "{grpc_port}", "--host", "127.0.0.1"]
             argv += self._server_flags(isvc, revision)
-        self.specs[revision.key] = ReplicaSpec(argv=argv, env=env)
-        return self.specs[revision.key]
+        state.spec = ReplicaSpec(argv=argv, env=env, forkable=forkable)
+        return state.spec
 
     def _predictor_protocol(self, isvc: InferenceService) -> str:
         revs = self.store.revisions(isvc.metadata.namespace, isvc.metadata.name, "predictor")
@@ -144,3 +149,53 @@ class Launcher:
             if batcher.get("timeout"):
                 flags += ["--batch-timeout", str(batcher["timeout"])]
         return flags
+
+
+PULL_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # wait before pulling again after consecutive failures
+
+
+def _download(uri: str, namespace: str) -> Path:
+    from modelplane.storage import download
+
+    return download(uri, scope=namespace)
+
+
+def _in_thread(work: Callable[[], Path], name: str) -> asyncio.Future[Path]:
+    """Run `work` in its own daemon thread; the future settles on the event loop. A daemon thread, not an
+    executor: a pull that hangs (a storage server that stops answering) must not hold up the platform's exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Path] = loop.create_future()
+
+    def settle(result: Path | None, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, exc = work(), None
+        except BaseException as err:  # reported on the loop; a thread has nobody else to tell
+            result, exc = None, err
+        with contextlib.suppress(RuntimeError):  # the loop closed while this pull ran: nobody is waiting
+            loop.call_soon_threadsafe(settle, result, exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+def _pull_done(pull: Pull, uri: str, task: asyncio.Future[Path]) -> None:
+    """On the event loop when a pull ends: its directory, or why it failed (for the status) and when to retry."""
+    pull.task = None
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is None:
+        pull.model_dir, pull.error, pull.failures = task.result(), "", 0
+        return
+    pull.error = f"{type(exc).__name__}: {exc}"  # reaches the status (modelStatus.lastFailureInfo)
+    pull.retry_at = time.monotonic() + PULL_RETRY_S[min(pull.failures, len(PULL_RETRY_S) - 1)]
+    pull.failures += 1
+    log.warning("pulling %s failed (attempt %d): %s", uri, pull.failures, pull.error)

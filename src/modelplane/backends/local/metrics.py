@@ -10,18 +10,21 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
-from modelplane.backends.local.autoscaler import Autoscaler
+from modelplane.backends.local.autoscaler import ColdStarts
+from modelplane.backends.local.gateway import Gateway
+from modelplane.backends.local.revision import Revisions
 from modelplane.control.store import revision_name
 
 LABELS = ["namespace", "inferenceservice", "component", "revision"]
 
 
 class PlatformCollector(Collector):
-    def __init__(self, autoscaler: Autoscaler) -> None:
-        self.autoscaler = autoscaler
+    def __init__(self, revisions: Revisions, gateway: Gateway, cold: ColdStarts) -> None:
+        self.revisions = revisions
+        self.gateway = gateway
+        self.cold = cold
 
     def collect(self) -> Iterator[Metric]:
-        a = self.autoscaler
         families = {
             "desired": GaugeMetricFamily(
                 "modelplane_autoscaler_desired_replicas", "Replicas the autoscaler wants", labels=LABELS
@@ -56,11 +59,14 @@ class PlatformCollector(Collector):
                 "modelplane_revision_requests_in_flight", "Requests in the data path", labels=LABELS
             ),
         }
-        for name, scaler in list(a.scalers.items()):
-            labels = [*scaler.owner, revision_name(name)]
-            have, ready = a.replicas.count(name)
+        for state in self.revisions:
+            scaler = state.scaler
+            if scaler is None:
+                continue
+            labels = [*state.owner, revision_name(state.key)]
+            have, ready = state.count()
             decision = scaler.decision
-            pool = a.gateway.pools.get(name)
+            pool = self.gateway.pools.get(state.key)
             values = {
                 "desired": scaler.desired,
                 "actual": have,
@@ -81,14 +87,14 @@ class PlatformCollector(Collector):
             "Scale-from-zero phases: decide_and_spawn (request held -> replica forked), boot (-> model answers ready)",
             labels=["phase"],
         )
-        for phase, total in a.cold.sums.items():
-            cold.add_metric([phase], count_value=a.cold.count, sum_value=total)
+        for phase, total in self.cold.sums.items():
+            cold.add_metric([phase], count_value=self.cold.count, sum_value=total)
         yield cold
 
 
-def registry(autoscaler: Autoscaler) -> CollectorRegistry:
+def registry(revisions: Revisions, gateway: Gateway, cold: ColdStarts) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(PlatformCollector(autoscaler))
+    reg.register(PlatformCollector(revisions, gateway, cold))
     return reg
 
 

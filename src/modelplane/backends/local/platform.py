@@ -13,13 +13,15 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelplane.backends.controller import Controller
 from modelplane.backends.local.apiserver import ApiServer
 from modelplane.backends.local.auth import ApiGuard, TokenFile, ensure_token
-from modelplane.backends.local.controller import Controller
+from modelplane.backends.local.backend import LocalBackend
 from modelplane.backends.local.gateway import DEFAULT_MAX_BODY, Gateway
 from modelplane.backends.local.grpc_gateway import GrpcGateway, message_options
 from modelplane.backends.local.metrics import registry, render
 from modelplane.backends.local.replicas import ReplicaSet
+from modelplane.backends.local.revision import Revisions
 from modelplane.backends.local.zygote import Zygote
 from modelplane.control.store import Store, home
 from modelplane.proctitle import set_title
@@ -102,8 +104,9 @@ async def serve(config: PlatformConfig) -> None:
     zygote = Zygote(root) if config.zygote else None
     if zygote is not None:
         zygote.start()  # warm before the first scale-from-zero needs it
-    replicas = ReplicaSet(root, zygote)
-    gateway = Gateway(replicas, config.domain, max_body_bytes=config.max_body_bytes)
+    revisions = Revisions()
+    replicas = ReplicaSet(root, revisions, zygote)
+    gateway = Gateway(revisions, config.domain, max_body_bytes=config.max_body_bytes)
     gateway_url = f"http://{config.host}:{config.gateway_port}"
     grpc_gateway = GrpcGateway(gateway)
     grpc_server = grpc.aio.server(options=[*message_options(config.max_body_bytes), ("grpc.so_reuseport", 0)])
@@ -115,14 +118,15 @@ async def serve(config: PlatformConfig) -> None:
             f"the gateway gRPC port {config.host}:{config.grpc_port} is in use; choose another with --grpc-port"
         ) from None
     await grpc_server.start()
-    controller = Controller(store, replicas, gateway, gateway_url, f"{config.host}:{config.grpc_port}")
-    gateway.activate = controller.activate
-    metrics = registry(controller.autoscaler)
+    backend = LocalBackend(store, revisions, replicas, gateway, gateway_url, f"{config.host}:{config.grpc_port}")
+    controller = Controller(store, backend)
+    gateway.activate = backend.activate
+    metrics = registry(revisions, gateway, backend.autoscaler.cold)
     api = ApiServer(
         store,
         lambda: render(metrics),
         ApiGuard(TokenFile(root), frozenset({config.api_host, *config.allowed_hosts})),
-        lambda: controller.autoscaler.config.max_scale_limit or LOCAL_MAX_SCALE,
+        lambda: backend.autoscaler.config.max_scale_limit or LOCAL_MAX_SCALE,
         instance,
     )
     protocol = guarded_protocol(config.limits)
@@ -179,8 +183,8 @@ async def serve(config: PlatformConfig) -> None:
         await grpc_server.stop(grace=5)
         await grpc_gateway.close()
         if config.stop_replicas_on_exit:
-            await asyncio.to_thread(replicas.stop_all)
-        replicas.close()
+            await replicas.stop_all()
+        await replicas.close()
         if zygote is not None:
             zygote.close()
         store.close()

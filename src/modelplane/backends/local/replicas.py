@@ -6,6 +6,7 @@ file under MODELPLANE_HOME so a restarted control plane re-adopts live replicas 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -13,16 +14,19 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.zygote import Zygote
 from modelplane.control.store import revision_name
+
+if TYPE_CHECKING:
+    from modelplane.backends.local.revision import Revisions, RevisionState
 
 log = logging.getLogger("modelplane.replicas")
 BACKOFF_S = (0, 1, 2, 5, 10)  # wait before restarting a replica that crashed again soon after its restart
@@ -39,11 +43,13 @@ def free_port() -> int:
 
 @dataclass
 class ReplicaSpec:
-    """How to run one replica: argv with {http_port}/{grpc_port} placeholders, extra env."""
+    """How to run one replica: argv with {http_port}/{grpc_port} placeholders, extra env. `forkable`: argv is
+    `python -m modelplane serve ...`, which the zygote can fork (it runs argv[3:]) instead of a new process."""
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     ready_path: str = "/v2/health/ready"
+    forkable: bool = False
 
 
 @dataclass
@@ -70,6 +76,28 @@ class Replica:
     def endpoint(self) -> Endpoint:
         return Endpoint(self.url, f"127.0.0.1:{self.grpc_port}")
 
+    def mark_ready(self) -> None:
+        self.ready, self.failure, self.ready_at, self.misses = True, "", time.monotonic(), 0
+        self.probed = self.ready_at
+
+    def probed_as(self, ok: bool) -> None:
+        """Apply a readiness probe's answer. A ready replica is probed every PROBE_PERIOD_S, as kubelet does; after
+        PROBE_FAILURES misses in a row it is not ready (it leaves the route) until a probe succeeds again."""
+        if not self.ready:
+            if ok:
+                self.mark_ready()
+            return
+        self.probed = time.monotonic()
+        if ok:
+            self.misses = 0
+            return
+        self.misses += 1
+        if self.misses < PROBE_FAILURES:
+            return
+        self.ready, self.misses = False, 0
+        self.failure = f"readiness probe failed {PROBE_FAILURES} times in a row"
+        log.warning("%s/%d is no longer ready: %s", self.revision, self.index, self.failure)
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -88,18 +116,21 @@ def _tail(path: str, lines: int = 5) -> str:
 
 
 class ReplicaSet:
-    """All replicas this backend runs, by revision."""
+    """Starts, probes, restarts and stops the replica processes of every RevisionState in `revisions`, on the event
+    loop: probes are async, a stop signals at once and waits in a worker thread, nothing here holds a lock."""
 
-    def __init__(self, home: Path, zygote: Zygote | None = None) -> None:
+    def __init__(self, home: Path, revisions: Revisions, zygote: Zygote | None = None) -> None:
         self.home = home
+        self.revisions = revisions
         self.zygote = zygote  # forks modelplane-server replicas from a warm, pre-imported process
         self.logs = home / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.state_file = home / "replicas.json"
-        self.replicas: dict[str, list[Replica]] = {}
-        self.specs: dict[str, ReplicaSpec] = {}
+        self.adopted: dict[str, tuple[ReplicaSpec | None, list[Replica]]] = {}  # live after a restart, unclaimed
         self._children: dict[int, subprocess.Popen[bytes]] = {}
-        self._client = httpx.Client(timeout=0.5)
+        self._stopping: dict[asyncio.Future[None], Replica] = {}  # signalled, not yet exited (kubectl: Terminating)
+        self._client: httpx.AsyncClient | None = None
+        self._readiness: tuple[tuple[int, bool], ...] = ()
         self._adopt()
 
     # --- persistence ---------------------------------------------------------------------------------------
@@ -108,33 +139,54 @@ class ReplicaSet:
             saved = json.loads(self.state_file.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return
+        found: dict[str, list[Replica]] = {}
         for item in saved.get("replicas", []):
             replica = Replica(**item)
             if _alive(replica.pid):
                 replica.ready = False  # re-probed before it gets traffic
-                self.replicas.setdefault(replica.revision, []).append(replica)
+                found.setdefault(replica.revision, []).append(replica)
                 log.info("re-adopted replica %s/%d (pid %d)", replica.revision, replica.index, replica.pid)
-        for revision, spec in saved.get("specs", {}).items():
-            if revision in self.replicas:
-                self.specs[revision] = ReplicaSpec(**spec)
+        for item in saved.get("terminating", []):  # asked to stop before the restart: finish the job
+            if _alive(item["pid"]):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(item["pid"], signal.SIGKILL)
+        specs = saved.get("specs", {})
+        for key, replicas in found.items():
+            self.adopted[key] = (ReplicaSpec(**specs[key]) if key in specs else None, replicas)
 
-    def _save(self) -> None:
+    def claim(self, state: RevisionState) -> None:
+        """A revision the controller runs again after a restart takes over its re-adopted replicas."""
+        spec, replicas = self.adopted.pop(state.key, (None, []))
+        state.replicas.extend(replicas)
+        state.spec = state.spec or spec
+
+    def release_unclaimed(self, keep: set[str]) -> None:
+        """Re-adopted replicas of revisions that no longer run are stopped."""
+        for key in [k for k in self.adopted if k not in keep]:
+            for replica in self.adopted.pop(key)[1]:
+                self._stop(replica)
+            self.save()
+
+    def save(self) -> None:
+        states = [(s.key, s.spec, s.replicas) for s in self.revisions]
+        states += [(key, spec, replicas) for key, (spec, replicas) in self.adopted.items()]
         doc = {
-            "replicas": [asdict(r) for rs in self.replicas.values() for r in rs],
-            "specs": {k: asdict(v) for k, v in self.specs.items()},
+            "replicas": [asdict(r) for _, _, rs in states for r in rs],
+            "specs": {key: asdict(spec) for key, spec, rs in states if spec is not None and rs},
+            "terminating": [asdict(r) for r in self._stopping.values()],
         }
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc))
         tmp.replace(self.state_file)
 
     # --- lifecycle -----------------------------------------------------------------------------------------
-    def _start(self, revision: str, index: int, spec: ReplicaSpec, restarts: int = 0) -> Replica:
+    def _start(self, state: RevisionState, index: int, spec: ReplicaSpec, restarts: int = 0) -> Replica:
         http_port, grpc_port = free_port(), free_port()
         argv = [a.format(http_port=http_port, grpc_port=grpc_port) for a in spec.argv]
         overrides = {k: v.format(http_port=http_port, grpc_port=grpc_port) for k, v in spec.env.items()}
-        log_path = self.logs / f"{revision}-{index}.log"
-        if self.zygote is not None and argv[:4] == [sys.executable, "-m", "modelplane", "serve"]:
-            title = f"modelplane replica {revision.split('.')[0]}/{revision_name(revision)}/{index}"
+        log_path = self.logs / f"{state.key}-{index}.log"
+        if self.zygote is not None and spec.forkable:
+            title = f"modelplane replica {state.owner[0]}/{revision_name(state.key)}/{index}"
             pid = self.zygote.spawn(argv[3:], overrides, str(log_path), title)  # reaped by the zygote, polled here
         else:
             with log_path.open("ab") as out:
@@ -144,140 +196,117 @@ class ReplicaSet:
             self._children[proc.pid] = proc
             pid = proc.pid
         replica = Replica(
-            revision, index, pid, http_port, grpc_port, str(log_path), restarts=restarts, started=time.monotonic()
+            state.key, index, pid, http_port, grpc_port, str(log_path), restarts=restarts, started=time.monotonic()
         )
-        log.info("started %s/%d pid %d on :%d", revision, index, pid, http_port)
+        log.info("started %s/%d pid %d on :%d", state.key, index, pid, http_port)
         return replica
 
     def _stop(self, replica: Replica) -> None:
+        """SIGTERM now (the replica drains); waiting for it and the SIGKILL after 10 s happen in a worker thread."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(replica.pid, signal.SIGTERM)
         proc = self._children.pop(replica.pid, None)
-        if proc is not None:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(replica.pid, signal.SIGKILL)
-                proc.wait(5)
-        else:  # adopted: not our child, poll until gone
-            deadline = time.monotonic() + 10
-            while _alive(replica.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(replica.pid, signal.SIGKILL)
+        waiter = asyncio.get_running_loop().run_in_executor(None, _reap, replica.pid, proc)
+        replica.ready = False
+        self._stopping[waiter] = replica
+        waiter.add_done_callback(self._stopped)
 
-    def scale(self, revision: str, count: int, spec: ReplicaSpec | None) -> None:
-        current = self.replicas.setdefault(revision, [])
-        if spec is not None:
-            self.specs[revision] = spec
+    def _stopped(self, waiter: asyncio.Future[None]) -> None:
+        self._stopping.pop(waiter, None)
+        self.save()
+
+    def scale(self, state: RevisionState, count: int) -> None:
+        """Start or stop processes until the revision runs `count` (starting needs its spec)."""
+        current = state.replicas
+        changed = False
         while len(current) > count:
             self._stop(current.pop())
-        spec = self.specs.get(revision)
-        while len(current) < count and spec is not None:
-            current.append(self._start(revision, len(current), spec))
-        if not current:
-            self.replicas.pop(revision, None)
-            self.specs.pop(revision, None)
-        self._save()
+            changed = True
+        while len(current) < count and state.spec is not None:
+            current.append(self._start(state, len(current), state.spec))
+            changed = True
+        if changed:
+            self.save()
 
-    def stop_all(self) -> None:
+    async def stop_all(self) -> None:
         """Stop every replica: all are signalled first, then waited for together (a shutdown takes the longest
         replica's drain, not the sum)."""
-        everyone = [r for rs in self.replicas.values() for r in rs]
-        for replica in everyone:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(replica.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for replica in everyone:
-            proc = self._children.pop(replica.pid, None)
-            while (proc.poll() is None if proc else _alive(replica.pid)) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(replica.pid, signal.SIGKILL)
-            if proc is not None:
-                proc.wait()
-        self.replicas.clear()
-        self.specs.clear()
-        self._save()
+        for state in self.revisions:
+            while state.replicas:
+                self._stop(state.replicas.pop())
+        for _, replicas in self.adopted.values():
+            for replica in replicas:
+                self._stop(replica)
+        self.adopted.clear()
+        self.save()
+        await asyncio.gather(*list(self._stopping), return_exceptions=True)
 
-    def tick(self) -> None:
-        """Reap crashed replicas (restart with backoff, remember why) and probe readiness."""
+    async def tick(self) -> None:
+        """Reap crashed replicas (restart with backoff, remember why) and probe readiness, all replicas at once."""
         changed = False
-        for revision, replicas in self.replicas.items():
-            for i, replica in enumerate(replicas):
+        probes: list[tuple[Replica, ReplicaSpec | None]] = []
+        for state in self.revisions:
+            for i, replica in enumerate(state.replicas):
                 proc = self._children.get(replica.pid)
                 dead = proc.poll() is not None if proc is not None else not _alive(replica.pid)
-                if dead:
-                    ended = _exit_reason(proc.returncode if proc is not None else None)
-                    why = f"replica {ended}: {_tail(replica.log_path)}"
-                    self._children.pop(replica.pid, None)
-                    if time.monotonic() - replica.started > HEALTHY_S:
-                        replica.restarts = 0  # it had been running fine: this is a new crash, not a crash loop
-                    delay = BACKOFF_S[min(replica.restarts, len(BACKOFF_S) - 1)]
-                    if time.monotonic() - replica.started < delay:
-                        replica.ready, replica.failure = False, why
-                        continue  # wait out the backoff before restarting
-                    log.warning("%s/%d died (%s); restarting", revision, replica.index, why)
-                    fresh = self._start(revision, replica.index, self.specs[revision], replica.restarts + 1)
-                    fresh.failure = why
-                    replicas[i] = fresh
-                    changed = True
+                if not dead:
+                    due = not replica.ready or time.monotonic() - replica.probed >= PROBE_PERIOD_S
+                    if due:
+                        probes.append((replica, state.spec))
                     continue
-                if not replica.ready and self._probe(replica) and not replica.ready:
-                    replica.ready, replica.failure, replica.ready_at = True, "", time.monotonic()
-                elif replica.ready and time.monotonic() - replica.probed >= PROBE_PERIOD_S:
-                    changed |= self._reprobe(revision, replica)
-        if changed:
-            self._save()
+                ended = _exit_reason(proc.returncode if proc is not None else None)
+                why = f"replica {ended}: {_tail(replica.log_path)}"
+                if time.monotonic() - replica.started > HEALTHY_S:
+                    replica.restarts = 0  # it had been running fine: this is a new crash, not a crash loop
+                delay = BACKOFF_S[min(replica.restarts, len(BACKOFF_S) - 1)]
+                if time.monotonic() - replica.started < delay or state.spec is None:
+                    replica.ready, replica.failure = False, why
+                    continue  # wait out the backoff before restarting
+                self._children.pop(replica.pid, None)
+                log.warning("%s/%d died (%s); restarting", state.key, replica.index, why)
+                fresh = self._start(state, replica.index, state.spec, replica.restarts + 1)
+                fresh.failure = why
+                state.replicas[i] = fresh
+                changed = True
+        if probes:
+            answers = await asyncio.gather(*(self._probe(r, s) for r, s in probes))
+            for (replica, _), ok in zip(probes, answers, strict=True):
+                replica.probed_as(ok)
+        readiness = tuple((r.pid, r.ready) for state in self.revisions for r in state.replicas)
+        if changed or readiness != self._readiness:  # the state file shows readiness (get replicas)
+            self._readiness = readiness
+            self.save()
 
-    def _reprobe(self, revision: str, replica: Replica) -> bool:
-        """A ready replica is probed again every PROBE_PERIOD_S, as kubelet does; after PROBE_FAILURES misses in a
-        row it is not ready (it leaves the route) until a probe succeeds again. True when that changed."""
-        replica.probed = time.monotonic()
-        if self._probe(replica):
-            replica.misses = 0
-            return False
-        replica.misses += 1
-        if replica.misses < PROBE_FAILURES:
-            return False
-        replica.ready, replica.misses = False, 0
-        replica.failure = f"readiness probe failed {PROBE_FAILURES} times in a row"
-        log.warning("%s/%d is no longer ready: %s", revision, replica.index, replica.failure)
-        return True
-
-    def _probe(self, replica: Replica) -> bool:
-        spec = self.specs.get(replica.revision)
+    async def _probe(self, replica: Replica, spec: ReplicaSpec | None) -> bool:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=0.5)
         try:
-            r = self._client.get(replica.url + (spec.ready_path if spec else "/v2/health/ready"))
+            r = await self._client.get(replica.url + (spec.ready_path if spec else "/v2/health/ready"))
         except httpx.HTTPError:
             return False
         return r.status_code == 200
 
-    # --- the data path's view (ReplicaView), read from the event loop ------------------------------------------
-    def ready(self, revision: str) -> list[Endpoint]:
-        return [r.endpoint for r in self.replicas.get(revision, []) if r.ready]
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
 
-    def starting(self, revision: str) -> list[tuple[Endpoint, str]]:
-        spec = self.specs.get(revision)
-        path = spec.ready_path if spec else "/v2/health/ready"
-        return [(r.endpoint, path) for r in self.replicas.get(revision, []) if not r.ready]
 
-    def mark_ready(self, revision: str, endpoint: Endpoint) -> None:
-        for r in self.replicas.get(revision, []):
-            if r.endpoint == endpoint and not r.ready:
-                r.ready, r.failure, r.ready_at = True, "", time.monotonic()
-
-    def count(self, revision: str) -> tuple[int, int]:
-        """(replicas, ready replicas)."""
-        rs = self.replicas.get(revision, [])
-        return len(rs), sum(1 for r in rs if r.ready)
-
-    def failure(self, revision: str) -> str:
-        return next((r.failure for r in self.replicas.get(revision, []) if r.failure), "")
-
-    def close(self) -> None:
-        self._client.close()
+def _reap(pid: int, proc: subprocess.Popen[bytes] | None) -> None:
+    """Wait (in a worker thread) up to 10 s for a signalled replica to exit, then kill its process group."""
+    if proc is not None:
+        try:
+            proc.wait(10)
+            return
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            proc.wait(5)
+        return
+    deadline = time.monotonic() + 10  # adopted or forked by the zygote: not our child, poll until gone
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _exit_reason(code: int | None) -> str:
@@ -285,8 +314,6 @@ def _exit_reason(code: int | None) -> str:
     if code is None:
         return "process exited"
     if code < 0:
-        import signal
-
         try:
             return f"was killed by {signal.Signals(-code).name}"
         except ValueError:

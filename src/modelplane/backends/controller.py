@@ -1,0 +1,145 @@
+"""Backends: the controller loop every backend shares — store → pure reconciler → a Backend (seam.py) → status.
+Runs on the event loop and never blocks: what is slow is the backend's to run in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from modelplane.backends.seam import REPOSITORY_ANNOTATION, Backend, Traffic
+from modelplane.control.api import InferenceService, ServingRuntime
+from modelplane.control.reconciler import reconcile, template_hash, templates
+from modelplane.control.runtimes import RuntimeResolutionError, builtin_runtimes
+from modelplane.control.store import Revision, Store, now
+
+log = logging.getLogger("modelplane.controller")
+
+
+class Controller:
+    """Each pass: every InferenceService in the store is reconciled on its own (one that fails is reported on
+    itself, the others carry on); revisions no InferenceService wants any more are retired."""
+
+    def __init__(self, store: Store, backend: Backend, clock: Callable[[], str] = now) -> None:
+        self.store = store
+        self.backend = backend
+        self.clock = clock
+        self._routed: set[tuple[str, str]] = set()
+        self._broken: dict[tuple[str, str], str] = {}  # isvcs that failed to reconcile -> why (logged once)
+        self._stop = asyncio.Event()
+
+    async def run(self, interval_s: float = 0.25) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.step()
+            except Exception:  # keep the control loop alive; the next pass retries
+                log.exception("reconcile failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def step(self) -> None:
+        await self.backend.sync()  # the only await: everything below runs without yielding to the data path
+        namespaced = [ServingRuntime.model_validate(d) for d in self.store.list("ServingRuntime")]
+        cluster = builtin_runtimes() + [
+            ServingRuntime.model_validate(d) for d in self.store.list("ClusterServingRuntime")
+        ]
+        live: set[str] = set()
+        present: set[tuple[str, str]] = set()
+        for doc in self.store.list("InferenceService"):
+            meta = doc.get("metadata") or {}
+            key = (str(meta.get("namespace", "default")), str(meta.get("name", "")))
+            present.add(key)
+            try:
+                isvc = InferenceService.model_validate(doc)
+                live.update(self._reconcile(isvc, namespaced, cluster))
+                self._broken.pop(key, None)
+            except Exception as exc:  # one broken object is reported on itself; the others carry on
+                if self._broken.get(key) != str(exc):  # once per new reason, not every pass
+                    self._broken[key] = str(exc)
+                    log.exception("reconciling %s/%s failed", *key)
+                live.update(self.backend.owned(*key))
+                self.store.set_status("InferenceService", *key, _failed(doc, exc, self.clock()))
+        for key in [k for k in self._broken if k not in present]:
+            del self._broken[key]
+        for key in self._routed - present:  # stop routing before stopping processes
+            self.backend.route(*key, None)
+        self._routed &= present
+        self.backend.retire(live)
+
+    def _revisions(self, isvc: InferenceService, wanted: dict[str, dict[str, Any]]) -> dict[str, list[Revision]]:
+        """Each component's revisions, a new immutable one appended when its template changed."""
+        meta = isvc.metadata
+        revisions: dict[str, list[Revision]] = {}
+        for component, template in wanted.items():
+            existing = self.store.revisions(meta.namespace, meta.name, component)
+            digest = template_hash(template)
+            if not existing or existing[-1].template_hash != digest:
+                self.store.add_revision(meta.namespace, meta.name, component, digest, template)
+                existing = self.store.revisions(meta.namespace, meta.name, component)
+            revisions[component] = existing
+        return revisions
+
+    def _reconcile(
+        self, isvc: InferenceService, namespaced: list[ServingRuntime], cluster: list[ServingRuntime]
+    ) -> set[str]:
+        meta = isvc.metadata
+        error: RuntimeResolutionError | None = None
+        try:
+            wanted = templates(isvc, namespaced, cluster)
+        except RuntimeResolutionError as exc:
+            wanted, error = {}, exc
+        revisions = self._revisions(isvc, wanted)
+        observed = {rev.name: self.backend.observe(isvc, c, rev) for c, revs in revisions.items() for rev in revs}
+        desired = reconcile(
+            isvc,
+            revisions,
+            observed,
+            now=self.clock(),
+            gateway_url=self.backend.gateway_url,
+            domain=self.backend.domain,
+            resolution_error=error,
+        )
+        keys = {rev.name: rev.key for revs in revisions.values() for rev in revs}
+        for name, key in keys.items():
+            self.backend.plan(key, bool(desired.replicas.get(name)))
+        # route first: traffic only names ready revisions, so a revision is out of the route before it stops
+        traffic = Traffic(
+            targets={
+                c: [(keys[t["revisionName"]], int(t.get("percent", 0))) for t in ts]
+                for c, ts in desired.traffic.items()
+            },
+            tags={t["tag"]: keys[t["revisionName"]] for ts in desired.traffic.values() for t in ts if t.get("tag")},
+            timeouts={c: float(w["timeout"]) for c, w in wanted.items() if w.get("timeout")},
+            repository_api=meta.annotations.get(REPOSITORY_ANNOTATION) == "true",
+        )
+        self.backend.route(meta.namespace, meta.name, traffic)
+        self._routed.add((meta.namespace, meta.name))
+        for key in keys.values():
+            self.backend.apply(key)
+        reports = {name: self.backend.report(key) for name, key in keys.items()}
+        for component, revs in revisions.items():  # each component's autoscaling state, per revision
+            entry = (desired.status.get("components") or {}).get(component)
+            report = [reports[rev.name] for rev in revs if reports.get(rev.name) is not None]
+            if entry is not None and report:
+                entry["autoscaling"] = report
+        self.store.set_status("InferenceService", meta.namespace, meta.name, desired.status)
+        return set(keys.values())
+
+
+def _failed(doc: dict[str, Any], exc: Exception, moment: str) -> dict[str, Any]:
+    """The status of an object the controller could not reconcile: its last status, Ready False and why."""
+    status = dict(doc.get("status") or {})
+    condition = {
+        "type": "Ready",
+        "status": "False",
+        "reason": "ReconcileFailed",
+        "message": f"{type(exc).__name__}: {exc}"[:500],
+        "lastTransitionTime": moment,
+    }
+    status["conditions"] = [c for c in status.get("conditions", []) if c.get("type") != "Ready"] + [condition]
+    return status

@@ -1,0 +1,62 @@
+"""Backends: the seam between the controller and whatever runs revisions — the small contract each backend
+implements (the local backend: processes behind the embedded gateway; a Kubernetes backend: cluster objects) and
+the controller drives. A fake in the unit tests drives the controller without processes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from modelplane.control.api import InferenceService
+from modelplane.control.reconciler import Observed
+from modelplane.control.store import Revision
+
+REPOSITORY_ANNOTATION = "modelplane.io/repository-api"  # "true": the V2 repository load/unload API is exposed
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Where one InferenceService's requests go, as the reconciler decided; revisions are named by Revision.key."""
+
+    targets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # component -> (revision, percent)
+    tags: dict[str, str] = field(default_factory=dict)  # "latest"/"prev" -> revision (tag routing)
+    timeouts: dict[str, float] = field(default_factory=dict)  # component -> seconds (the component's `timeout`)
+    repository_api: bool = False  # the isvc exposes V2 repository load/unload
+
+
+class Backend(Protocol):
+    """Called on the controller's event loop; no method may block (slow work runs in the backend's own tasks and
+    threads, whose outcome shows in `observe`)."""
+
+    gateway_url: str  # where the InferenceServices' URLs point
+    domain: str  # the host suffix of {name}.{namespace}.{domain}
+
+    async def sync(self) -> None:
+        """Once per pass, before any InferenceService: refresh what the backend observes (probes, crashes)."""
+
+    def observe(self, isvc: InferenceService, component: str, revision: Revision) -> Observed:
+        """The revision as it runs now; the first call makes the backend start preparing it (e.g. its model pull)."""
+        ...
+
+    def plan(self, key: str, run: bool) -> None:
+        """Whether the reconciler wants the revision running; the backend decides how many replicas (its
+        autoscaler)."""
+
+    def route(self, namespace: str, name: str, traffic: Traffic | None) -> None:
+        """Send the InferenceService's traffic there (None: it is gone). Called before `apply`, so a revision leaves
+        the route before its replicas stop."""
+
+    def apply(self, key: str) -> None:
+        """Make the revision's replicas match its plan (start or stop them)."""
+
+    def report(self, key: str) -> dict[str, Any] | None:
+        """The revision's autoscaling state for the status (after `apply`), if it has an autoscaler."""
+        ...
+
+    def retire(self, live: set[str]) -> None:
+        """Stop and forget every revision whose key is not in `live`."""
+
+    def owned(self, namespace: str, name: str) -> set[str]:
+        """The revisions the backend runs for an InferenceService (kept as they are while it cannot be
+        reconciled)."""
+        ...

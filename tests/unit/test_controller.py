@@ -1,0 +1,192 @@
+"""The controller loop driven through a fake backend (the seam a Kubernetes backend implements too): revisions,
+routes before scaling, rollouts, isolation of a broken object, retirement — no processes, no sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from modelplane.backends.controller import Controller
+from modelplane.backends.seam import Traffic
+from modelplane.control.api import InferenceService
+from modelplane.control.reconciler import Observed
+from modelplane.control.store import Revision, Store
+
+
+class FakeBackend:
+    """Revisions become ready as soon as they are applied with a replica (or when a test says so)."""
+
+    gateway_url = "http://gateway"
+    domain = "example.com"
+
+    def __init__(self) -> None:
+        self.known: dict[str, Revision] = {}
+        self.planned: dict[str, bool] = {}
+        self.running: dict[str, int] = {}
+        self.routes: dict[tuple[str, str], Traffic] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.failures: dict[str, str] = {}
+        self.hold: set[str] = set()  # revisions that never become ready (a pull that hangs)
+        self.broken_observe: set[str] = set()  # isvc names whose observe raises
+
+    async def sync(self) -> None:
+        self.calls.append(("sync", ""))
+
+    def observe(self, isvc: InferenceService, component: str, revision: Revision) -> Observed:
+        if isvc.metadata.name in self.broken_observe:
+            raise RuntimeError("backend cannot read this one")
+        self.known[revision.key] = revision
+        ready = self.running.get(revision.key, 0) if revision.key not in self.hold else 0
+        return Observed(ready=ready, failure=self.failures.get(revision.key, ""))
+
+    def plan(self, key: str, run: bool) -> None:
+        self.planned[key] = run
+
+    def report(self, key: str) -> dict[str, Any] | None:
+        return {"revisionName": self.known[key].name, "replicas": self.running.get(key, 0)}
+
+    def route(self, namespace: str, name: str, traffic: Traffic | None) -> None:
+        self.calls.append(("route", name))
+        if traffic is None:
+            self.routes.pop((namespace, name), None)
+        else:
+            self.routes[(namespace, name)] = traffic
+
+    def apply(self, key: str) -> None:
+        self.calls.append(("apply", key))
+        self.running[key] = 1 if self.planned.get(key) else 0
+
+    def retire(self, live: set[str]) -> None:
+        for key in [k for k in self.running if k not in live]:
+            del self.running[key]
+            self.calls.append(("retire", key))
+
+    def owned(self, namespace: str, name: str) -> set[str]:
+        return {k for k in self.running if k.startswith(f"{namespace}.{name}-")}
+
+
+def isvc(name: str, uri: str = "file:///models/iris", **predictor: Any) -> dict[str, Any]:
+    model = {"modelFormat": {"name": "sklearn"}, "storageUri": uri}
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"predictor": {"model": model, **predictor}},
+    }
+
+
+@pytest.fixture
+def world(tmp_path):
+    store = Store(tmp_path / "state.db")
+    backend = FakeBackend()
+    yield store, backend, Controller(store, backend, clock=lambda: "2026-11-30T00:00:00Z")
+    store.close()
+
+
+def passes(controller: Controller, n: int = 2) -> None:
+    async def run() -> None:
+        for _ in range(n):
+            await controller.step()
+
+    asyncio.run(run())
+
+
+def status(store: Store, name: str) -> dict[str, Any]:
+    return (store.get("InferenceService", "default", name) or {}).get("status") or {}
+
+
+def ready(store: Store, name: str) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in status(store, name).get("conditions", []))
+
+
+def test_a_new_isvc_gets_a_revision_a_route_to_it_once_ready_and_a_ready_status(world) -> None:
+    store, backend, controller = world
+    store.put(isvc("iris"))
+    passes(controller, 1)
+    [key] = backend.known
+    assert backend.planned[key] is True and backend.running[key] == 1
+    assert not ready(store, "iris")  # observed before it was applied: not ready yet, no traffic named
+    passes(controller, 1)
+    assert ready(store, "iris")
+    assert backend.routes[("default", "iris")].targets == {"predictor": [(key, 100)]}
+    assert status(store, "iris")["components"]["predictor"]["autoscaling"] == [
+        {"revisionName": "iris-predictor-00001", "replicas": 1}  # reported after the replicas changed
+    ]
+
+
+def test_the_route_is_set_before_replicas_change(world) -> None:
+    store, backend, controller = world
+    store.put(isvc("iris"))
+    passes(controller, 2)
+    backend.calls.clear()
+    store.put(isvc("iris", uri="file:///models/iris-v2"))  # a new template: a second revision
+    passes(controller, 1)
+    kinds = [kind for kind, _ in backend.calls if kind in ("route", "apply")]
+    assert kinds[0] == "route" and "apply" in kinds  # traffic moves first, processes after
+
+
+def test_a_rollout_moves_traffic_only_when_the_new_revision_is_ready(world) -> None:
+    store, backend, controller = world
+    store.put(isvc("iris"))
+    passes(controller, 2)
+    [old] = backend.known
+    store.put(isvc("iris", uri="file:///models/iris-v2"))
+    new = None
+    for _ in range(2):
+        passes(controller, 1)
+        new = next(k for k in backend.known if k != old)
+        backend.hold.add(new)  # its model never arrives
+    assert backend.routes[("default", "iris")].targets == {"predictor": [(old, 100)]}
+    assert backend.planned[old] is True  # the old revision keeps serving meanwhile
+    backend.hold.discard(new)
+    passes(controller, 3)
+    assert backend.routes[("default", "iris")].targets == {"predictor": [(new, 100)]}
+    assert backend.planned[old] is False and backend.running[old] == 0  # kept as a revision, scaled to zero
+
+
+def test_a_canary_splits_traffic_by_percent(world) -> None:
+    store, backend, controller = world
+    store.put(isvc("iris"))
+    passes(controller, 2)
+    [old] = backend.known
+    store.put(isvc("iris", uri="file:///models/iris-v2", canaryTrafficPercent=10))
+    passes(controller, 3)
+    new = next(k for k in backend.known if k != old)
+    assert backend.routes[("default", "iris")].targets == {"predictor": [(new, 10), (old, 90)]}
+
+
+def test_one_isvc_the_backend_cannot_handle_is_reported_on_itself_and_the_others_carry_on(world) -> None:
+    store, backend, controller = world
+    store.put(isvc("good"))
+    store.put(isvc("bad"))
+    backend.broken_observe.add("bad")
+    passes(controller, 2)
+    assert ready(store, "good")
+    [condition] = [c for c in status(store, "bad")["conditions"] if c["type"] == "Ready"]
+    assert condition["reason"] == "ReconcileFailed" and "backend cannot read this one" in condition["message"]
+
+
+def test_a_failure_the_backend_observes_reaches_the_status(world) -> None:
+    store, backend, controller = world
+    store.put(isvc("iris"))
+    passes(controller, 1)
+    [key] = backend.known
+    backend.hold.add(key)
+    backend.failures[key] = "NotFound: gs://bucket/model does not exist"
+    passes(controller, 1)
+    info = status(store, "iris")["modelStatus"]["lastFailureInfo"]
+    assert "gs://bucket/model does not exist" in info["message"]
+
+
+def test_deleting_an_isvc_removes_its_route_and_retires_its_revisions(world) -> None:
+    store, backend, controller = world
+    store.put(isvc("iris"))
+    passes(controller, 2)
+    [key] = backend.known
+    store.delete("InferenceService", "default", "iris")
+    backend.calls.clear()
+    passes(controller, 1)
+    assert ("default", "iris") not in backend.routes and key not in backend.running
+    assert backend.calls.index(("route", "iris")) < backend.calls.index(("retire", key))
