@@ -5,7 +5,9 @@ of 50 concurrent requests at zero (all must succeed); the memory of an idle plat
 zero. For scale, in the same run: start-to-first-prediction of a fresh server process — KServe 0.21's sklearn
 server, MLServer 1.7.1, and `modelplane serve` without the zygote.
 
-    python benchmarks/bench_coldstart.py [--starts 10] [--peer-starts 5] [--idle 10]
+    python benchmarks/bench_coldstart.py [--starts 10] [--peer-starts 5] [--idle 10] [--ref GIT_REF]
+
+`--ref` runs the platform from another commit's source (for before/after comparisons of a refactor).
 """
 
 from __future__ import annotations
@@ -143,12 +145,18 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=10)
     ap.add_argument("--peer-starts", type=int, default=5)
     ap.add_argument("--idle", type=int, default=10)
+    ap.add_argument("--ref", default="", help="run the platform from this git ref's source")
     ap.add_argument("--out", default=str(RESULTS / "coldstart.json"))
     args = ap.parse_args()
     py, iris = iris_setup()
     home = Path(tempfile.mkdtemp(prefix="mp-bench-cold-"))
     (home / "config-autoscaler.yaml").write_text(json.dumps(FAST))
     env = {**os.environ, "MODELPLANE_HOME": str(home)}
+    if args.ref:
+        from bench_ab import source_tree
+
+        py = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python")  # PYTHONPATH picks the ref
+        env["PYTHONPATH"] = str(source_tree(args.ref))
     (home / "token").write_text(TOKEN)  # the platform keeps a token it finds; the API needs it
     (home / "token").chmod(0o600)
     cmd = [py, "-m", "modelplane", "up", "--port", str(PORT), "--api-port", str(API_PORT), "--file-root", "/"]
@@ -156,7 +164,7 @@ def main() -> None:
     platform = subprocess.Popen(
         cmd, env=env, stdout=(RESULTS / "coldstart-platform.log").open("wb"), stderr=subprocess.STDOUT
     )
-    result: dict = {"config": FAST}
+    result: dict = {"config": FAST, "ref": args.ref or "this tree"}
     try:
         wait(lambda: call("GET", f"http://127.0.0.1:{API_PORT}/healthz")[0] == 200, "the platform")
         assert call("POST", API, isvc("sklearn-iris", iris))[0] in (200, 201)

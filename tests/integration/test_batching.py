@@ -50,7 +50,7 @@ def v2_grpc(target, value):
 
 
 def queued(server):
-    return metric(server.http, "modelplane_queue_depth", model_name="gate")
+    return metric(server.http, "modelplane_batch_queue_depth", model_name="gate")
 
 
 def batches(server):

@@ -14,7 +14,7 @@ from support.asgi import call
 
 from modelplane.backends.local.apiserver import ApiServer
 from modelplane.backends.local.auth import ApiGuard, TokenFile, ensure_token, rotate_token
-from modelplane.control.store import Store
+from modelplane.backends.local.store import Store
 
 BASE = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
 

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from modelplane.backends.controller import Controller
+from modelplane.backends.local.store import Store
 from modelplane.backends.seam import Traffic
 from modelplane.control.api import InferenceService
 from modelplane.control.reconciler import Observed
-from modelplane.control.store import Revision, Store
+from modelplane.control.revision import Revision
 
 
 class FakeBackend:

@@ -15,7 +15,7 @@ from support.asgi import call_async
 
 from modelplane.backends.local.apiserver import ApiServer
 from modelplane.backends.local.auth import ApiGuard, TokenFile, ensure_token
-from modelplane.control.store import Store
+from modelplane.backends.local.store import Store
 from modelplane.grpcproto import inference_pb2 as pb
 from modelplane.model.base import Model
 from modelplane.protocol.errors import InvalidInput

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from modelplane.control.api import InferenceService
 from modelplane.control.reconciler import Observed, reconcile, template_hash, templates
+from modelplane.control.revision import Revision
 from modelplane.control.runtimes import RuntimeResolutionError, builtin_runtimes
-from modelplane.control.store import Revision
 from modelplane.control.webhook import default
 
 NOW = "2026-01-01T00:00:00Z"

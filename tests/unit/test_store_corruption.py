@@ -9,7 +9,7 @@ import pytest
 from support.asgi import call
 
 from modelplane.backends.local.apiserver import ApiServer
-from modelplane.control.store import CorruptObject, Store, StoreError
+from modelplane.backends.local.store import CorruptObject, Store, StoreError
 
 BASE = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
 

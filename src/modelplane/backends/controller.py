@@ -9,11 +9,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from modelplane.backends.seam import REPOSITORY_ANNOTATION, Backend, Traffic
+from modelplane.backends.seam import REPOSITORY_ANNOTATION, Backend, Objects, Traffic
 from modelplane.control.api import InferenceService, ServingRuntime
 from modelplane.control.reconciler import reconcile, template_hash, templates
+from modelplane.control.revision import Revision, now
 from modelplane.control.runtimes import RuntimeResolutionError, builtin_runtimes
-from modelplane.control.store import Revision, Store, now
 
 log = logging.getLogger("modelplane.controller")
 
@@ -22,7 +22,7 @@ class Controller:
     """Each pass: every InferenceService in the store is reconciled on its own (one that fails is reported on
     itself, the others carry on); revisions no InferenceService wants any more are retired."""
 
-    def __init__(self, store: Store, backend: Backend, clock: Callable[[], str] = now) -> None:
+    def __init__(self, store: Objects, backend: Backend, clock: Callable[[], str] = now) -> None:
         self.store = store
         self.backend = backend
         self.clock = clock

@@ -9,9 +9,21 @@ from typing import Any, Protocol
 
 from modelplane.control.api import InferenceService
 from modelplane.control.reconciler import Observed
-from modelplane.control.store import Revision
+from modelplane.control.revision import Revision
 
 REPOSITORY_ANNOTATION = "modelplane.io/repository-api"  # "true": the V2 repository load/unload API is exposed
+
+
+class Objects(Protocol):
+    """The object store the controller reads and writes (the local backend's SQLite store; a cluster's API
+    server)."""
+
+    def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
+    def revisions(self, namespace: str, isvc: str, component: str) -> list[Revision]: ...
+    def add_revision(
+        self, namespace: str, isvc: str, component: str, template_hash: str, template: dict[str, Any]
+    ) -> Revision: ...
+    def set_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)

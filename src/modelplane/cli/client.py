@@ -35,7 +35,7 @@ def api_url() -> str:
 def auth_headers() -> dict[str, str]:
     """The bearer token: $MODELPLANE_TOKEN, else the one `up` wrote to $MODELPLANE_HOME/token."""
     from modelplane.backends.local.auth import read_token
-    from modelplane.control.store import home
+    from modelplane.backends.local.store import home
 
     token = os.environ.get("MODELPLANE_TOKEN") or read_token(home())
     return {"authorization": f"Bearer {token}"} if token else {}
@@ -69,7 +69,7 @@ def call(method: str, path: str, body: Any = None, answer: dict[str, str] | None
 def _check_instance(answered: str | None) -> None:
     """The API must be this home's platform (another one on the same port would take our objects)."""
     from modelplane.backends.local.platform import read_info
-    from modelplane.control.store import home
+    from modelplane.backends.local.store import home
 
     if os.environ.get("MODELPLANE_API"):
         return

@@ -96,7 +96,8 @@ def _table(rows: list[list[str]]) -> None:
 
 def _replicas() -> None:
     """The platform's replica processes (its pods): from the state file the replica supervisor keeps."""
-    from modelplane.control.store import home, revision_name
+    from modelplane.backends.local.store import home
+    from modelplane.control.revision import revision_name
 
     try:
         doc = json.loads((home() / "replicas.json").read_text())
@@ -262,7 +263,7 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines")] = False,
 ) -> None:
     """Print the last lines of each replica log of the component's latest revision."""
-    from modelplane.control.store import home
+    from modelplane.backends.local.store import home
 
     doc = call("GET", ISVC_PATH.format(ns=namespace) + f"/{name}")
     if component not in ("predictor", "transformer", "explainer") or (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,8 +15,6 @@ from modelplane import __version__
 app = typer.Typer(
     help="modelplane — fast, KServe-compatible model serving.", no_args_is_help=True, add_completion=False
 )
-
-_TRUE = {"true", "1", "yes", "y", "on", "t"}
 
 
 def _show_version(value: bool) -> None:
@@ -41,13 +40,6 @@ def _global(
         os.environ["MODELPLANE_HOME"] = str(home.expanduser().resolve())  # read by every command and its children
 
 
-def _flag(value: str) -> bool:
-    if value.lower() in _TRUE | {"false", "0", "no", "n", "off", "f"}:
-        return value.lower() in _TRUE
-    raise typer.BadParameter(f"expected a boolean, got {value!r}")
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def serve(
     ctx: typer.Context,
     storage_uri: Annotated[
@@ -71,118 +63,21 @@ def serve(
         str | None,
         typer.Option("--model-class", "--model_class", help="Custom Model subclass, pkg.module:Class"),
     ] = None,
-    host: Annotated[str, typer.Option(help="Bind address (0.0.0.0 to serve other machines)")] = "127.0.0.1",
-    http_port: Annotated[int, typer.Option("--http-port", "--http_port")] = 8080,
-    grpc_port: Annotated[int, typer.Option("--grpc-port", "--grpc_port")] = 8081,
-    enable_grpc: Annotated[str, typer.Option("--enable-grpc", "--enable_grpc")] = "true",
-    workers: int = 1,
-    max_threads: Annotated[int | None, typer.Option("--max-threads", "--max_threads", "--max_asyncio_workers")] = None,
-    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes")] = 64 * 2**20,
-    grpc_max_message_bytes: Annotated[
-        int, typer.Option("--grpc-max-message-bytes", help="gRPC message limit, both directions")
-    ] = 64 * 2**20,
-    grpc_max_send: Annotated[int | None, typer.Option("--grpc_max_send_message_length", hidden=True)] = None,
-    grpc_max_receive: Annotated[int | None, typer.Option("--grpc_max_receive_message_length", hidden=True)] = None,
-    offload: Annotated[str, typer.Option(help="Sync model code: auto | thread | inline")] = "auto",
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = False,
-    log_level: Annotated[str, typer.Option("--log-level")] = "info",
-    enable_batcher: Annotated[
-        bool, typer.Option("--enable-batcher", "--enable_batcher", help="Adaptive batching (all protocols)")
-    ] = False,
-    max_batch_size: Annotated[
-        int, typer.Option("--max-batch-size", "--max_batch_size", "--max-batchsize", help="Rows per batch")
-    ] = 32,
-    max_latency_ms: Annotated[
-        float, typer.Option("--max-latency", "--max_latency", help="Most a request waits for a batch, ms")
-    ] = 5.0,
-    batch_preferred_sizes: Annotated[
-        str, typer.Option("--batch-preferred-sizes", help="Comma list of preferred batch sizes")
-    ] = "",
-    batch_timeout: Annotated[
-        float | None, typer.Option("--batch-timeout", help="Seconds a batched request may take")
-    ] = None,
-    max_concurrency: Annotated[
-        int, typer.Option("--max-concurrency", help="Requests in a model at once per worker (0: unlimited)")
-    ] = 0,
-    max_queue: Annotated[
-        int, typer.Option("--max-queue", help="Requests waiting beyond --max-concurrency before 429")
-    ] = 0,
-    log_url: Annotated[str | None, typer.Option("--log-url", "--logger-url", help="Payload logger sink URL")] = None,
-    log_mode: Annotated[str, typer.Option("--log-mode", help="all | request | response")] = "all",
-    log_metadata_headers: Annotated[
-        str, typer.Option("--metadata-headers", "--log-metadata-headers", help="Comma list of headers to log")
-    ] = "",
-    source_uri: Annotated[str | None, typer.Option("--source-uri", help="ce-source of logged events")] = None,
-    log_queue_size: Annotated[int, typer.Option("--log-queue-size", help="Events held for a slow sink")] = 1000,
-    inference_service: Annotated[str, typer.Option("--inference-service", help="ce-inferenceservicename")] = "",
-    namespace: Annotated[str, typer.Option("--namespace", help="ce-namespace")] = "",
-    component: Annotated[str, typer.Option("--component", help="ce-component")] = "predictor",
-    endpoint: Annotated[str, typer.Option("--endpoint", help="ce-endpoint (default, canary)")] = "",
-    graceful_timeout: Annotated[
-        float, typer.Option("--graceful-timeout", help="Seconds in-flight requests get on shutdown")
-    ] = 30.0,
-    model_control_mode: Annotated[
-        str,
-        typer.Option("--model-control-mode", "--model_control_mode", help="explicit | none (refuse repository load)"),
-    ] = "explicit",
-    max_connections: Annotated[
-        int, typer.Option("--max-connections", help="Open REST connections before 503 (0: the fd limit)")
-    ] = 1000,
-    header_timeout: Annotated[
-        float, typer.Option("--header-timeout", help="Seconds a client has to send a request's headers")
-    ] = 10.0,
-    fork_after_load: Annotated[
-        bool,
-        typer.Option("--fork-after-load/--load-per-worker", help="--workers: load once, share memory copy-on-write"),
-    ] = False,
+    **server: Any,  # the server's options: one per field of ServerSettings (cli/serve_options.py)
 ) -> None:
     """Serve one model (or a repository of models) over REST (V1, V2) and gRPC (V2)."""
     from modelplane.cli.serve import make_server, parse_extra_args
-    from modelplane.model.options import Batching, Limits
-    from modelplane.server.payload_log import LoggerConfig
-    from modelplane.server.settings import ServerSettings
+    from modelplane.cli.serve_options import settings as settings_from
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per payload-log delivery
-    settings = ServerSettings(
-        host=host,
-        http_port=http_port,
-        grpc_port=grpc_port,
-        enable_grpc=_flag(enable_grpc),
-        workers=workers,
-        max_body_bytes=max_body_bytes,
-        grpc_max_send_bytes=grpc_max_send or grpc_max_message_bytes,
-        grpc_max_receive_bytes=grpc_max_receive or grpc_max_message_bytes,
-        max_threads=max_threads,
-        offload=offload,
-        access_log=access_log,
-        log_level=log_level,
-        graceful_timeout_s=graceful_timeout,
-        fork_after_load=fork_after_load,
-        model_control_mode=model_control_mode,
-        max_connections=max_connections,
-        header_timeout_s=header_timeout,
-    )
     try:
-        if enable_batcher:
-            preferred = tuple(int(p) for p in batch_preferred_sizes.split(",") if p.strip())
-            settings.batching = Batching(max_batch_size, max_latency_ms, preferred, batch_timeout)
-        settings.limits = Limits(max_concurrency, max_queue)
-        if log_url:
-            settings.logger = LoggerConfig(
-                url=log_url,
-                mode=log_mode,
-                metadata_headers=tuple(h.strip() for h in log_metadata_headers.split(",") if h.strip()),
-                source_uri=source_uri or f"http://localhost:{http_port}/",
-                inference_service=inference_service,
-                namespace=namespace,
-                component=component,
-                endpoint=endpoint,
-                queue_size=log_queue_size,
-            )
+        settings = settings_from(server)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per payload-log delivery
     options = parse_extra_args(list(ctx.args))
     if storage_uri:
         model_dir = str(_pull(storage_uri))
@@ -195,13 +90,25 @@ def serve(
     except (ValueError, ImportError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    if workers > 1:
+    if settings.workers > 1:
         from modelplane.server.workers import Supervisor
 
         del server  # each worker builds its own after the fork
         Supervisor(settings, build).run()
     else:
         server.run()
+
+
+def _register_serve() -> None:
+    """`serve`'s signature: its own parameters, then one option per server setting (generated, not repeated)."""
+    from modelplane.cli.serve_options import parameters
+
+    own = [p for p in inspect.signature(serve).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    serve.__signature__ = inspect.Signature([*own, *parameters()])  # type: ignore[attr-defined]
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serve)
+
+
+_register_serve()
 
 
 @app.command()

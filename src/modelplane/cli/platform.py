@@ -48,7 +48,7 @@ def up(
     import logging
 
     from modelplane.backends.local.platform import PlatformConfig, read_info, serve
-    from modelplane.control.store import home
+    from modelplane.backends.local.store import home
 
     info = read_info()
     if info is not None and pid_alive(int(info["pid"])):  # type: ignore[call-overload]
@@ -121,7 +121,7 @@ def up(
         allowed_hosts=tuple(api_allowed_host or ()),
     )
     from modelplane.backends.local.platform import PortInUse
-    from modelplane.control.store import StoreError
+    from modelplane.backends.local.store import StoreError
 
     try:
         asyncio.run(serve(config))
@@ -155,7 +155,7 @@ def token(
 ) -> None:
     """Rotate the control-plane API's bearer token (the old one stops working at once), or print its file."""
     from modelplane.backends.local.auth import rotate_token, token_path
-    from modelplane.control.store import home
+    from modelplane.backends.local.store import home
 
     if action == "rotate":
         rotate_token(home())

@@ -10,8 +10,8 @@ from typing import Any
 
 from modelplane.control.api import ComponentExtension, Container, CustomComponentSpec, InferenceService, ServingRuntime
 from modelplane.control.autoscaling.config import ANNOTATION as AUTOSCALING
+from modelplane.control.revision import Revision
 from modelplane.control.runtimes import RuntimeResolutionError, select_runtime, server_container
-from modelplane.control.store import Revision
 from modelplane.control.webhook import AUTOSCALER_ANNOTATION, MODE_ALIASES, MODE_ANNOTATION
 
 COMPONENTS = ("predictor", "transformer", "explainer")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelplane.model.fields import comma_ints, comma_join, option
+
 
 @dataclass(frozen=True, slots=True)
 class Batching:
@@ -14,10 +16,12 @@ class Batching:
     when more rows are queued (as Triton's preferred_batch_size). `timeout_s` bounds a request's whole stay.
     """
 
-    max_batch_size: int = 32
-    max_latency_ms: float = 5.0
-    preferred_sizes: tuple[int, ...] = ()
-    timeout_s: float | None = None
+    max_batch_size: int = option(32, "--max-batch-size", "--max_batch_size", "--max-batchsize", help="Rows per batch")
+    max_latency_ms: float = option(5.0, "--max-latency", "--max_latency", help="Most a request waits for a batch, ms")
+    preferred_sizes: tuple[int, ...] = option(
+        (), "--batch-preferred-sizes", help="Comma list of preferred batch sizes", parse=comma_ints, show=comma_join
+    )
+    timeout_s: float | None = option(None, "--batch-timeout", help="Seconds a batched request may take")
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_latency_ms < 0:
@@ -28,8 +32,8 @@ class Batching:
 class Limits:
     """Overload control: at most `max_concurrency` requests in the model (0 = unlimited) and `max_queue` waiting."""
 
-    max_concurrency: int = 0
-    max_queue: int = 0
+    max_concurrency: int = option(0, "--max-concurrency", help="Requests in a model at once per worker (0: unlimited)")
+    max_queue: int = option(0, "--max-queue", help="Requests waiting beyond --max-concurrency before 429")
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 0 or self.max_queue < 0:

@@ -49,9 +49,9 @@ class ModelServer:
             self.registry.register(model)
         self._preload = list(preload)
         self.registry.expect(self.registry.names())  # the models it was started for (a repository's may come and go)
-        self.dataplane = DataPlane(self.registry, settings.server_name)
         self.payload_log = PayloadLogger(settings.logger, self.metrics) if settings.logger else None
-        self.rest_app = RestApp(self.dataplane, self.metrics, settings.max_body_bytes, payload_log=self.payload_log)
+        self.dataplane = DataPlane(self.registry, settings.server_name, self.metrics, self.payload_log)
+        self.rest_app = RestApp(self.dataplane, self.metrics, settings.max_body_bytes)
         self._loaded = False
 
     async def load_models(self) -> None:
@@ -96,14 +96,7 @@ class ModelServer:
         if s.enable_grpc:
             from modelplane.server.grpc.servicer import build_server
 
-            grpc_server = build_server(
-                self.dataplane,
-                self.metrics,
-                s.grpc_max_send_bytes,
-                s.grpc_max_receive_bytes,
-                reuse_port,
-                self.payload_log,
-            )
+            grpc_server = build_server(self.dataplane, s.grpc_send_limit, s.grpc_receive_limit, reuse_port)
             host = "[::]" if s.host in ("0.0.0.0", "::") else s.host
             grpc_server.add_insecure_port(f"{host}:{s.grpc_port}")
             await grpc_server.start()

@@ -111,7 +111,7 @@ class Batcher:
         future: asyncio.Future[tuple[Any, dict[str, str]]] = asyncio.get_running_loop().create_future()
         item = _Item(kind, payload, headers, rows, kind.key(payload), future, now)
         self.queue.append(item)
-        self.metrics.set_queue_depth(self.name, len(self.queue))
+        self.metrics.set_batch_queue_depth(self.name, len(self.queue))
         self._poke()
         if self.config.timeout_s is None:
             return await future
@@ -177,7 +177,7 @@ class Batcher:
             else:
                 rest.append(item)
         self.queue = rest
-        self.metrics.set_queue_depth(self.name, len(self.queue))
+        self.metrics.set_batch_queue_depth(self.name, len(self.queue))
         self.busy = True
         task = asyncio.get_running_loop().create_task(self._run(batch, rows))
         self._tasks.add(task)

@@ -11,6 +11,8 @@ from modelplane.protocol.errors import InvalidInput, ModelNotFound
 from modelplane.protocol.types import InferRequest, InferResponse, Tensor
 from modelplane.server.batch_kinds import V1, V2
 from modelplane.server.batching import Kind
+from modelplane.server.metrics import Metrics
+from modelplane.server.payload_log import PayloadLogger
 from modelplane.server.registry import Entry, ModelRegistry
 from modelplane.server.responses import to_infer_response
 
@@ -19,9 +21,58 @@ Gone = Callable[[], Awaitable[None]]  # completes when the client has gone away
 
 
 class DataPlane:
-    def __init__(self, registry: ModelRegistry, server_name: str = "modelplane") -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        server_name: str = "modelplane",
+        metrics: Metrics | None = None,
+        payload_log: PayloadLogger | None = None,
+    ) -> None:
         self.registry = registry
         self.server_name = server_name
+        self.metrics = metrics or Metrics()
+        self.payload_log = payload_log
+
+    # --- what every inference request goes through on either transport ----------------------------------
+    def admit(self, name: str, verb: str = "predict") -> Entry:
+        """The ready model a request is for, before its body is read: 404 / 503, and 429 when a prediction would
+        only join a full queue."""
+        entry = self.registry.ready_entry(name)
+        if verb == "predict":
+            entry.admission.precheck()
+        return entry
+
+    def received(
+        self, name: str, headers: Mapping[str, str], body: Callable[[], bytes], content_type: str
+    ) -> str | None:
+        """A request arrived: the payload logger's request event (`body()` is called only when logging).
+        Returns the event id its response shares."""
+        plog = self.payload_log
+        if plog is None:
+            return None
+        event_id = plog.event_id(headers)
+        plog.request(name, event_id, body(), content_type, headers)
+        return event_id
+
+    def answered(
+        self,
+        name: str,
+        protocol: str,
+        status: str,
+        event: str | None,
+        headers: Mapping[str, str],
+        body: Callable[[], bytes],
+        content_type: str,
+    ) -> None:
+        """A request succeeded: counted, and its response logged with the request's event id."""
+        self.metrics.count(name, protocol, status)
+        if event is not None and self.payload_log is not None:
+            self.payload_log.response(name, event, body(), content_type, headers)
+
+    def failed(self, name: str, protocol: str, status: str) -> None:
+        """A request failed: counted under the model's name only if it is served (label values stay bounded)."""
+        if name and self.registry.has(name):
+            self.metrics.count(name, protocol, status)
 
     # --- health and metadata -------------------------------------------------------------------------
     def live(self) -> bool:
@@ -29,6 +80,9 @@ class DataPlane:
 
     def ready(self) -> bool:
         return self.registry.all_ready()
+
+    def names(self) -> list[str]:
+        return self.registry.names()
 
     def metadata(self) -> dict[str, Any]:
         return {"name": self.server_name, "version": __version__, "extensions": EXTENSIONS}

@@ -38,7 +38,16 @@ class Metrics:
             registry=self.registry,
         )
         self.queue_depth = Gauge(
-            "modelplane_queue_depth", "Requests waiting per model", ["model_name"], registry=self.registry
+            "modelplane_queue_depth",
+            "Requests waiting for a concurrency slot (admission) per model",
+            ["model_name"],
+            registry=self.registry,
+        )
+        self.batch_queue_depth = Gauge(
+            "modelplane_batch_queue_depth",
+            "Requests waiting in the adaptive batcher per model",
+            ["model_name"],
+            registry=self.registry,
         )
         self.rejected = Counter(
             "modelplane_rejected_requests",
@@ -78,6 +87,9 @@ class Metrics:
 
     def set_queue_depth(self, model_name: str, depth: int) -> None:
         self._child("depth", self.queue_depth, model_name).set(depth)
+
+    def set_batch_queue_depth(self, model_name: str, depth: int) -> None:
+        self._child("batch_depth", self.batch_queue_depth, model_name).set(depth)
 
     def reject(self, model_name: str, reason: str) -> None:
         self._child("rejected", self.rejected, model_name, reason).inc()

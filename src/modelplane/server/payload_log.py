@@ -20,33 +20,14 @@ import orjson
 
 from modelplane.server.log_sink import PipelinedPoster
 from modelplane.server.metrics import Metrics
+from modelplane.server.settings import LoggerConfig
 
 log = logging.getLogger("modelplane.payload_log")
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
-MODES = ("all", "request", "response")
 BATCH = 256  # events one sender writes at once
 FLUSH_S = 0.01  # how long a woken sender lets events gather before it writes (delivery latency, not request's)
-
-
-@dataclass(frozen=True, slots=True)
-class LoggerConfig:
-    url: str
-    mode: str = "all"  # all | request | response
-    metadata_headers: tuple[str, ...] = ()  # request headers copied into ce-metadata
-    source_uri: str = "http://localhost:8080/"
-    inference_service: str = ""
-    namespace: str = ""
-    component: str = "predictor"
-    endpoint: str = ""
-    queue_size: int = 1000
-    senders: int = 2
-    timeout_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"logger mode must be one of {', '.join(MODES)}, got {self.mode!r}")
 
 
 @dataclass(slots=True)

@@ -1,40 +1,139 @@
-"""Server: settings for one model-server process (ports, limits, threads, logging)."""
+"""Server: the settings of one model-server process (ports, limits, threads, batching, payload logging) — each
+declared once, on its field: `modelplane serve`'s options are generated from these fields (cli/serve_options.py)
+and the platform writes replica command lines with `argv()`."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, fields
+from typing import Any
 
+from modelplane.model.fields import FLAGS, GROUP, comma_join, comma_names, group, lower, option, truthy
 from modelplane.model.options import Batching, Limits
-from modelplane.server.payload_log import LoggerConfig
 
 MIB = 2**20
+MODES = ("all", "request", "response")
+
+
+@dataclass(frozen=True, slots=True)
+class LoggerConfig:
+    """The payload logger (KServe's `logger`): requests and responses posted as CloudEvents to `url`."""
+
+    url: str = option(MISSING, "--log-url", "--logger-url", help="Payload logger sink URL")
+    mode: str = option("all", "--log-mode", help="all | request | response")
+    metadata_headers: tuple[str, ...] = option(
+        (),
+        "--metadata-headers",
+        "--log-metadata-headers",
+        help="Comma list of request headers copied into ce-metadata",
+        parse=comma_names,
+        show=comma_join,
+    )
+    source_uri: str = option("", "--source-uri", help="ce-source of logged events (default: this server)")
+    inference_service: str = option("", "--inference-service", help="ce-inferenceservicename")
+    namespace: str = option("", "--namespace", help="ce-namespace")
+    component: str = option("predictor", "--component", help="ce-component")
+    endpoint: str = option("", "--endpoint", help="ce-endpoint (default, canary)")
+    queue_size: int = option(1000, "--log-queue-size", help="Events held for a slow sink")
+    senders: int = 2
+    timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"logger mode must be one of {', '.join(MODES)}, got {self.mode!r}")
 
 
 @dataclass(slots=True)
 class ServerSettings:
-    host: str = "127.0.0.1"  # loopback unless told otherwise (a container passes --host 0.0.0.0)
-    http_port: int = 8080
-    grpc_port: int = 8081
-    enable_grpc: bool = True
-    workers: int = 1
-    max_body_bytes: int = 64 * MIB
-    grpc_max_send_bytes: int = 64 * MIB
-    grpc_max_receive_bytes: int = 64 * MIB
-    max_threads: int | None = None  # worker threads for sync model code; None → min(32, cpus + 4)
-    offload: str = "auto"  # auto | thread | inline (see server.pipeline.OffloadPolicy)
-    access_log: bool = False
-    log_level: str = "info"
+    host: str = option("127.0.0.1", "--host", help="Bind address (0.0.0.0 to serve other machines)")
+    http_port: int = option(8080, "--http-port", "--http_port")
+    grpc_port: int = option(8081, "--grpc-port", "--grpc_port")
+    enable_grpc: bool = option(True, "--enable-grpc", "--enable_grpc", parse=truthy, show=lower)
+    workers: int = option(1, "--workers")
+    max_threads: int | None = option(
+        None,
+        "--max-threads",
+        "--max_threads",
+        "--max_asyncio_workers",
+        help="Worker threads for sync model code (default: min(32, cpus + 4))",
+    )
+    max_body_bytes: int = option(64 * MIB, "--max-body-bytes")
+    grpc_max_message_bytes: int = option(
+        64 * MIB, "--grpc-max-message-bytes", help="gRPC message limit, both directions"
+    )
+    grpc_max_send_bytes: int | None = option(None, "--grpc_max_send_message_length", hidden=True)
+    grpc_max_receive_bytes: int | None = option(None, "--grpc_max_receive_message_length", hidden=True)
+    offload: str = option("auto", "--offload", help="Sync model code: auto | thread | inline")
+    access_log: bool = option(False, "--access-log/--no-access-log")
+    log_level: str = option("info", "--log-level")
     timeout_keep_alive: int = 65
     server_name: str = "modelplane"
-    batching: Batching | None = None  # adaptive batching for every model that does not set its own
-    limits: Limits = field(default_factory=Limits)  # overload limits for every model that does not set its own
-    logger: LoggerConfig | None = None  # payload logger (CloudEvents to a sink)
-    graceful_timeout_s: float = 30.0  # on SIGTERM: stop accepting, let in-flight requests finish this long
-    model_control_mode: str = "explicit"  # "none": repository load/unload refused (Triton's --model-control-mode)
-    max_connections: int = 1000  # open REST connections before a new one gets 503 (0: no cap)
-    header_timeout_s: float = 10.0  # a request's headers must arrive within this long
-    fork_after_load: bool = False  # --workers: load models once in the parent, fork workers that share the memory
+    batching: Batching | None = group(
+        Batching, "--enable-batcher", "--enable_batcher", help="Adaptive batching (all protocols)", optional=True
+    )  # for every model that does not set its own
+    limits: Limits = group(Limits)  # overload limits for every model that does not set its own
+    logger: LoggerConfig | None = group(LoggerConfig, optional=True)  # on with --log-url
+    graceful_timeout_s: float = option(30.0, "--graceful-timeout", help="Seconds in-flight requests get on shutdown")
+    model_control_mode: str = option(
+        "explicit",
+        "--model-control-mode",
+        "--model_control_mode",
+        help="explicit | none (refuse repository load/unload, as Triton's)",
+    )
+    max_connections: int = option(1000, "--max-connections", help="Open REST connections before 503 (0: the fd limit)")
+    header_timeout_s: float = option(10.0, "--header-timeout", help="Seconds a client has to send a request's headers")
+    fork_after_load: bool = option(
+        False,
+        "--fork-after-load/--load-per-worker",
+        help="--workers: load once, share memory copy-on-write",
+    )
 
     def thread_count(self) -> int:
         return self.max_threads or min(32, (os.cpu_count() or 1) + 4)
+
+    @property
+    def grpc_send_limit(self) -> int:
+        return self.grpc_max_send_bytes or self.grpc_max_message_bytes
+
+    @property
+    def grpc_receive_limit(self) -> int:
+        return self.grpc_max_receive_bytes or self.grpc_max_message_bytes
+
+
+def finish(settings: ServerSettings) -> ServerSettings:
+    """Defaults that depend on other settings: a logged event's source is this server unless told otherwise."""
+    if settings.logger is not None and not settings.logger.source_uri:
+        source = f"http://localhost:{settings.http_port}/"
+        settings.logger = dataclasses.replace(settings.logger, source_uri=source)
+    return settings
+
+
+def argv(settings: ServerSettings) -> list[str]:
+    """The `modelplane serve` options that reproduce `settings`: every flagged field that differs from its default."""
+    out: list[str] = []
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if f.metadata.get(GROUP) is None:
+            if FLAGS in f.metadata and value != f.default:
+                out += _flag(f, value)
+            continue
+        if value is None:
+            continue
+        if f.metadata.get(FLAGS):
+            out.append(f.metadata[FLAGS][0])  # the group's on-switch
+        for g in fields(value):
+            member = getattr(value, g.name)
+            if FLAGS in g.metadata and (g.default is MISSING or member != g.default):
+                out += _flag(g, member)
+    return out
+
+
+def _flag(f: dataclasses.Field[Any], value: Any) -> list[str]:
+    on, _, off = f.metadata[FLAGS][0].partition("/")
+    if off:
+        return [on if value else off]
+    if value is None:
+        return []
+    show = f.metadata.get("show") or str
+    return [on, show(value)]

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 
 from modelplane.backends.local.auth import ApiError, ApiGuard
+from modelplane.backends.local.store import CorruptObject, Store
 from modelplane.control.api import KINDS, InferenceService, parse
-from modelplane.control.store import CorruptObject, Store
 from modelplane.control.strict import MODES, unknown_fields
 from modelplane.control.webhook import ValidationError, default, validate
 

@@ -15,10 +15,11 @@ from modelplane.backends.local.gateway import Gateway, Route
 from modelplane.backends.local.launch import Launcher
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.backends.local.revision import Revisions, RevisionState
+from modelplane.backends.local.store import Store
 from modelplane.backends.seam import Traffic
 from modelplane.control.api import InferenceService
 from modelplane.control.reconciler import Observed
-from modelplane.control.store import Revision, Store, now
+from modelplane.control.revision import Revision, now
 
 log = logging.getLogger("modelplane.controller")
 ACTIVATE_DEBOUNCE_S = 0.05  # held requests ask for a scale-from-zero at most this often per revision

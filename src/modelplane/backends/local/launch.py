@@ -18,9 +18,12 @@ from typing import Any
 
 from modelplane.backends.local.replicas import ReplicaSpec
 from modelplane.backends.local.revision import Pull, RevisionState
+from modelplane.backends.local.store import Store
 from modelplane.backends.seam import REPOSITORY_ANNOTATION
 from modelplane.control.api import InferenceService
-from modelplane.control.store import Revision, Store
+from modelplane.control.revision import Revision
+from modelplane.model.options import Batching
+from modelplane.server.settings import LoggerConfig, ServerSettings, argv
 
 log = logging.getLogger("modelplane.controller")
 MODEL_MOUNT = "/mnt/models"
@@ -132,23 +135,29 @@ class Launcher:
 
     @staticmethod
     def _server_flags(isvc: InferenceService, revision: Revision) -> list[str]:
+        """The replica's server settings from the revision (KServe's logger and batcher fields, the repository
+        annotation), written as `modelplane serve` options by the settings themselves."""
         t = revision.template
-        flags: list[str] = []
+        settings = ServerSettings()
         if isvc.metadata.annotations.get(REPOSITORY_ANNOTATION) != "true":
-            flags += ["--model-control-mode", "none"]  # the model it was started for, and nothing else
+            settings.model_control_mode = "none"  # the model it was started for, and nothing else
         logger, batcher = t.get("logger"), t.get("batcher")
         if logger and logger.get("url"):
-            flags += ["--log-url", _escape(logger["url"]), "--log-mode", logger.get("mode", "all")]
-            flags += ["--inference-service", isvc.metadata.name, "--namespace", isvc.metadata.namespace]
-            flags += ["--component", revision.component]
-            if logger.get("metadataHeaders"):
-                flags += ["--metadata-headers", ",".join(logger["metadataHeaders"])]
+            settings.logger = LoggerConfig(
+                url=logger["url"],
+                mode=logger.get("mode", "all"),
+                metadata_headers=tuple(logger.get("metadataHeaders") or ()),
+                inference_service=isvc.metadata.name,
+                namespace=isvc.metadata.namespace,
+                component=revision.component,
+            )
         if batcher is not None:
-            flags += ["--enable-batcher", "--max-batch-size", str(batcher.get("maxBatchSize") or 32)]
-            flags += ["--max-latency", str(batcher.get("maxLatency") or 5000)]
-            if batcher.get("timeout"):
-                flags += ["--batch-timeout", str(batcher["timeout"])]
-        return flags
+            settings.batching = Batching(
+                max_batch_size=int(batcher.get("maxBatchSize") or 32),
+                max_latency_ms=float(batcher.get("maxLatency") or 5000),
+                timeout_s=float(batcher["timeout"]) if batcher.get("timeout") else None,
+            )
+        return [_escape(a) for a in argv(settings)]
 
 
 PULL_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # wait before pulling again after consecutive failures

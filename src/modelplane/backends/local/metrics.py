@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from modelplane.backends.local.autoscaler import ColdStarts
 from modelplane.backends.local.gateway import Gateway
 from modelplane.backends.local.revision import Revisions
-from modelplane.control.store import revision_name
+from modelplane.control.revision import revision_name
 
 LABELS = ["namespace", "inferenceservice", "component", "revision"]
 

@@ -22,8 +22,8 @@ from modelplane.backends.local.grpc_gateway import GrpcGateway, message_options
 from modelplane.backends.local.metrics import registry, render
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.backends.local.revision import Revisions
+from modelplane.backends.local.store import Store, home
 from modelplane.backends.local.zygote import Zygote
-from modelplane.control.store import Store, home
 from modelplane.proctitle import set_title
 from modelplane.server.rest.guard import ConnectionLimits, guarded_protocol
 

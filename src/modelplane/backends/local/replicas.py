@@ -23,7 +23,7 @@ import httpx
 
 from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.zygote import Zygote
-from modelplane.control.store import revision_name
+from modelplane.control.revision import revision_name
 
 if TYPE_CHECKING:
     from modelplane.backends.local.revision import Revisions, RevisionState

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from modelplane.backends.local.activator import Endpoint
 from modelplane.control.api import InferenceService
-from modelplane.control.store import Revision
+from modelplane.control.revision import Revision
 
 if TYPE_CHECKING:
     from modelplane.backends.local.autoscaler import Scaler

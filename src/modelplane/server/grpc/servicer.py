@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from functools import wraps
+from functools import partial, wraps
 from typing import Any, TypeVar
 
 import grpc
@@ -15,8 +15,6 @@ from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
 from modelplane.protocol.errors import InvalidInput, ModelplaneError, status_of
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.grpc import codec
-from modelplane.server.metrics import Metrics
-from modelplane.server.payload_log import PayloadLogger
 
 log = logging.getLogger("modelplane.grpc")
 SERVICE = "inference.GRPCInferenceService"
@@ -44,9 +42,7 @@ def _mapped(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
                 message = f"{type(exc).__name__} : {exc}"
             else:
                 message = exc.message
-            name = getattr(request, "model_name", "")
-            if name and self.dp.registry.has(name):  # only served models become label values
-                self.metrics.count(name, "grpc", status_of(exc).grpc)
+            self.dp.failed(getattr(request, "model_name", ""), "grpc", status_of(exc).grpc)
             await context.abort(grpc_code(exc), message, tuple((getattr(exc, "headers", None) or {}).items()))
             raise  # unreachable: abort raises
 
@@ -54,10 +50,10 @@ def _mapped(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
 
 
 class Servicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, dataplane: DataPlane, metrics: Metrics, payload_log: PayloadLogger | None = None) -> None:
+    """Decodes, calls the DataPlane, encodes; nothing else."""
+
+    def __init__(self, dataplane: DataPlane) -> None:
         self.dp = dataplane
-        self.metrics = metrics
-        self.payload_log = payload_log
 
     @_mapped
     async def ServerLive(self, request: Any, context: Any) -> Any:
@@ -90,20 +86,16 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @_mapped
     async def ModelInfer(self, request: Any, context: Any) -> Any:
-        entry = self.dp.registry.ready_entry(request.model_name)
+        name = request.model_name
+        entry = self.dp.admit(name)
         infer_request = codec.decode_request(request)
         headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        plog = self.payload_log
-        if plog is not None:
-            event_id = plog.event_id(headers)
-            plog.request(request.model_name, event_id, request.SerializeToString(), GRPC_PROTO, headers)
+        event = self.dp.received(name, headers, request.SerializeToString, GRPC_PROTO)
         response, _ = await self.dp.infer(infer_request, headers, entry, deadline)
         msg = codec.encode_response(response, raw=bool(request.raw_input_contents))
-        self.metrics.count(request.model_name, "grpc", "OK")
-        if plog is not None:
-            plog.response(request.model_name, event_id, _serialize(msg), GRPC_PROTO, headers)
+        self.dp.answered(name, "grpc", "OK", event, headers, partial(_serialize, msg), GRPC_PROTO)
         return msg
 
     @_mapped
@@ -131,12 +123,7 @@ def _serialize(message: Any) -> bytes:
 
 
 def build_server(
-    dataplane: DataPlane,
-    metrics: Metrics,
-    max_send_bytes: int,
-    max_receive_bytes: int,
-    reuse_port: bool = False,
-    payload_log: PayloadLogger | None = None,
+    dataplane: DataPlane, max_send_bytes: int, max_receive_bytes: int, reuse_port: bool = False
 ) -> grpc.aio.Server:
     options = [
         ("grpc.max_send_message_length", max_send_bytes),
@@ -145,7 +132,7 @@ def build_server(
         ("grpc.max_connection_idle_ms", IDLE_MS),  # idle clients do not hold descriptors forever
     ]
     server = grpc.aio.server(options=options)
-    servicer = Servicer(dataplane, metrics, payload_log)
+    servicer = Servicer(dataplane)
     handlers = {}
     for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(

@@ -20,7 +20,6 @@ from modelplane.protocol.errors import (
 from modelplane.protocol.types import InferResponse
 from modelplane.server.dataplane import DataPlane, deadline_from_ms
 from modelplane.server.metrics import Metrics
-from modelplane.server.payload_log import PayloadLogger
 from modelplane.server.rest import cloudevents
 from modelplane.server.rest.http import (
     JSON,
@@ -51,9 +50,7 @@ class RestApp:
         metrics: Metrics,
         max_body_bytes: int = 64 * 2**20,
         cloudevent_config: cloudevents.CloudEventConfig | None = None,
-        payload_log: PayloadLogger | None = None,
     ) -> None:
-        self.payload_log = payload_log
         self.dataplane = dataplane
         self.metrics = metrics
         self.max_body = max_body_bytes
@@ -89,9 +86,7 @@ class RestApp:
                 message = f"{type(exc).__name__} : {exc}"
             else:
                 message = exc.message
-            model = _inference_model(path)
-            if model and self.dataplane.registry.has(model):  # only served models become label values
-                self.metrics.count(model, "rest", str(status))
+            self.dataplane.failed(_inference_model(path), "rest", str(status))
             extra = getattr(exc, "headers", None) or {}
             await respond_json(send, status, {"error": message}, [(k.encode(), v.encode()) for k, v in extra.items()])
 
@@ -130,17 +125,15 @@ class RestApp:
                 deadline = deadline_from_ms(value)
             elif key == b"content-length":
                 declared = _int_header(value, "Content-Length")
-        entry = self.dataplane.registry.ready_entry(name)  # 404/503 before reading a large body
-        entry.admission.precheck()  # and 429 when the model's queue is full
+        dp = self.dataplane
+        entry = dp.admit(name)  # 404 / 503 / 429 before reading a large body
         body = await read_body(receive, self.max_body, declared)
         request = decode_request(body, header_length, name)
         request.model_version = version
         headers_in = header_dict(scope)
-        plog = self.payload_log
-        if plog is not None:
-            event_id = plog.event_id(headers_in)
-            plog.request(name, event_id, body, headers_in.get("content-type", ""), headers_in)
-        response, extra = await self.dataplane.infer(request, headers_in, entry, deadline, partial(_gone, receive))
+        ctype = headers_in.get("content-type", "")
+        event = dp.received(name, headers_in, partial(_same, body), ctype)
+        response, extra = await dp.infer(request, headers_in, entry, deadline, partial(_gone, receive))
         parts, ihcl = encode_response(response, binary_outputs(request, response))
         headers = [(k.encode(), v.encode()) for k, v in extra.items()]
         if ihcl is None:
@@ -148,10 +141,8 @@ class RestApp:
         else:
             headers.append((IHCL, str(ihcl).encode()))
             headers.append((b"content-type", b"application/octet-stream"))
-        self.metrics.count(name, "rest", "200")
         await respond(send, 200, parts, headers)
-        if plog is not None:
-            plog.response(name, event_id, b"".join(parts), headers_in.get("content-type", ""), headers_in)
+        dp.answered(name, "rest", "200", event, headers_in, partial(b"".join, parts), ctype)
 
     # --- /v1/models/... ------------------------------------------------------------------------------
     async def _v1_model(self, rest: str, method: str, scope: Scope, receive: Receive, send: Send) -> None:
@@ -164,9 +155,8 @@ class RestApp:
         if verb not in ("predict", "explain") or not name or "/" in name:
             raise RouteNotFound("Not Found")
         _allow(method, "POST")
-        entry = self.dataplane.registry.ready_entry(name)  # 404/503 before reading the body
-        if verb == "predict":
-            entry.admission.precheck()  # 429 before reading the body when the queue is full
+        dp = self.dataplane
+        entry = dp.admit(name, verb)  # 404 / 503 (and 429 for a prediction) before reading the body
         headers = header_dict(scope)
         declared = headers.get("content-length")
         body = await read_body(
@@ -175,13 +165,9 @@ class RestApp:
         timeout = headers.get("x-request-timeout-ms")
         deadline = deadline_from_ms(timeout) if timeout is not None else None
         payload, event = self._decode_v1(body, headers)
-        plog = self.payload_log
-        if plog is not None:
-            event_id = plog.event_id(headers)
-            plog.request(name, event_id, body, headers.get("content-type", ""), headers)
-        result, extra = await self.dataplane.predict_v1(
-            name, payload, headers, verb, entry, deadline, partial(_gone, receive)
-        )
+        ctype = headers.get("content-type", "")
+        logged = dp.received(name, headers, partial(_same, body), ctype)
+        result, extra = await dp.predict_v1(name, payload, headers, verb, entry, deadline, partial(_gone, receive))
         out_headers = [(k.encode(), v.encode()) for k, v in extra.items()]
         if event is not None:
             body_out, ce_headers = cloudevents.encode(dumps(_v1_jsonable(result)), event, self.ce_config, name)
@@ -192,9 +178,7 @@ class RestApp:
             body_out = dumps(_v1_jsonable(result))
             out_headers.append((b"content-type", JSON))
         await respond(send, 200, [body_out], out_headers)
-        self.metrics.count(name, "rest", "200")
-        if plog is not None:
-            plog.response(name, event_id, body_out, headers.get("content-type", ""), headers)
+        dp.answered(name, "rest", "200", logged, headers, partial(_same, body_out), ctype)
 
     def _decode_v1(self, body: bytes, headers: Mapping[str, str]) -> tuple[Any, cloudevents.IncomingEvent | None]:
         if cloudevents.is_binary_event(headers):
@@ -260,12 +244,12 @@ def _ready(dp: DataPlane) -> tuple[int, Any]:
 
 _GET_ROUTES = {
     "/": lambda dp: (200, {"status": "alive"}),
-    "/v1/models": lambda dp: (200, {"models": dp.registry.names()}),
+    "/v1/models": lambda dp: (200, {"models": dp.names()}),
     "/v2": lambda dp: (200, dp.metadata()),
     "/v2/": lambda dp: (200, dp.metadata()),
     "/v2/health/live": lambda dp: (200, {"live": dp.live()}),
     "/v2/health/ready": _ready,
-    "/v2/models": lambda dp: (200, {"models": dp.registry.names()}),
+    "/v2/models": lambda dp: (200, {"models": dp.names()}),
     "/metrics": None,
 }
 
@@ -301,3 +285,7 @@ def _v1_jsonable(result: Any) -> Any:
     if isinstance(result, InferResponse):
         return orjson.loads(encode_response(result, [False] * len(result.outputs))[0][0])
     return result
+
+
+def _same(data: bytes) -> bytes:
+    return data

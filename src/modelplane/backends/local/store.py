@@ -1,4 +1,5 @@
-"""Control plane: the object store — SQLite under MODELPLANE_HOME; objects, immutable revisions, a change log."""
+"""Local backend: the object store — SQLite under MODELPLANE_HOME; objects, immutable revisions, a change log
+(the Kubernetes backend's store is the API server)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from modelplane.control.revision import Revision, now
 
 log = logging.getLogger("modelplane.store")
 SCHEMA = """
@@ -32,34 +33,6 @@ CREATE TABLE IF NOT EXISTS changes (
 
 def home() -> Path:
     return Path(os.environ.get("MODELPLANE_HOME") or Path.home() / ".modelplane")
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True, slots=True)
-class Revision:
-    namespace: str
-    isvc: str
-    component: str
-    number: int
-    name: str
-    template_hash: str
-    template: dict[str, Any]
-    created: str
-
-    @property
-    def key(self) -> str:
-        """Unique on this platform: revision names repeat across namespaces, and when an InferenceService is
-        deleted and re-created, so backends key replicas, routes, pools and pulled models by namespace, name and
-        template hash."""
-        return f"{self.namespace}.{self.name}.{self.template_hash[:8]}"
-
-
-def revision_name(key: str) -> str:
-    """The KServe revision name inside a Revision.key."""
-    return key.split(".")[1] if key.count(".") == 2 else key
 
 
 class Conflict(Exception):
