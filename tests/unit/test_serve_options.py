@@ -62,3 +62,16 @@ def test_kserve_spellings_and_values_parse() -> None:
     with pytest.raises(ValueError, match="logger mode"):
         parse(["--log-url", "http://sink", "--log-mode", "everything"])
     assert parse(["--log-url", "http://sink"]).logger.source_uri == "http://localhost:8080/"  # type: ignore[union-attr]
+
+
+def test_serve_keeps_its_own_options_and_their_kserve_spellings() -> None:
+    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    args = ["--model_dir", "/m", "--model_name", "iris", "--storage_uri", "s3://b/m", "--model_class", "p.m:C"]
+    params = command.make_context("serve", [*args, "--runtime", "sklearn"]).params
+    assert {k: params[k] for k in OWN} == {
+        "model_dir": "/m",
+        "model_name": "iris",
+        "storage_uri": "s3://b/m",
+        "model_class": "p.m:C",
+        "runtime": "sklearn",
+    }

@@ -103,7 +103,7 @@ def _register_serve() -> None:
     """`serve`'s signature: its own parameters, then one option per server setting (generated, not repeated)."""
     from modelplane.cli.serve_options import parameters
 
-    own = [p for p in inspect.signature(serve).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    own = [p for p in inspect.signature(serve, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
     serve.__signature__ = inspect.Signature([*own, *parameters()])  # type: ignore[attr-defined]
     app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serve)
 
