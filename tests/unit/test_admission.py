@@ -117,3 +117,26 @@ def test_precheck_refuses_before_the_body_is_read_only_when_acquire_would():
         adm.precheck()
 
     asyncio.run(scenario())
+
+
+def test_by_default_work_is_bounded_and_the_next_request_gets_429_at_once():
+    """Issue 13: without settings, an overloaded model queued without bound; the defaults now bound it."""
+
+    async def scenario():
+        adm = Admission("m", Limits(), Metrics())
+        limits = Limits()
+        running = [await adm.acquire() for _ in range(limits.max_concurrency)]
+        queued = [asyncio.create_task(adm.acquire()) for _ in range(limits.max_queue)]
+        await _settle()
+        assert adm.running == limits.max_concurrency and adm.queued == limits.max_queue
+        with pytest.raises(Overloaded):
+            adm.precheck()  # before the body is read
+        with pytest.raises(Overloaded):
+            await adm.acquire()
+        for granted in running:
+            adm.release(granted)
+        for task in queued:
+            adm.release(await task)
+        assert adm.running == 0 and adm.queued == 0
+
+    asyncio.run(scenario())

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from modelplane.model.fields import comma_ints, comma_join, option
 
+DEFAULT_CONCURRENCY = 256  # requests in one model at once (per worker) before new ones wait
+DEFAULT_QUEUE = 1024  # requests waiting for a model before new ones get 429
+
 
 @dataclass(frozen=True, slots=True)
 class Batching:
@@ -30,10 +33,16 @@ class Batching:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Overload control: at most `max_concurrency` requests in the model (0 = unlimited) and `max_queue` waiting."""
+    """Overload control: at most `max_concurrency` requests in the model (0 = unlimited) and `max_queue` waiting.
 
-    max_concurrency: int = option(0, "--max-concurrency", help="Requests in a model at once per worker (0: unlimited)")
-    max_queue: int = option(0, "--max-queue", help="Requests waiting beyond --max-concurrency before 429")
+    The defaults bound the work a model can be handed (256 at once, 1,024 waiting) so that an overloaded server
+    answers 429 early instead of queueing without bound; they sit far above what adaptive batching (32 rows by
+    default) or the worker threads use, so they change nothing below overload."""
+
+    max_concurrency: int = option(
+        DEFAULT_CONCURRENCY, "--max-concurrency", help="Requests in a model at once per worker (0: unlimited)"
+    )
+    max_queue: int = option(DEFAULT_QUEUE, "--max-queue", help="Requests waiting beyond --max-concurrency before 429")
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 0 or self.max_queue < 0:

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from modelplane.model.options import Batching
-from modelplane.protocol.errors import DeadlineExceeded, InferenceError
+from modelplane.protocol.errors import ClientGone, DeadlineExceeded, InferenceError
 from modelplane.server.metrics import Metrics
 
 QUIET_SHARE = 0.1  # a pause in arrivals this long (as a share of the batch's fixed cost) ends a hold
+ABANDONED_AFTER_S = 0.1  # a request queued this long starts watching for its client's disconnect
+Gone = Callable[[], Awaitable[None]]  # completes when the client has gone away
 Run = Callable[[Any, Mapping[str, str]], Awaitable[tuple[Any, dict[str, str]]]]
 
 
@@ -69,6 +71,8 @@ class _Item:
     key: Hashable
     future: asyncio.Future[tuple[Any, dict[str, str]]]
     enqueued: float = field(default_factory=time.monotonic)
+    gone: Gone | None = None  # completes when the client disconnects
+    watched: bool = False
 
 
 class Batcher:
@@ -94,12 +98,17 @@ class Batcher:
         self._timer: asyncio.TimerHandle | None = None
         self._free_since = 0.0  # when the last batch finished
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
 
     @property
     def arrival_rate(self) -> float:
         return 1.0 / self._gap if self._gap > 0 else 0.0
 
-    async def submit(self, kind: Kind, payload: Any, headers: Mapping[str, str]) -> tuple[Any, dict[str, str]]:
+    async def submit(
+        self, kind: Kind, payload: Any, headers: Mapping[str, str], gone: Gone | None = None
+    ) -> tuple[Any, dict[str, str]]:
+        """Run `payload` in a batch. `gone()` completes when the client disconnects: a request still queued
+        ABANDONED_AFTER_S after it arrived starts watching for that, and leaves the queue if it happens."""
         rows = kind.rows(payload)
         if rows is None or rows >= self.config.max_batch_size:
             return await self.run(payload, headers)
@@ -109,10 +118,12 @@ class Batcher:
             self._gap = gap if self._gap == 0 else 0.8 * self._gap + 0.2 * gap
         self._last_arrival = now
         future: asyncio.Future[tuple[Any, dict[str, str]]] = asyncio.get_running_loop().create_future()
-        item = _Item(kind, payload, headers, rows, kind.key(payload), future, now)
+        item = _Item(kind, payload, headers, rows, kind.key(payload), future, now, gone)
         self.queue.append(item)
         self.metrics.set_batch_queue_depth(self.name, len(self.queue))
         self._poke()
+        if gone is not None and self._sweeper is None and not future.done() and self.queue:
+            self._sweeper = asyncio.get_running_loop().call_later(ABANDONED_AFTER_S, self._sweep)
         if self.config.timeout_s is None:
             return await future
         try:
@@ -148,6 +159,40 @@ class Batcher:
             self._timer.cancel()
         loop = asyncio.get_running_loop()
         self._timer = loop.call_at(loop.time() + (due - now), self._on_timer)
+
+    def _sweep(self) -> None:
+        """Requests queued for ABANDONED_AFTER_S start watching for their client's disconnect (a watcher for every
+        request would cost on the fast path; only waiting requests can be abandoned work)."""
+        self._sweeper = None
+        now = time.monotonic()
+        pending = False
+        for item in self.queue:
+            if item.gone is None or item.watched or item.future.done():
+                continue
+            if now - item.enqueued < ABANDONED_AFTER_S:
+                pending = True
+                continue
+            item.watched = True
+            task = asyncio.get_running_loop().create_task(self._watch(item))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if pending:
+            self._sweeper = asyncio.get_running_loop().call_later(ABANDONED_AFTER_S, self._sweep)
+
+    async def _watch(self, item: _Item) -> None:
+        assert item.gone is not None
+        left = asyncio.ensure_future(item.gone())
+        try:
+            await asyncio.wait((left, item.future), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            left.cancel()
+        if left.done() and not left.cancelled() and not item.future.done() and item in self.queue:
+            self.queue.remove(item)  # never reaches the model
+            self.metrics.set_batch_queue_depth(self.name, len(self.queue))
+            self.metrics.reject(self.name, "client_gone")
+            item.future.set_exception(
+                ClientGone(f"Model {self.name}: the client disconnected while its request was queued")
+            )
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelplane import __version__
 from modelplane.protocol.errors import InvalidInput, ModelNotFound
 from modelplane.protocol.types import InferRequest, InferResponse, Tensor
 from modelplane.server.batch_kinds import V1, V2
-from modelplane.server.batching import Kind
+from modelplane.server.batching import Gone, Kind
 from modelplane.server.metrics import Metrics
 from modelplane.server.payload_log import PayloadLogger
 from modelplane.server.registry import Entry, ModelRegistry
 from modelplane.server.responses import to_infer_response
 
 EXTENSIONS = ["model_repository_extension", "binary_tensor_data"]
-Gone = Callable[[], Awaitable[None]]  # completes when the client has gone away
 
 
 class DataPlane:
@@ -163,10 +162,10 @@ class DataPlane:
         entry.enter()  # an unload waits for this request; one that has begun refuses it (503)
         try:
             if deadline is None and not admission.limits.active:
-                return await self._run(entry, kind, verb, payload, headers)
+                return await self._run(entry, kind, verb, payload, headers, gone)
             granted = await admission.acquire(deadline, gone)
             try:
-                return await self._run(entry, kind, verb, payload, headers)
+                return await self._run(entry, kind, verb, payload, headers, gone)
             finally:
                 admission.release(granted)
         finally:
@@ -174,10 +173,10 @@ class DataPlane:
 
     @staticmethod
     async def _run(
-        entry: Entry, kind: Kind, verb: str, payload: Any, headers: Mapping[str, str]
+        entry: Entry, kind: Kind, verb: str, payload: Any, headers: Mapping[str, str], gone: Gone | None = None
     ) -> tuple[Any, dict[str, str]]:
         if entry.batcher is not None and verb == "predict":
-            return await entry.batcher.submit(kind, payload, headers)
+            return await entry.batcher.submit(kind, payload, headers, gone)
         return await entry.pipeline(verb, payload, headers)
 
     # --- repository extension --------------------------------------------------------------------------
