@@ -155,3 +155,19 @@ def test_bodies_that_are_not_one_object(api):
         assert status == 400 and body["kind"] == "Status"
     status, body = send(api, "POST", body=b"a: [" * 3, **{"content-type": "application/yaml"})
     assert status == 400
+
+
+def test_the_platforms_listening_sockets_turn_nagle_off() -> None:
+    """asyncio disables Nagle only on sockets whose proto says TCP; the platform binds its own (to report a taken
+    port before it says it is up), and with proto 0 every keep-alive response through the gateway waited ~40 ms
+    for the client's delayed ACK. Accepted connections inherit these options."""
+    import socket
+
+    from modelplane.backends.local.platform import _bind
+
+    sock = _bind("127.0.0.1", 0, "gateway HTTP", "--port")
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()

@@ -37,8 +37,11 @@ class PortInUse(Exception):
 
 def _bind(host: str, port: int, what: str, flag: str, listen: bool = True) -> socket.socket:
     """A bound (and listening) socket, or PortInUse — before anything says the platform is up."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns Nagle off only on sockets whose proto says TCP, and a response written
+    # as head + body would otherwise wait ~40 ms for the client's delayed ACK on every keep-alive request
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
