@@ -79,6 +79,15 @@ def phases() -> dict[str, float]:
     return {k: float(v) for k, v in found}
 
 
+def _processes(home: Path) -> list[dict]:
+    """Replica processes still running or draining (Terminating), from the platform's state file."""
+    try:
+        doc = json.loads((home / "replicas.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    return doc.get("replicas", []) + doc.get("terminating", [])
+
+
 def tree_pss_kib(pid: int) -> tuple[int, int]:
     """(PSS in KiB, process count) of a process and all its descendants."""
     children: dict[int, list[int]] = {}
@@ -205,6 +214,7 @@ def main() -> None:
             wait(lambda name=name: scaling(name).get("ready"), f"{name} Ready")
         for name in [*names, "sklearn-iris"]:
             wait(lambda name=name: scaling(name).get("actualReplicas") == 0, f"{name} at zero")
+        wait(lambda: not _processes(home), "the stopped replicas to exit")  # status says 0 once stops are signalled
         pss, procs = tree_pss_kib(platform.pid)
         result["idle"] = {
             "inference_services_at_zero": args.idle + 1,

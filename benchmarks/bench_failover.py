@@ -54,9 +54,10 @@ def platform(name: str, py: str, iris: Path, src: Path | None) -> tuple[Server, 
     raise RuntimeError(f"{name}: the isvc did not become Ready")
 
 
-def ready_replicas(home: Path) -> list[dict]:
+def replicas(home: Path) -> list[dict]:
+    """The running replicas in the state file (older versions do not record readiness there)."""
     try:
-        return [r for r in json.loads((home / "replicas.json").read_text())["replicas"] if r.get("ready")]
+        return json.loads((home / "replicas.json").read_text())["replicas"]
     except (FileNotFoundError, ValueError, KeyError):
         return []
 
@@ -117,7 +118,7 @@ class Load:
 
 
 def one_round(home: Path, gw: int, grpc_port: int, args: argparse.Namespace) -> dict[str, dict]:
-    [replica] = ready_replicas(home)
+    [replica] = replicas(home)
 
     def kill() -> None:
         os.kill(replica["pid"], signal.SIGKILL)
@@ -125,7 +126,7 @@ def one_round(home: Path, gw: int, grpc_port: int, args: argparse.Namespace) -> 
     load = Load(gw, grpc_port, args.clients)
     load.run(args.before, args.after, kill)
     deadline = time.time() + 60  # the next round starts on a ready replacement
-    while not any(r["pid"] != replica["pid"] for r in ready_replicas(home)) and time.time() < deadline:
+    while not any(r["pid"] != replica["pid"] for r in replicas(home)) and time.time() < deadline:
         time.sleep(0.1)
     time.sleep(11)  # past the crash-loop window, so the next kill restarts at once as the first did
     out = {}

@@ -17,6 +17,7 @@ from modelplane.server.registry import Entry, ModelRegistry
 from modelplane.server.responses import to_infer_response
 
 EXTENSIONS = ["model_repository_extension", "binary_tensor_data"]
+Body = bytes | Callable[[], bytes]  # a payload to log, or how to make it (serialised only when logging)
 
 
 class DataPlane:
@@ -41,16 +42,14 @@ class DataPlane:
             entry.admission.precheck()
         return entry
 
-    def received(
-        self, name: str, headers: Mapping[str, str], body: Callable[[], bytes], content_type: str
-    ) -> str | None:
-        """A request arrived: the payload logger's request event (`body()` is called only when logging).
+    def received(self, name: str, headers: Mapping[str, str], body: Body, content_type: str) -> str | None:
+        """A request arrived: the payload logger's request event (a callable `body` is called only when logging).
         Returns the event id its response shares."""
         plog = self.payload_log
         if plog is None:
             return None
         event_id = plog.event_id(headers)
-        plog.request(name, event_id, body(), content_type, headers)
+        plog.request(name, event_id, body() if callable(body) else body, content_type, headers)
         return event_id
 
     def answered(
@@ -60,13 +59,13 @@ class DataPlane:
         status: str,
         event: str | None,
         headers: Mapping[str, str],
-        body: Callable[[], bytes],
+        body: Body,
         content_type: str,
     ) -> None:
         """A request succeeded: counted, and its response logged with the request's event id."""
         self.metrics.count(name, protocol, status)
         if event is not None and self.payload_log is not None:
-            self.payload_log.response(name, event, body(), content_type, headers)
+            self.payload_log.response(name, event, body() if callable(body) else body, content_type, headers)
 
     def failed(self, name: str, protocol: str, status: str) -> None:
         """A request failed: counted under the model's name only if it is served (label values stay bounded)."""

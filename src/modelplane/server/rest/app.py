@@ -132,7 +132,7 @@ class RestApp:
         request.model_version = version
         headers_in = header_dict(scope)
         ctype = headers_in.get("content-type", "")
-        event = dp.received(name, headers_in, partial(_same, body), ctype)
+        event = dp.received(name, headers_in, body, ctype)
         response, extra = await dp.infer(request, headers_in, entry, deadline, partial(_gone, receive))
         parts, ihcl = encode_response(response, binary_outputs(request, response))
         headers = [(k.encode(), v.encode()) for k, v in extra.items()]
@@ -166,7 +166,7 @@ class RestApp:
         deadline = deadline_from_ms(timeout) if timeout is not None else None
         payload, event = self._decode_v1(body, headers)
         ctype = headers.get("content-type", "")
-        logged = dp.received(name, headers, partial(_same, body), ctype)
+        logged = dp.received(name, headers, body, ctype)
         result, extra = await dp.predict_v1(name, payload, headers, verb, entry, deadline, partial(_gone, receive))
         out_headers = [(k.encode(), v.encode()) for k, v in extra.items()]
         if event is not None:
@@ -178,7 +178,7 @@ class RestApp:
             body_out = dumps(_v1_jsonable(result))
             out_headers.append((b"content-type", JSON))
         await respond(send, 200, [body_out], out_headers)
-        dp.answered(name, "rest", "200", logged, headers, partial(_same, body_out), ctype)
+        dp.answered(name, "rest", "200", logged, headers, body_out, ctype)
 
     def _decode_v1(self, body: bytes, headers: Mapping[str, str]) -> tuple[Any, cloudevents.IncomingEvent | None]:
         if cloudevents.is_binary_event(headers):
@@ -285,7 +285,3 @@ def _v1_jsonable(result: Any) -> Any:
     if isinstance(result, InferResponse):
         return orjson.loads(encode_response(result, [False] * len(result.outputs))[0][0])
     return result
-
-
-def _same(data: bytes) -> bytes:
-    return data
