@@ -73,7 +73,11 @@ def _api(port: int, method: str, path: str, token: str, body: dict | None = None
         return json.loads(r.read())
 
 
-def platform(name: str, py: str, iris: Path, src: Path | None) -> tuple[Server, int]:
+def start_platform(
+    name: str, py: str, iris: Path, src: Path | None, predictor: dict | None = None
+) -> tuple[Server, Path, int, int]:
+    """A platform serving the iris model as `sklearn-iris` (extra predictor fields from `predictor`), Ready:
+    (server, home, gateway port, gateway gRPC port)."""
     home = Path(tempfile.mkdtemp(prefix=f"mp-ab-{name}-"))
     model = home / "models" / "iris"  # inside the home: allowed by every version's defaults
     model.mkdir(parents=True)
@@ -86,11 +90,12 @@ def platform(name: str, py: str, iris: Path, src: Path | None) -> tuple[Server, 
     server = Server(name, cmd, f"http://127.0.0.1:{api}/healthz", env_for(src, home))
     server.start()
     server.wait()
+    spec = {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": str(model)}, **(predictor or {})}
     isvc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": "sklearn-iris"},
-        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": str(model)}}},
+        "spec": {"predictor": spec},
     }
     path = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
     _api(api, "POST", f"{path}?apply=true", token, isvc)
@@ -98,9 +103,14 @@ def platform(name: str, py: str, iris: Path, src: Path | None) -> tuple[Server, 
     while time.time() < deadline:
         status = _api(api, "GET", f"{path}/sklearn-iris", token).get("status") or {}
         if any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])):
-            return server, gw
+            return server, home, gw, grpc
         time.sleep(0.2)
     raise RuntimeError(f"{name}: the isvc did not become Ready")
+
+
+def platform(name: str, py: str, iris: Path, src: Path | None) -> tuple[Server, int]:
+    server, _, gw, _ = start_platform(name, py, iris, src)
+    return server, gw
 
 
 def main() -> None:

@@ -12,46 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import signal
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-from bench_ab import _api, free_port, source_tree
-from bench_peers import IRIS_V1, RESULTS, ROOT, Server, iris_setup
-
-PATH = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
-
-
-def platform(name: str, py: str, iris: Path, src: Path | None) -> tuple[Server, Path, int, int]:
-    """A platform running one iris replica (min = max = 1): (server, home, gateway port, gateway gRPC port)."""
-    home = Path(tempfile.mkdtemp(prefix=f"mp-failover-{name}-"))
-    model = home / "models" / "iris"
-    model.mkdir(parents=True)
-    (model / "model.joblib").write_bytes((iris / "model.joblib").read_bytes())
-    token = secrets.token_urlsafe(24)
-    (home / "token").write_text(token)
-    (home / "token").chmod(0o600)
-    gw, api, grpc = free_port(), free_port(), free_port()
-    cmd = [py, "-m", "modelplane", "up", "--port", str(gw), "--api-port", str(api), "--grpc-port", str(grpc)]
-    env = {"MODELPLANE_HOME": str(home), **({"PYTHONPATH": str(src)} if src else {})}
-    server = Server(name, cmd, f"http://127.0.0.1:{api}/healthz", env)
-    server.start()
-    server.wait()
-    predictor = {"minReplicas": 1, "maxReplicas": 1, "model": {"modelFormat": {"name": "sklearn"}}}
-    predictor["model"]["storageUri"] = str(model)
-    isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "iris"}}
-    _api(api, "POST", f"{PATH}?apply=true", token, {**isvc, "spec": {"predictor": predictor}})
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        status = _api(api, "GET", f"{PATH}/iris", token).get("status") or {}
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])):
-            return server, home, gw, grpc
-        time.sleep(0.2)
-    raise RuntimeError(f"{name}: the isvc did not become Ready")
+from bench_ab import source_tree, start_platform
+from bench_peers import IRIS_V1, RESULTS, ROOT, iris_setup
 
 
 def replicas(home: Path) -> list[dict]:
@@ -68,7 +36,7 @@ class Load:
     def __init__(self, gw: int, grpc_port: int, clients: int) -> None:
         self.stop = threading.Event()
         self.results: dict[str, list[tuple[bool, float]]] = {"rest": [], "grpc": []}
-        self.url = f"http://127.0.0.1:{gw}/serving/default/iris/v1/models/iris:predict"
+        self.url = f"http://127.0.0.1:{gw}/serving/default/sklearn-iris/v1/models/sklearn-iris:predict"
         self.target = f"127.0.0.1:{grpc_port}"
         self.threads = [threading.Thread(target=self._rest) for _ in range(clients)]
         self.threads += [threading.Thread(target=self._grpc) for _ in range(clients)]
@@ -91,10 +59,10 @@ class Load:
         from modelplane.grpcproto import inference_pb2 as pb
         from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
 
-        req = pb.ModelInferRequest(model_name="iris")
+        req = pb.ModelInferRequest(model_name="sklearn-iris")
         inp = req.inputs.add(name="input-0", datatype="FP32", shape=[2, 4])
         inp.contents.fp32_contents.extend([v for row in IRIS_V1["instances"] for v in row])
-        route = [("x-modelplane-route", "/serving/default/iris")]
+        route = [("x-modelplane-route", "/serving/default/sklearn-iris")]
         with grpc.insecure_channel(self.target) as channel:
             stub = pb_grpc.GRPCInferenceServiceStub(channel)
             while not self.stop.is_set():
@@ -157,7 +125,8 @@ def main() -> None:
         sides[args.ref] = source_tree(args.ref)
     rows: dict[str, list[dict]] = {side: [] for side in sides}
     for side, src in sides.items():
-        server, home, gw, grpc_port = platform(f"failover-{side.replace('/', '_')}", py, iris, src)
+        name = f"failover-{side.replace('/', '_')}"
+        server, home, gw, grpc_port = start_platform(name, py, iris, src, {"minReplicas": 1, "maxReplicas": 1})
         try:
             for _ in range(args.rounds):
                 rows[side].append(one_round(home, gw, grpc_port, args))

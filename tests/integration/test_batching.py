@@ -101,19 +101,13 @@ def test_v1_instances_are_batched_and_a_bad_batch_fails_only_its_callers(gated):
 def test_a_batched_request_whose_client_leaves_is_dropped_and_never_run(gated):
     """Issue 13: work for clients that gave up kept the model busy. Queued in the batcher, an abandoned request
     leaves the queue and never reaches the model; the others are served."""
-    import socket
-
     server, gate = gated
     with ThreadPoolExecutor(2) as pool:
         blocker = pool.submit(v2_json, server.http, 1.0)
         wait_for(lambda: batches(server)[0] == 1, "the first request to reach the model")
         body = b'{"instances": [[1, 2, 3, 4]]}'
         for _ in range(2):  # two clients queue behind it in the batcher, then hang up
-            sock = socket.create_connection(("127.0.0.1", server.http_port))
-            sock.sendall(
-                b"POST /v1/models/gate:predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
-                b"content-length: %d\r\n\r\n%s" % (len(body), body)
-            )
+            sock = srv.raw_post(server.http_port, "/v1/models/gate:predict", body)
             wait_for(lambda: queued(server) == 1, "the request to be queued")
             sock.close()
             wait_for(lambda: queued(server) == 0, "the abandoned request to leave the queue")

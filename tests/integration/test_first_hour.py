@@ -26,15 +26,17 @@ def plat(tmp_path_factory, iris_dir):
     home.mkdir()
     p = Platform(home)
     p.up()
-    for name in ("iris-a", "iris-b"):
-        doc = yaml.safe_load((DATA / "sklearn-iris.yaml").read_text())
-        doc["metadata"]["name"] = name
-        doc["spec"]["predictor"]["model"]["storageUri"] = str(iris_dir)
-        (home / f"{name}.yaml").write_text(yaml.safe_dump(doc))
-        cli(home, "apply", "-f", str(home / f"{name}.yaml"))
-    wait_for(lambda: p.ready("iris-a") and p.ready("iris-b"), "both InferenceServices to be Ready", timeout=90)
-    yield p
-    p.shutdown()
+    try:  # a failure while setting up must not leave the platform running
+        for name in ("iris-a", "iris-b"):
+            doc = yaml.safe_load((DATA / "sklearn-iris.yaml").read_text())
+            doc["metadata"]["name"] = name
+            doc["spec"]["predictor"]["model"]["storageUri"] = str(iris_dir)
+            (home / f"{name}.yaml").write_text(yaml.safe_dump(doc))
+            cli(home, "apply", "-f", str(home / f"{name}.yaml"))
+        wait_for(lambda: p.ready("iris-a") and p.ready("iris-b"), "both InferenceServices to be Ready", timeout=90)
+        yield p
+    finally:
+        p.shutdown()
 
 
 def _cmdlines() -> dict[int, str]:

@@ -121,8 +121,6 @@ def _refuses_connections(server) -> bool:
 
 def test_a_queued_request_whose_client_leaves_is_dropped_and_never_run(limited):
     """The report: work for clients that gave up kept the model busy; a fresh request waited 14-75 s."""
-    import socket
-
     server, gate = limited
     with ThreadPoolExecutor(2) as pool:
         running = pool.submit(post, server)
@@ -130,11 +128,7 @@ def test_a_queued_request_whose_client_leaves_is_dropped_and_never_run(limited):
         wait_for(lambda: depth(server) == 1, "one request running and one queued")
         body = b'{"instances": [[1, 2]]}'
         for _ in range(2):  # two clients queue behind them, then hang up
-            sock = socket.create_connection(("127.0.0.1", server.http_port))
-            sock.sendall(
-                b"POST /v1/models/gate:predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
-                b"content-length: %d\r\n\r\n%s" % (len(body), body)
-            )
+            sock = srv.raw_post(server.http_port, "/v1/models/gate:predict", body)
             wait_for(lambda: depth(server) == 2, "the request to be queued")
             sock.close()
             wait_for(lambda: depth(server) == 1, "the abandoned request to leave the queue")

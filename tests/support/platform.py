@@ -41,7 +41,11 @@ class Platform:
         argv += ["--grpc-port", str(self.grpc_port), "--file-root", tempfile.gettempdir(), *extra]
         self.log = (self.home / "up.log").open("ab")
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: ok(f"http://127.0.0.1:{self.api_port}/healthz"), "the control plane API")
+        try:
+            wait_for(lambda: ok(f"http://127.0.0.1:{self.api_port}/healthz"), "the control plane API")
+        except AssertionError:
+            self.stop()  # nothing it started is left running
+            raise
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc and self.proc.poll() is None:

@@ -97,3 +97,13 @@ def start(
         time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"server did not become {'ready' if ready else 'live'}:\n{server.log()}")
+
+
+def raw_post(port: int, path: str, body: bytes) -> socket.socket:
+    """Send one JSON POST on a raw connection and return it unread — the caller hangs up by closing it."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(
+        b"POST %s HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+        % (path.encode(), len(body), body)
+    )
+    return sock
