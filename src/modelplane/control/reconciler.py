@@ -36,6 +36,12 @@ class Desired:
     status: dict[str, Any] = field(default_factory=dict)
 
 
+def serving_revisions(isvc: InferenceService, component: str) -> set[str]:
+    """The revisions of a component that the isvc's last status sends traffic to."""
+    previous = ((isvc.status or {}).get("components") or {}).get(component) or {}
+    return {t["revisionName"] for t in previous.get("traffic") or [] if t.get("percent", 0) > 0}
+
+
 def template_hash(template: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -163,7 +169,7 @@ def reconcile(
         previous = (last.get("components") or {}).get(name, {})
         latest_created = revs[-1].name
         minimum = max(1, spec.min_replicas if spec.min_replicas is not None else 1)
-        serving_now = {t["revisionName"] for t in previous.get("traffic") or [] if t.get("percent", 0) > 0}
+        serving_now = serving_revisions(isvc, name)
 
         def is_ready(revision: str, serving_now: set[str] = serving_now, minimum: int = minimum) -> bool:
             """Whether traffic may go to the revision. It becomes so with minReplicas ready replicas (as Knative's

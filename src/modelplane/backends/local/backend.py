@@ -18,7 +18,7 @@ from modelplane.backends.local.revision import Revisions, RevisionState
 from modelplane.backends.local.store import Store
 from modelplane.backends.seam import Traffic
 from modelplane.control.api import InferenceService
-from modelplane.control.reconciler import Observed
+from modelplane.control.reconciler import Observed, serving_revisions
 from modelplane.control.revision import Revision, now
 
 log = logging.getLogger("modelplane.controller")
@@ -57,7 +57,7 @@ class LocalBackend:
             state = self.revisions.add(RevisionState(revision.key, owner, isvc, revision))
             self.replicas.claim(state)
         state.isvc = isvc  # annotations and the like may change without a new revision
-        if state.scaler is None and not state.replicas and _serving(isvc, component, revision.name):
+        if state.scaler is None and not state.replicas and revision.name in serving_revisions(isvc, component):
             # after a control-plane restart: a revision that serves traffic and has no replica was at zero — it
             # resumes there (still routed, through the activator) instead of being started again
             with contextlib.suppress(ValueError):  # invalid settings are reported by plan()
@@ -159,10 +159,3 @@ class LocalBackend:
         except Exception as exc:
             log.exception("activating %s failed", revision)
             state.error = f"scale from zero failed: {type(exc).__name__}: {exc}"
-
-
-def _serving(isvc: InferenceService, component: str, revision: str) -> bool:
-    """Whether the isvc's last status sends traffic to this revision."""
-    components = (isvc.status or {}).get("components") or {}
-    traffic = (components.get(component) or {}).get("traffic") or []
-    return any(t.get("revisionName") == revision and t.get("percent", 0) > 0 for t in traffic)

@@ -223,9 +223,7 @@ class Gateway:
                 raise Unreachable(f"no replica of {revision} answered: {exc}") from exc
 
         pool = self.pool(revision, route)
-        return await forward(
-            pool, self.timeout(route, component), component, call, _no_answer, lambda e: e.http.removeprefix("http://")
-        )
+        return await forward(pool, self.timeout(route, component), component, call, _no_answer, _http_address)
 
     def _upstream(self, url: str) -> Upstream:
         pool = self._upstreams.get(url)
@@ -236,6 +234,10 @@ class Gateway:
 
 def _no_answer(exc: Exception) -> bool:
     return isinstance(exc, Unreachable)
+
+
+def _http_address(endpoint: Endpoint) -> str:
+    return endpoint.http.removeprefix("http://")
 
 
 async def _drain(receive: Any, cap: int) -> None:

@@ -63,8 +63,8 @@ class GrpcGateway(grpc.GenericRpcHandler):
     ) -> bytes:
         route_path = metadata.get("x-modelplane-route")
         host, path = ("", route_path.rstrip("/") + "/") if route_path else (metadata.get("host", ""), "/")
-        mutation = method in REPOSITORY_MUTATIONS
-        route, component, revision, _ = self.gateway.select(host, path, lambda _: mutation)
+        mutation = _mutation if method in REPOSITORY_MUTATIONS else _read
+        route, component, revision, _ = self.gateway.select(host, path, mutation)
         timeout = self.gateway.timeout(route, component)
         remaining = context.time_remaining()
         if remaining is not None:
@@ -76,7 +76,7 @@ class GrpcGateway(grpc.GenericRpcHandler):
             return await rpc(request, metadata=forwarded)  # type: ignore[no-any-return]
 
         pool = self.gateway.pool(revision, route)
-        return await forward(pool, timeout, component, call, _no_answer, lambda e: e.grpc)
+        return await forward(pool, timeout, component, call, _no_answer, _grpc_address)
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         channel = self._channels.get(target)
@@ -95,3 +95,15 @@ def _no_answer(exc: Exception) -> bool:
     """The replica did not answer (gone, reset, refused); its own UNAVAILABLE answers are told apart by forward()
     from whether it still accepts connections."""
     return isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def _mutation(path: str) -> bool:
+    return True
+
+
+def _read(path: str) -> bool:
+    return False
+
+
+def _grpc_address(endpoint: Endpoint) -> str:
+    return endpoint.grpc
