@@ -17,7 +17,8 @@ from modelplane.server.registry import Entry, ModelRegistry
 from modelplane.server.responses import to_infer_response
 
 EXTENSIONS = ["model_repository_extension", "binary_tensor_data"]
-Body = bytes | Callable[[], bytes]  # a payload to log, or how to make it (serialised only when logging)
+# A payload to log: its bytes, its parts, or how to make it (joined or serialised only when logging).
+Body = bytes | list[bytes] | Callable[[], bytes]
 
 
 class DataPlane:
@@ -42,14 +43,17 @@ class DataPlane:
             entry.admission.precheck()
         return entry
 
-    def received(self, name: str, headers: Mapping[str, str], body: Body, content_type: str) -> str | None:
-        """A request arrived: the payload logger's request event (a callable `body` is called only when logging).
-        Returns the event id its response shares."""
+    def received(
+        self, name: str, headers: Mapping[str, str], body: Body, content_type: str | None = None
+    ) -> str | None:
+        """A request arrived: the payload logger's request event. Returns the event id its response shares.
+        Nothing is read unless logging is on: the body is made and the headers (whose content type is the default
+        `content_type`) are parsed only then."""
         plog = self.payload_log
         if plog is None:
             return None
         event_id = plog.event_id(headers)
-        plog.request(name, event_id, body() if callable(body) else body, content_type, headers)
+        plog.request(name, event_id, _bytes(body), _content_type(headers, content_type), headers)
         return event_id
 
     def answered(
@@ -60,12 +64,12 @@ class DataPlane:
         event: str | None,
         headers: Mapping[str, str],
         body: Body,
-        content_type: str,
+        content_type: str | None = None,
     ) -> None:
         """A request succeeded: counted, and its response logged with the request's event id."""
         self.metrics.count(name, protocol, status)
         if event is not None and self.payload_log is not None:
-            self.payload_log.response(name, event, body() if callable(body) else body, content_type, headers)
+            self.payload_log.response(name, event, _bytes(body), _content_type(headers, content_type), headers)
 
     def failed(self, name: str, protocol: str, status: str) -> None:
         """A request failed: counted under the model's name only if it is served (label values stay bounded)."""
@@ -219,3 +223,13 @@ def deadline_from_ms(value: str | bytes) -> float:
     if not ms > 0 or ms != ms or ms == float("inf"):
         raise InvalidInput("x-request-timeout-ms must be a positive number of milliseconds")
     return time.monotonic() + ms / 1000
+
+
+def _bytes(body: Body) -> bytes:
+    if callable(body):
+        return body()
+    return b"".join(body) if isinstance(body, list) else body
+
+
+def _content_type(headers: Mapping[str, str], given: str | None) -> str:
+    return given if given is not None else headers.get("content-type", "")

@@ -131,8 +131,7 @@ class RestApp:
         request = decode_request(body, header_length, name)
         request.model_version = version
         headers_in = header_dict(scope)
-        ctype = headers_in.get("content-type", "")
-        event = dp.received(name, headers_in, body, ctype)
+        event = dp.received(name, headers_in, body)  # headers are parsed only if a model or the logger reads them
         response, extra = await dp.infer(request, headers_in, entry, deadline, partial(_gone, receive))
         parts, ihcl = encode_response(response, binary_outputs(request, response))
         headers = [(k.encode(), v.encode()) for k, v in extra.items()]
@@ -142,7 +141,7 @@ class RestApp:
             headers.append((IHCL, str(ihcl).encode()))
             headers.append((b"content-type", b"application/octet-stream"))
         await respond(send, 200, parts, headers)
-        dp.answered(name, "rest", "200", event, headers_in, partial(b"".join, parts), ctype)
+        dp.answered(name, "rest", "200", event, headers_in, parts)
 
     # --- /v1/models/... ------------------------------------------------------------------------------
     async def _v1_model(self, rest: str, method: str, scope: Scope, receive: Receive, send: Send) -> None:
@@ -165,8 +164,7 @@ class RestApp:
         timeout = headers.get("x-request-timeout-ms")
         deadline = deadline_from_ms(timeout) if timeout is not None else None
         payload, event = self._decode_v1(body, headers)
-        ctype = headers.get("content-type", "")
-        logged = dp.received(name, headers, body, ctype)
+        logged = dp.received(name, headers, body)
         result, extra = await dp.predict_v1(name, payload, headers, verb, entry, deadline, partial(_gone, receive))
         out_headers = [(k.encode(), v.encode()) for k, v in extra.items()]
         if event is not None:
@@ -178,7 +176,7 @@ class RestApp:
             body_out = dumps(_v1_jsonable(result))
             out_headers.append((b"content-type", JSON))
         await respond(send, 200, [body_out], out_headers)
-        dp.answered(name, "rest", "200", logged, headers, body_out, ctype)
+        dp.answered(name, "rest", "200", logged, headers, body_out)
 
     def _decode_v1(self, body: bytes, headers: Mapping[str, str]) -> tuple[Any, cloudevents.IncomingEvent | None]:
         if cloudevents.is_binary_event(headers):
