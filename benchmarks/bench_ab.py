@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--out", default=str(RESULTS / "ab.json"))
+    ap.add_argument("--cases", default="rest,grpc,gateway", help="comma-separated subset of rest,grpc,gateway")
     args = ap.parse_args()
     py, iris = iris_setup()
     py = str(ROOT / ".venv" / "bin" / "python")  # the editable install of this tree; PYTHONPATH picks the other
@@ -129,7 +130,8 @@ def main() -> None:
     grpc_file = RESULTS / "ab-grpc.bin"
     grpc_file.write_bytes(grpc_body("sklearn-iris"))
     running: list[Server] = []
-    rows: dict[str, dict[str, list[dict]]] = {case: {"this": [], "other": []} for case in ("rest", "grpc", "gateway")}
+    cases = [c for c in ("rest", "grpc", "gateway") if c in args.cases.split(",")]
+    rows: dict[str, dict[str, list[dict]]] = {case: {"this": [], "other": []} for case in cases}
     try:
         targets = {}
         for side, src in sides.items():
