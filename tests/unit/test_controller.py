@@ -35,6 +35,9 @@ class FakeBackend:
     async def sync(self) -> None:
         self.calls.append(("sync", ""))
 
+    async def commit(self) -> None:
+        self.calls.append(("commit", ""))
+
     def observe(self, isvc: InferenceService, component: str, revision: Revision) -> Observed:
         if isvc.metadata.name in self.broken_observe:
             raise RuntimeError("backend cannot read this one")
@@ -191,3 +194,23 @@ def test_deleting_an_isvc_removes_its_route_and_retires_its_revisions(world) -> 
     passes(controller, 1)
     assert ("default", "iris") not in backend.routes and key not in backend.running
     assert backend.calls.index(("route", "iris")) < backend.calls.index(("retire", key))
+
+
+def test_reconciling_one_isvc_touches_only_it_and_commits(world) -> None:
+    """The event-driven entry point (the Kubernetes operator's): one InferenceService per call, the pass committed;
+    a deleted one loses its route."""
+    store, backend, controller = world
+    store.put(isvc("iris"))
+    store.put(isvc("other"))
+
+    async def one(name: str) -> None:
+        await controller.reconcile("default", name)
+
+    asyncio.run(one("iris"))
+    assert {r.name for r in backend.known.values()} == {"iris-predictor-00001"}
+    assert backend.calls[0] == ("sync", "") and backend.calls[-1] == ("commit", "")
+    asyncio.run(one("iris"))
+    assert ready(store, "iris") and status(store, "other") == {}
+    store.delete("InferenceService", "default", "iris")
+    asyncio.run(one("iris"))
+    assert ("default", "iris") not in backend.routes

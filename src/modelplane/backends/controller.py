@@ -43,33 +43,65 @@ class Controller:
         self._stop.set()
 
     async def step(self) -> None:
-        await self.backend.sync()  # the only await: everything below runs without yielding to the data path
-        namespaced = [ServingRuntime.model_validate(d) for d in self.store.list("ServingRuntime")]
-        cluster = builtin_runtimes() + [
-            ServingRuntime.model_validate(d) for d in self.store.list("ClusterServingRuntime")
-        ]
+        await self.backend.sync()  # everything below runs without yielding to the data path, until commit
+        namespaced, cluster = self._runtimes()
         live: set[str] = set()
         present: set[tuple[str, str]] = set()
         for doc in self.store.list("InferenceService"):
-            meta = doc.get("metadata") or {}
-            key = (str(meta.get("namespace", "default")), str(meta.get("name", "")))
+            key, owned = self._one(doc, namespaced, cluster)
             present.add(key)
-            try:
-                isvc = InferenceService.model_validate(doc)
-                live.update(self._reconcile(isvc, namespaced, cluster))
-                self._broken.pop(key, None)
-            except Exception as exc:  # one broken object is reported on itself; the others carry on
-                if self._broken.get(key) != str(exc):  # once per new reason, not every pass
-                    self._broken[key] = str(exc)
-                    log.exception("reconciling %s/%s failed", *key)
-                live.update(self.backend.owned(*key))
-                self.store.set_status("InferenceService", *key, _failed(doc, exc, self.clock()))
+            live.update(owned)
         for key in [k for k in self._broken if k not in present]:
             del self._broken[key]
         for key in self._routed - present:  # stop routing before stopping processes
             self.backend.route(*key, None)
         self._routed &= present
         self.backend.retire(live)
+        await self.backend.commit()
+
+    async def reconcile(self, namespace: str, name: str) -> None:
+        """One InferenceService, for backends whose store tells them what changed (the Kubernetes operator)."""
+        await self.backend.sync()
+        doc = next(
+            (
+                d
+                for d in self.store.list("InferenceService", namespace)
+                if (d.get("metadata") or {}).get("name") == name
+            ),
+            None,
+        )
+        if doc is None:
+            self._broken.pop((namespace, name), None)
+            if (namespace, name) in self._routed:
+                self.backend.route(namespace, name, None)
+                self._routed.discard((namespace, name))
+        else:
+            self._one(doc, *self._runtimes())
+        await self.backend.commit()
+
+    def _runtimes(self) -> tuple[list[ServingRuntime], list[ServingRuntime]]:
+        namespaced = [ServingRuntime.model_validate(d) for d in self.store.list("ServingRuntime")]
+        cluster = [ServingRuntime.model_validate(d) for d in self.store.list("ClusterServingRuntime")]
+        return namespaced, builtin_runtimes() + cluster
+
+    def _one(
+        self, doc: dict[str, Any], namespaced: list[ServingRuntime], cluster: list[ServingRuntime]
+    ) -> tuple[tuple[str, str], set[str]]:
+        """Reconcile one InferenceService document; a failure is reported on it and the others carry on. Returns
+        its key and the revisions it keeps."""
+        meta = doc.get("metadata") or {}
+        key = (str(meta.get("namespace", "default")), str(meta.get("name", "")))
+        try:
+            isvc = InferenceService.model_validate(doc)
+            owned = self._reconcile(isvc, namespaced, cluster)
+            self._broken.pop(key, None)
+        except Exception as exc:  # one broken object is reported on itself; the others carry on
+            if self._broken.get(key) != str(exc):  # once per new reason, not every pass
+                self._broken[key] = str(exc)
+                log.exception("reconciling %s/%s failed", *key)
+            owned = self.backend.owned(*key)
+            self.store.set_status("InferenceService", *key, _failed(doc, exc, self.clock()))
+        return key, owned
 
     def _revisions(self, isvc: InferenceService, wanted: dict[str, dict[str, Any]]) -> dict[str, list[Revision]]:
         """Each component's revisions, a new immutable one appended when its template changed."""

@@ -68,6 +68,10 @@ class Backend(Protocol):
     def retire(self, live: set[str]) -> None:
         """Stop and forget every revision whose key is not in `live`."""
 
+    async def commit(self) -> None:
+        """After a pass: write out what it decided, where writing is I/O (a cluster's objects); nothing to do for a
+        backend whose decisions took effect in the calls above."""
+
     def owned(self, namespace: str, name: str) -> set[str]:
         """The revisions the backend runs for an InferenceService (kept as they are while it cannot be
         reconciled)."""

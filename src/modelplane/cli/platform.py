@@ -168,6 +168,7 @@ def token(
 
 def register(app: typer.Typer) -> None:
     from modelplane.cli import kubectl
+    from modelplane.cli.kube import operator, render
 
     for fn in (
         up,
@@ -179,5 +180,7 @@ def register(app: typer.Typer) -> None:
         kubectl.logs,
         kubectl.predict,
         token,
+        render,
+        operator,
     ):
         app.command()(fn)

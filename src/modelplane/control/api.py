@@ -162,6 +162,40 @@ class ServingRuntime(Obj):
     spec: ServingRuntimeSpec
 
 
+class TrainedModelSpec(Obj):
+    """A model loaded into a multi-model InferenceService (KServe's TrainedModel, v1alpha1)."""
+
+    inference_service: str
+    model: dict[str, Any] = Field(default_factory=dict)  # storageUri, framework, memory
+
+
+class TrainedModel(Obj):
+    api_version: str = RUNTIME_API
+    kind: str = "TrainedModel"
+    metadata: ObjectMeta
+    spec: TrainedModelSpec
+    status: dict[str, Any] = Field(default_factory=dict)
+
+
+class InferenceRouter(Obj):
+    router_type: str  # Sequence | Splitter | Ensemble | Switch
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class InferenceGraphSpec(Obj):
+    nodes: dict[str, InferenceRouter]
+
+
+class InferenceGraph(Obj):
+    """KServe's InferenceGraph (v1alpha1): typed here for its CRD; served by a later issue."""
+
+    api_version: str = RUNTIME_API
+    kind: str = "InferenceGraph"
+    metadata: ObjectMeta
+    spec: InferenceGraphSpec
+    status: dict[str, Any] = Field(default_factory=dict)
+
+
 KINDS = {
     "InferenceService": InferenceService,
     "ServingRuntime": ServingRuntime,

@@ -43,6 +43,9 @@ class LocalBackend:
         self.launcher = Launcher(store, gateway_url, gateway_grpc)
         self.autoscaler = Autoscaler(replicas.home)
 
+    async def commit(self) -> None:
+        """Nothing to write out: routes and replicas changed in the calls of the pass."""
+
     async def sync(self) -> None:
         self.autoscaler.reload()
         self.gateway.queue_depth = self.autoscaler.config.activator_queue_depth

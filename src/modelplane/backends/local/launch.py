@@ -19,11 +19,8 @@ from typing import Any
 from modelplane.backends.local.replicas import ReplicaSpec
 from modelplane.backends.local.revision import Pull, RevisionState
 from modelplane.backends.local.store import Store
-from modelplane.backends.seam import REPOSITORY_ANNOTATION
+from modelplane.backends.server_flags import server_flags
 from modelplane.control.api import InferenceService
-from modelplane.control.revision import Revision
-from modelplane.model.options import Batching
-from modelplane.server.settings import LoggerConfig, ServerSettings, argv
 
 log = logging.getLogger("modelplane.controller")
 MODEL_MOUNT = "/mnt/models"
@@ -124,7 +121,7 @@ class Launcher:
         else:
             argv = [sys.executable, "-m", "modelplane", "serve", *_strip_port_flags(args)]
             argv += ["--http_port", "{http_port}", "--grpc_port", "{grpc_port}", "--host", "127.0.0.1"]
-            argv += self._server_flags(isvc, revision)
+            argv += [_escape(a) for a in server_flags(isvc, revision.component, t)]
         state.spec = ReplicaSpec(argv=argv, env=env, forkable=forkable)
         return state.spec
 
@@ -132,32 +129,6 @@ class Launcher:
         revs = self.store.revisions(isvc.metadata.namespace, isvc.metadata.name, "predictor")
         protocol = str(revs[-1].template.get("protocol") or "v1") if revs else "v1"
         return "v2" if protocol.endswith("v2") else "v1"
-
-    @staticmethod
-    def _server_flags(isvc: InferenceService, revision: Revision) -> list[str]:
-        """The replica's server settings from the revision (KServe's logger and batcher fields, the repository
-        annotation), written as `modelplane serve` options by the settings themselves."""
-        t = revision.template
-        settings = ServerSettings()
-        if isvc.metadata.annotations.get(REPOSITORY_ANNOTATION) != "true":
-            settings.model_control_mode = "none"  # the model it was started for, and nothing else
-        logger, batcher = t.get("logger"), t.get("batcher")
-        if logger and logger.get("url"):
-            settings.logger = LoggerConfig(
-                url=logger["url"],
-                mode=logger.get("mode", "all"),
-                metadata_headers=tuple(logger.get("metadataHeaders") or ()),
-                inference_service=isvc.metadata.name,
-                namespace=isvc.metadata.namespace,
-                component=revision.component,
-            )
-        if batcher is not None:
-            settings.batching = Batching(
-                max_batch_size=int(batcher.get("maxBatchSize") or 32),
-                max_latency_ms=float(batcher.get("maxLatency") or 5000),
-                timeout_s=float(batcher["timeout"]) if batcher.get("timeout") else None,
-            )
-        return [_escape(a) for a in argv(settings)]
 
 
 PULL_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # wait before pulling again after consecutive failures

@@ -1,0 +1,1 @@
+"""Kubernetes backend: the same InferenceService YAML on a cluster — rendering (pure), the CRDs, the operator."""

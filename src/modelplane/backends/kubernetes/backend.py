@@ -1,0 +1,237 @@
+"""Kubernetes backend: the controller's seam on a cluster. A pass reads the watch cache (observe: Deployments'
+rollouts in Standard mode, Knative Services' revisions in Knative mode) and records decisions; `commit` writes
+them — new revisions, then every rendered object that differs from the cluster's (server-side apply), then stale
+objects removed, then the status — and nothing at all when nothing changed."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from modelplane.backends.kubernetes.cache import Cache, Key, kind_key
+from modelplane.backends.kubernetes.client import ApiError, Writer
+from modelplane.backends.kubernetes.config import ClusterConfig
+from modelplane.backends.kubernetes.render import mode_of, render
+from modelplane.backends.kubernetes.render.meta import component_name, host, owner
+from modelplane.backends.seam import Traffic
+from modelplane.control.api import ISVC_API, InferenceService, ServingRuntime
+from modelplane.control.reconciler import Observed, serving_revisions
+from modelplane.control.revision import Revision, revision_name
+from modelplane.control.runtimes import builtin_runtimes
+
+log = logging.getLogger("modelplane.operator")
+REVISION_ANNOTATION = "serving.kserve.io/revision"  # on a Standard-mode Deployment: the revision it runs
+KNATIVE = "serving.knative.dev/v1"
+
+
+class ClusterBackend:
+    gateway_url = ""  # requests reach a cluster through its ingress, not an embedded gateway
+
+    def __init__(self, cache: Cache, writer: Writer, config: ClusterConfig) -> None:
+        self.cache = cache
+        self.writer = writer
+        self.config = config
+        self.domain = config.ingress.ingressDomain
+        self._touched: set[Key] = set()
+        self._traffic: dict[Key, Traffic] = {}
+        cache.decorate = self.decorate
+
+    def decorate(self, doc: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """KServe's cluster addresses in the reconciler's status: the isvc's in-cluster address and each
+        component's URL (the reconciler, knowing no cluster, writes only the public URL)."""
+        isvc = InferenceService.model_validate(doc)
+        ns, name = isvc.metadata.namespace, isvc.metadata.name
+        knative = mode_of(isvc, self.config) == "Knative"
+        components = status.get("components") or {}
+        for component, entry in components.items():
+            full = component_name(isvc, component)
+            entry["url"] = (
+                f"http://{full}.{ns}.{self.domain}" if knative else f"http://{host(self.config.ingress, isvc, full)}"
+            )
+        if status.get("url"):
+            entry_svc = (
+                name if knative else component_name(isvc, "transformer" if "transformer" in components else "predictor")
+            )
+            status["address"] = {"url": f"http://{entry_svc}.{ns}.svc.cluster.local"}
+        return status
+
+    # --- the pass (no I/O) -----------------------------------------------------------------------------------
+    async def sync(self) -> None:
+        """Nothing to refresh: the watch keeps the cache current."""
+
+    def observe(self, isvc: InferenceService, component: str, revision: Revision) -> Observed:
+        meta = isvc.metadata
+        self._touched.add((meta.namespace, meta.name))
+        name = component_name(isvc, component)
+        if mode_of(isvc, self.config) == "Knative":
+            return _knative_observed(self.cache.get(KNATIVE, "Service", meta.namespace, name), revision.name)
+        deployment = self.cache.get("apps/v1", "Deployment", meta.namespace, name)
+        if deployment is None:
+            return Observed()
+        seen = _deployment_observed(deployment)
+        if _annotations(deployment).get(REVISION_ANNOTATION) == revision.name:
+            return seen
+        if seen.ready == 0 and revision.name in serving_revisions(isvc, component):
+            # rolling from this revision to a newer one: its old pods serve until the new ones are available
+            available = int((deployment.get("status") or {}).get("availableReplicas") or 0)
+            return Observed(ready=available)
+        return Observed()
+
+    def plan(self, key: str, run: bool) -> None:
+        """The cluster's autoscaler (HPA, KEDA, Knative's KPA) decides replica counts."""
+
+    def route(self, namespace: str, name: str, traffic: Traffic | None) -> None:
+        if traffic is None:
+            self._traffic.pop((namespace, name), None)
+        else:
+            self._traffic[(namespace, name)] = traffic
+            self._touched.add((namespace, name))
+
+    def apply(self, key: str) -> None:
+        """Objects are written in `commit`, all of an InferenceService's at once."""
+
+    def report(self, key: str) -> dict[str, Any] | None:
+        return None
+
+    def retire(self, live: set[str]) -> None:
+        """Deleted InferenceServices' objects go with them (owner references); stale ones are removed in commit."""
+
+    def owned(self, namespace: str, name: str) -> set[str]:
+        return set()
+
+    # --- the writes ------------------------------------------------------------------------------------------
+    async def commit(self) -> None:
+        touched, self._touched = self._touched, set()
+        revisions = [r for r in self.cache.new_revisions if (r.namespace, r.isvc) in touched]
+        self.cache.new_revisions = [r for r in self.cache.new_revisions if (r.namespace, r.isvc) not in touched]
+        statuses = {k: self.cache.statuses.pop(k) for k in list(self.cache.statuses) if k in touched}
+        for pending in revisions:
+            doc = self.cache.get(ISVC_API, "InferenceService", pending.namespace, pending.isvc)
+            if doc is None:
+                continue
+            pending.body["metadata"]["ownerReferences"] = owner(InferenceService.model_validate(doc))
+            try:
+                self.cache.seen(await self.writer.create(pending.body))
+            except ApiError as exc:
+                if exc.status != 409:  # already there (an earlier operator wrote it): the watch brings it
+                    raise
+        for key in sorted(touched):
+            doc = self.cache.get(ISVC_API, "InferenceService", *key)
+            if doc is not None:
+                await self._objects(InferenceService.model_validate(doc))
+        for key, status in statuses.items():
+            doc = self.cache.get(ISVC_API, "InferenceService", *key)
+            if doc is None:
+                continue
+            log.debug("status of %s/%s", *key)
+            await self.writer.patch_status(ISVC_API, "InferenceService", *key, status)
+            doc["status"] = status  # until the watch brings the object back: no second write of the same status
+
+    async def _objects(self, isvc: InferenceService) -> None:
+        meta = isvc.metadata
+        desired = self.desired(isvc)
+        wanted = {(kind_key(o["apiVersion"], o["kind"]), o["metadata"]["name"]) for o in desired}
+        for obj in desired:
+            live = self.cache.get(obj["apiVersion"], obj["kind"], meta.namespace, obj["metadata"]["name"])
+            if live is not None and covers(live, obj):
+                continue
+            log.debug("apply %s %s/%s", obj["kind"], meta.namespace, obj["metadata"]["name"])
+            self.cache.seen(await self.writer.apply(obj))
+        for child in self.cache.children(meta.namespace, meta.name):
+            cm = child["metadata"]
+            ours = any(r.get("uid") == meta.uid and r.get("controller") for r in cm.get("ownerReferences") or [])
+            if ours and (kind_key(child["apiVersion"], child["kind"]), cm["name"]) not in wanted:
+                await self.writer.delete(child["apiVersion"], child["kind"], meta.namespace, cm["name"])
+                self.cache.gone(child)
+
+    def desired(self, isvc: InferenceService) -> list[dict[str, Any]]:
+        """What the InferenceService renders to now: its latest revision per component, and in Knative mode the
+        traffic the reconciler decided, by revision name."""
+        meta = isvc.metadata
+        namespaced = [ServingRuntime.model_validate(d) for d in self.cache.list("ServingRuntime", meta.namespace)]
+        cluster = builtin_runtimes() + [
+            ServingRuntime.model_validate(d) for d in self.cache.list("ClusterServingRuntime")
+        ]
+        knative = mode_of(isvc, self.config) == "Knative"
+        traffic = self._knative_traffic(self._traffic.get((meta.namespace, meta.name))) if knative else None
+        objects = render(isvc, self.config, namespaced, cluster, traffic=traffic)
+        for obj in objects:
+            component = (obj["metadata"].get("labels") or {}).get("component")
+            if component is None or obj["kind"] not in ("Deployment", "Service"):
+                continue
+            revs = self.cache.revisions(meta.namespace, meta.name, component)
+            if not revs:
+                continue
+            if obj["apiVersion"] == "apps/v1":
+                obj["metadata"].setdefault("annotations", {})[REVISION_ANNOTATION] = revs[-1].name
+            elif obj["apiVersion"] == KNATIVE:
+                obj["spec"]["template"]["metadata"]["name"] = revs[-1].name  # Knative names it as we do
+        return objects
+
+    @staticmethod
+    def _knative_traffic(traffic: Traffic | None) -> dict[str, list[dict[str, Any]]] | None:
+        if traffic is None:
+            return None
+        tags = {key: tag for tag, key in traffic.tags.items()}
+        out: dict[str, list[dict[str, Any]]] = {}
+        for component, targets in traffic.targets.items():
+            if not targets:
+                continue
+            out[component] = []
+            for key, percent in targets:
+                target: dict[str, Any] = {"revisionName": revision_name(key), "percent": percent}
+                if key in tags:
+                    target["tag"] = tags[key]
+                out[component].append(target)
+        return out
+
+
+def covers(live: Any, desired: Any) -> bool:
+    """Whether `live` already holds everything `desired` sets (the API server adds defaults and status)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(k in live and covers(live[k], v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(live) == len(desired) and all(map(covers, live, desired))
+    return live == desired or (isinstance(desired, int | float) and str(live) == str(desired))
+
+
+def _annotations(body: dict[str, Any]) -> dict[str, str]:
+    return (body.get("metadata") or {}).get("annotations") or {}
+
+
+def _condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in (body.get("status") or {}).get("conditions") or [] if c.get("type") == kind), {})
+
+
+def _deployment_observed(deployment: dict[str, Any]) -> Observed:
+    """A Standard-mode revision is ready when its Deployment's rollout finished with an available replica."""
+    status = deployment.get("status") or {}
+    generation = (deployment.get("metadata") or {}).get("generation", 0)
+    rolled = status.get("observedGeneration", 0) >= generation and status.get("updatedReplicas", 0) >= status.get(
+        "replicas", 0
+    )
+    available = int(status.get("availableReplicas") or 0)
+    failed = _condition(deployment, "Progressing")
+    failure = failed.get("message", "") if failed.get("reason") == "ProgressDeadlineExceeded" else ""
+    replica_failure = _condition(deployment, "ReplicaFailure")
+    if replica_failure.get("status") == "True":
+        failure = replica_failure.get("message", "")
+    if rolled and available:
+        return Observed(ready=available, failure=failure)
+    return Observed(starting=int(status.get("replicas") or 0), failure=failure)
+
+
+def _knative_observed(ksvc: dict[str, Any] | None, revision: str) -> Observed:
+    """From the Knative Service's status: its latest ready revision and the revisions its route serves."""
+    if ksvc is None:
+        return Observed()
+    status = ksvc.get("status") or {}
+    serving = {t.get("revisionName") for t in status.get("traffic") or []}
+    if revision == status.get("latestReadyRevisionName") or revision in serving:
+        return Observed(ready=1)
+    failure = ""
+    if revision == status.get("latestCreatedRevisionName"):
+        condition = _condition(ksvc, "ConfigurationsReady")
+        if condition.get("status") == "False":
+            failure = condition.get("message", "")
+    return Observed(failure=failure)

@@ -1,0 +1,222 @@
+"""Kubernetes backend: the operator process. kopf watches InferenceServices, runtimes, revisions and everything they
+render; each event updates the cache and queues the InferenceService it concerns; workers reconcile one
+InferenceService each at a time through the shared Controller over the ClusterBackend. kopf's per-object
+handler state is not used (no annotations written on users' objects): the handlers only feed the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from modelplane.backends.controller import Controller
+from modelplane.backends.kubernetes.backend import ClusterBackend
+from modelplane.backends.kubernetes.cache import Cache, Key
+from modelplane.backends.kubernetes.client import RESOURCES, LightkubeWriter
+from modelplane.backends.kubernetes.config import CONFIGMAP, ClusterConfig
+from modelplane.backends.kubernetes.render.meta import ISVC_LABEL
+
+log = logging.getLogger("modelplane.operator")
+RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # after consecutive failures of one InferenceService
+ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
+RUNTIMES = {("serving.kserve.io/v1alpha1", "ServingRuntime"), ("serving.kserve.io/v1alpha1", "ClusterServingRuntime")}
+WATCHED = [k for k in RESOURCES if k[1] != "ConfigMap"]
+
+
+@dataclass
+class WorkQueue:
+    """Keys to reconcile: a key queued twice is reconciled once; a key queued while it is being reconciled is
+    reconciled again after (never twice at the same time)."""
+
+    _ready: asyncio.Queue[Key] = field(default_factory=asyncio.Queue)
+    _queued: set[Key] = field(default_factory=set)
+    _active: set[Key] = field(default_factory=set)
+    _again: set[Key] = field(default_factory=set)
+
+    def add(self, key: Key) -> None:
+        if key in self._active:
+            self._again.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._ready.put_nowait(key)
+
+    async def get(self) -> Key:
+        key = await self._ready.get()
+        self._queued.discard(key)
+        self._active.add(key)
+        return key
+
+    def done(self, key: Key) -> None:
+        self._active.discard(key)
+        if key in self._again:
+            self._again.discard(key)
+            self.add(key)
+
+    def __len__(self) -> int:
+        return len(self._queued) + len(self._active)
+
+
+class Operator:
+    def __init__(self, cache: Cache, controller: Controller, workers: int = 8) -> None:
+        self.cache = cache
+        self.controller = controller
+        self.queue = WorkQueue()
+        self.workers = workers
+        self._failures: dict[Key, int] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+        self._retries: dict[Key, asyncio.TimerHandle] = {}
+
+    def _retry(self, key: Key) -> None:
+        self._retries.pop(key, None)
+        self.queue.add(key)
+
+    def event(self, kind: str, body: dict[str, Any], deleted: bool) -> None:
+        """A watch event: the cache follows it; the InferenceServices it concerns are queued."""
+        if deleted:
+            self.cache.gone(body)
+        else:
+            self.cache.seen(body)
+        for key in self.affected(kind, body):
+            self.queue.add(key)
+
+    def affected(self, kind: tuple[str, str], body: dict[str, Any]) -> Iterable[Key]:
+        meta = body.get("metadata") or {}
+        ns = meta.get("namespace") or ""
+        if kind == ISVC:
+            return [(ns, meta.get("name", ""))]
+        if kind in RUNTIMES:  # runtime selection may change for every InferenceService it could serve
+            return [
+                (d["metadata"].get("namespace", ""), d["metadata"]["name"])
+                for d in self.cache.list("InferenceService", ns or None)
+            ]
+        owner = (meta.get("labels") or {}).get(ISVC_LABEL)
+        return [(ns, owner)] if owner else []
+
+    async def work(self) -> None:
+        while True:
+            key = await self.queue.get()
+            writer = self.controller.backend.writer  # type: ignore[attr-defined]
+            before = writer.writes
+            try:
+                await self.controller.reconcile(*key)
+                self._failures.pop(key, None)
+                log.info("reconciled %s/%s: %d writes", *key, writer.writes - before)
+            except Exception as exc:  # the API refused a write, or the server went away: retried with backoff
+                n = self._failures.get(key, 0)
+                self._failures[key] = n + 1
+                delay = RETRY_S[min(n, len(RETRY_S) - 1)]
+                log.warning("reconciling %s/%s failed (%s); retrying in %.1f s", *key, exc, delay)
+                if key not in self._retries:  # one pending retry per key, however many events fail meanwhile
+                    self._retries[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
+            finally:
+                self.queue.done(key)
+
+
+def register(operator: Operator, registry: Any, config_namespace: str) -> None:
+    """kopf handlers on `registry`: one event handler per watched resource, all feeding `operator.event`."""
+    import kopf
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: Any, **_: Any) -> None:
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.persistence.finalizer = "serving.kserve.io/modelplane"  # unused: no handler needs one
+
+    for api, kind in WATCHED:
+        plural = RESOURCES[(api, kind)][0]
+        group, _, version = api.rpartition("/")
+        labels = None if (api, kind) == ISVC or (api, kind) in RUNTIMES else {ISVC_LABEL: kopf.PRESENT}
+
+        def handler(event: dict[str, Any], resource_kind: tuple[str, str] = (api, kind), **_: Any) -> None:
+            operator.event(resource_kind, event["object"], event.get("type") == "DELETED")
+
+        kopf.on.event(group, version, plural, labels=labels, registry=registry, id=f"watch-{kind}-{version}")(handler)
+
+    @kopf.on.startup(registry=registry)
+    async def start_workers(**_: Any) -> None:
+        loop = asyncio.get_running_loop()
+        operator.tasks = [loop.create_task(operator.work()) for _ in range(operator.workers)]
+        log.info("modelplane operator: %d workers; config from %s/%s", operator.workers, config_namespace, CONFIGMAP)
+
+
+async def prime(cache: Cache, kubeconfig: str | None, namespace: str | None) -> set[tuple[str, str]]:
+    """Fill the cache with one LIST per watched resource before any reconcile, so that a restarted operator
+    compares against what is there and writes nothing that has not changed. A resource the cluster does not
+    serve (Knative, Gateway API, KEDA not installed) is skipped."""
+    from lightkube import ApiError as LightkubeError
+    from lightkube import AsyncClient, KubeConfig
+
+    from modelplane.backends.kubernetes.client import generic
+
+    client = AsyncClient(config=KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env())
+    served: set[tuple[str, str]] = set()
+    try:
+        for api, kind in WATCHED:
+            res = generic(api, kind)
+            scope = {"namespace": namespace or "*"} if RESOURCES[(api, kind)][1] else {}
+            try:
+                async for item in client.list(res, **scope):
+                    body = dict(item.to_dict())
+                    body.setdefault("apiVersion", api)
+                    body.setdefault("kind", kind)
+                    cache.seen(body)
+                served.add((api, kind))
+            except LightkubeError as exc:
+                if exc.status.code != 404:
+                    raise
+    finally:
+        await client.close()
+    return served
+
+
+async def read_config(kubeconfig: str | None, namespace: str) -> ClusterConfig:
+    """The `inferenceservice-config` ConfigMap, when there is one (KServe's defaults otherwise)."""
+    from lightkube import ApiError as LightkubeError
+    from lightkube import AsyncClient, KubeConfig
+    from lightkube.resources.core_v1 import ConfigMap
+
+    client = AsyncClient(config=KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env())
+    try:
+        cm = await client.get(ConfigMap, CONFIGMAP, namespace=namespace)
+    except LightkubeError as exc:
+        if exc.status.code == 404:
+            return ClusterConfig()
+        raise
+    finally:
+        await client.close()
+    return ClusterConfig.from_configmap(dict(cm.data or {}))
+
+
+def run(kubeconfig: str | None, namespace: str | None, workers: int, config_namespace: str) -> None:
+    """The operator's main: until SIGINT/SIGTERM."""
+    import kopf
+
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it
+
+    async def main() -> None:
+        config = await read_config(kubeconfig, config_namespace)
+        cache = Cache()
+        served = await prime(cache, kubeconfig, namespace)
+        if ("autoscaling/v2", "HorizontalPodAutoscaler") not in served:  # Kubernetes < 1.23
+            config = replace(config, hpa_version="v2beta2")
+        log.info("serving what the cluster has: %s", ", ".join(sorted(k for _, k in served)))
+        backend = ClusterBackend(cache, LightkubeWriter(kubeconfig), config)
+        operator = Operator(cache, Controller(cache, backend), workers)
+        registry = kopf.OperatorRegistry()
+        register(operator, registry, config_namespace)
+        await kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=namespace is None,
+            namespaces=[namespace] if namespace else (),
+        )
+
+    asyncio.run(main())

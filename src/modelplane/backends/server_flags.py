@@ -1,0 +1,35 @@
+"""Backends: a revision's `modelplane serve` settings from its template (KServe's logger and batcher fields, the
+repository annotation) — shared by every backend that runs modelplane's own server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelplane.backends.seam import REPOSITORY_ANNOTATION
+from modelplane.control.api import InferenceService
+from modelplane.model.options import Batching
+from modelplane.server.settings import LoggerConfig, ServerSettings, argv
+
+
+def server_flags(isvc: InferenceService, component: str, template: dict[str, Any]) -> list[str]:
+    """The settings written as `modelplane serve` options by the settings themselves (defaults omitted)."""
+    settings = ServerSettings()
+    if isvc.metadata.annotations.get(REPOSITORY_ANNOTATION) != "true":
+        settings.model_control_mode = "none"  # the model it was started for, and nothing else
+    logger, batcher = template.get("logger"), template.get("batcher")
+    if logger and logger.get("url"):
+        settings.logger = LoggerConfig(
+            url=logger["url"],
+            mode=logger.get("mode", "all"),
+            metadata_headers=tuple(logger.get("metadataHeaders") or ()),
+            inference_service=isvc.metadata.name,
+            namespace=isvc.metadata.namespace,
+            component=component,
+        )
+    if batcher is not None:
+        settings.batching = Batching(
+            max_batch_size=int(batcher.get("maxBatchSize") or 32),
+            max_latency_ms=float(batcher.get("maxLatency") or 5000),
+            timeout_s=float(batcher["timeout"]) if batcher.get("timeout") else None,
+        )
+    return argv(settings)

@@ -1,0 +1,208 @@
+"""Layer 2 of the Kubernetes backend's tests: the operator against a real kube-apiserver and controller-manager,
+driven with the official `kubernetes` client as a user's tools would. Schema validation, the status subresource,
+server-side apply, watches and owner-reference garbage collection are the API server's own; pods never run
+(no kubelet), so tests mark pods Ready as a kubelet would, and write a Knative Service's status as Knative would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.kube import Cluster, OperatorProcess, install, start_cluster, start_operator, wait_for
+
+NS = "ml"
+GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
+LABEL = "serving.kserve.io/inferenceservice"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    from kubernetes import client
+
+    running = start_cluster(tmp_path_factory.mktemp("kube"))
+    try:
+        install(running)
+        client.CoreV1Api(running.client()).create_namespace({"metadata": {"name": NS}})
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    running = start_operator(cluster, tmp_path_factory.mktemp("operator-logs"), "--workers", "4")
+    yield running
+    running.stop()
+
+
+class Api:
+    def __init__(self, cluster: Cluster) -> None:
+        from kubernetes import client
+
+        api = cluster.client()
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.net = client.NetworkingV1Api(api)
+
+    def create_isvc(self, name: str, uri: str = "gs://models/iris", **annotations: str) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "InferenceService",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri}}},
+        }
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
+
+    def isvc(self, name: str) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
+
+    def patch_isvc(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name, patch)
+
+    def condition(self, name: str, kind: str = "Ready") -> str | None:
+        status = self.isvc(name).get("status") or {}
+        return next((c["status"] for c in status.get("conditions", []) if c["type"] == kind), None)
+
+    def deployment(self, name: str) -> Any:
+        return self.apps.read_namespaced_deployment(name, NS)
+
+    def available(self, name: str) -> None:
+        """Plays the kubelet (there is none here): every pod of the Deployment is marked Running and Ready through
+        the pod status subresource; the real ReplicaSet and Deployment controllers then make the Deployment
+        Available and finish its rollout."""
+        ready = {
+            "phase": "Running",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Initialized", "status": "True"},
+                {"type": "ContainersReady", "status": "True"},
+                {"type": "Ready", "status": "True"},
+            ],
+        }
+
+        def rolled_out() -> bool:
+            for pod in self.core.list_namespaced_pod(NS, label_selector=f"app=isvc.{name}").items:
+                if not any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []):
+                    self.core.patch_namespaced_pod_status(pod.metadata.name, NS, {"status": ready})
+            d = self.deployment(name)
+            s = d.status
+            return (s.observed_generation or 0) >= d.metadata.generation and (s.updated_replicas or 0) == (
+                s.replicas or 0
+            ) == (s.available_replicas or 0) >= 1
+
+        wait_for(rolled_out, f"the Deployment {name} rolled out", interval=0.5)
+
+    def revisions(self, isvc: str) -> list[str]:
+        found = self.apps.list_namespaced_controller_revision(NS, label_selector=f"{LABEL}={isvc}")
+        return sorted(r.metadata.name for r in found.items)
+
+    def hpa(self, name: str) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object("autoscaling", "v2beta2", NS, "horizontalpodautoscalers", name)
+
+
+@pytest.fixture(scope="module")
+def api(cluster: Cluster) -> Api:
+    return Api(cluster)
+
+
+def test_an_isvc_becomes_kserves_objects_then_ready_then_garbage(api: Api, operator: OperatorProcess) -> None:
+    created = api.create_isvc("iris", **{"serving.kserve.io/deploymentMode": "Standard"})
+    uid = created["metadata"]["uid"]
+    deployment = wait_for(lambda: api.deployment("iris-predictor"), "the predictor Deployment")
+    assert deployment.metadata.owner_references[0].uid == uid
+    assert deployment.spec.selector.match_labels == {"app": "isvc.iris-predictor"}
+    init = deployment.spec.template.spec.init_containers[0]
+    assert (init.name, init.args) == ("storage-initializer", ["gs://models/iris", "/mnt/models"])
+    service = wait_for(lambda: api.core.read_namespaced_service("iris-predictor", NS), "the Service")
+    assert service.spec.ports[0].port == 80 and service.metadata.owner_references[0].uid == uid
+    hpa = wait_for(
+        lambda: api.hpa("iris-predictor"), "the HPA"
+    )  # Kubernetes 1.20 serves autoscaling/v2beta2, not v2: found by discovery
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "iris-predictor"
+    ingress = wait_for(lambda: api.net.read_namespaced_ingress("iris", NS), "the Ingress")
+    assert ingress.spec.rules[0].host == "iris-ml.example.com"
+    assert api.revisions("iris") == ["iris-predictor-00001"]
+    wait_for(lambda: api.condition("iris") == "False", "a not-ready status")
+
+    api.available("iris-predictor")
+    wait_for(lambda: api.condition("iris") == "True", "Ready once the Deployment is available")
+    status = api.isvc("iris")["status"]
+    assert status["url"] == "http://iris-ml.example.com"
+    assert status["address"]["url"] == "http://iris-predictor.ml.svc.cluster.local"
+    assert {c["type"] for c in status["conditions"]} >= {"PredictorReady", "IngressReady", "Ready"}
+
+    api.custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "iris")
+
+    def collected() -> bool:  # the controller-manager's garbage collector follows the owner references
+        left = api.apps.list_namespaced_deployment(NS, label_selector=f"{LABEL}=iris").items
+        left += api.core.list_namespaced_service(NS, label_selector=f"{LABEL}=iris").items
+        return not left and not api.revisions("iris")
+
+    wait_for(collected, "the isvc's objects garbage-collected")
+
+
+def test_steady_state_writes_nothing(api: Api, operator: OperatorProcess) -> None:
+    """After an isvc is Ready, an event that changes nothing the operator owns (someone labels its Deployment)
+    makes it reconcile and write nothing: the isvc and its objects keep their resourceVersions."""
+    api.create_isvc("quiet", **{"serving.kserve.io/deploymentMode": "Standard"})
+    wait_for(lambda: api.deployment("quiet-predictor"), "the Deployment")
+    api.available("quiet-predictor")
+    wait_for(lambda: api.condition("quiet") == "True", "Ready")
+    isvc_version = api.isvc("quiet")["metadata"]["resourceVersion"]
+    service_version = api.core.read_namespaced_service("quiet-predictor", NS).metadata.resource_version
+    marker = f"reconciled {NS}/quiet"
+    seen = operator.log().count(marker)
+    api.apps.patch_namespaced_deployment("quiet-predictor", NS, {"metadata": {"labels": {"team": "fraud"}}})
+    wait_for(lambda: operator.log().count(marker) > seen, "the operator to reconcile after the event")
+    assert operator.log().rsplit(marker, 1)[1].startswith(": 0 writes")
+    assert api.isvc("quiet")["metadata"]["resourceVersion"] == isvc_version
+    assert api.core.read_namespaced_service("quiet-predictor", NS).metadata.resource_version == service_version
+
+
+def test_a_restart_mid_rollout_continues_without_duplicates(
+    api: Api, cluster: Cluster, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    api.create_isvc("roll", **{"serving.kserve.io/deploymentMode": "Standard"})
+    wait_for(lambda: api.deployment("roll-predictor"), "the Deployment")
+    api.available("roll-predictor")
+    wait_for(lambda: api.condition("roll") == "True", "Ready")
+    api.patch_isvc("roll", {"spec": {"predictor": {"model": {"storageUri": "gs://models/iris-v2"}}}})
+    wait_for(lambda: api.revisions("roll") == ["roll-predictor-00001", "roll-predictor-00002"], "a second revision")
+    operator.stop()  # mid-rollout: the new pods are not available yet
+    second = start_operator(cluster, tmp_path)
+    try:
+        api.available("roll-predictor")
+        wait_for(
+            lambda: (
+                api.isvc("roll")["status"]["components"]["predictor"].get("latestReadyRevision")
+                == "roll-predictor-00002"
+            ),
+            "the rollout to finish under the restarted operator",
+        )
+        assert api.revisions("roll") == ["roll-predictor-00001", "roll-predictor-00002"]
+        deployments = api.apps.list_namespaced_deployment(NS, label_selector=f"{LABEL}=roll").items
+        assert [d.metadata.name for d in deployments] == ["roll-predictor"]
+        init = deployments[0].spec.template.spec.init_containers[0]
+        assert init.args[0] == "gs://models/iris-v2"
+    finally:  # the restarted operator serves the rest of the module; its fixture stops it
+        operator.proc, operator.log_path = second.proc, second.log_path
+
+
+def test_knative_mode_renders_a_knative_service_and_follows_its_status(api: Api, operator: OperatorProcess) -> None:
+    api.create_isvc("kn")  # Knative is the default mode
+    ksvc = wait_for(
+        lambda: api.custom.get_namespaced_custom_object("serving.knative.dev", "v1", NS, "services", "kn-predictor"),
+        "the Knative Service",
+    )
+    assert ksvc["spec"]["template"]["metadata"]["name"] == "kn-predictor-00001"
+    vs = api.custom.get_namespaced_custom_object("networking.istio.io", "v1beta1", NS, "virtualservices", "kn")
+    assert vs["spec"]["hosts"][0] == "kn.ml.example.com"
+    status = {"latestCreatedRevisionName": "kn-predictor-00001", "latestReadyRevisionName": "kn-predictor-00001"}
+    api.custom.patch_namespaced_custom_object_status(
+        "serving.knative.dev", "v1", NS, "services", "kn-predictor", {"status": status}
+    )
+    wait_for(lambda: api.condition("kn") == "True", "Ready from the Knative Service's status")
+    assert api.isvc("kn")["status"]["url"] == "http://kn.ml.example.com"

@@ -1,0 +1,218 @@
+"""The Kubernetes backend driven by the shared controller over an in-memory cache and writer: what it writes for a
+new InferenceService, that it writes nothing when nothing changed, how a rollout and a Knative revision move
+traffic, and that it removes only what it owns. (The live tests run the same code against a real API server.)"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+
+from modelplane.backends.controller import Controller
+from modelplane.backends.kubernetes.backend import REVISION_ANNOTATION, ClusterBackend, covers
+from modelplane.backends.kubernetes.cache import Cache
+from modelplane.backends.kubernetes.client import ApiError, MemoryWriter
+from modelplane.backends.kubernetes.config import ClusterConfig
+from modelplane.backends.kubernetes.operator import WorkQueue
+
+UID = "uid-iris"
+
+
+def isvc(uri: str = "gs://models/iris", mode: str = "Standard", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": "iris",
+            "namespace": "ml",
+            "uid": UID,
+            "generation": 1,
+            "annotations": {"serving.kserve.io/deploymentMode": mode},
+        },
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri}}, **spec},
+    }
+
+
+class World:
+    def __init__(self) -> None:
+        self.cache = Cache()
+        self.writer = MemoryWriter()
+        self.backend = ClusterBackend(self.cache, self.writer, ClusterConfig())
+        self.controller = Controller(self.cache, self.backend, clock=lambda: "2026-11-30T00:00:00Z")
+
+    def put(self, doc: dict[str, Any]) -> None:
+        old = self.cache.get(doc["apiVersion"], doc["kind"], doc["metadata"]["namespace"], doc["metadata"]["name"])
+        if old is not None and "status" in old and "status" not in doc:
+            doc = {**doc, "status": old["status"]}
+        self.cache.seen(copy.deepcopy(doc))
+
+    def reconcile(self) -> list[tuple[str, str, str]]:
+        before = len(self.writer.log)
+        asyncio.run(self.controller.reconcile("ml", "iris"))
+        return self.writer.log[before:]
+
+    def status(self) -> dict[str, Any]:
+        return self.cache.get("serving.kserve.io/v1beta1", "InferenceService", "ml", "iris")["status"]
+
+    def ready(self) -> bool:
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in self.status()["conditions"])
+
+    def deployment(self, name: str = "iris-predictor") -> dict[str, Any]:
+        return self.cache.get("apps/v1", "Deployment", "ml", name)
+
+    def report(self, api: str, kind: str, name: str, status: dict[str, Any]) -> None:
+        """A controller of the cluster writes the object's status; the watch brings it to the cache."""
+        stored = self.writer.objects[(api, kind, "ml", name)]
+        stored["status"] = status
+        self.cache.seen(copy.deepcopy(stored))
+
+    def roll_out(self, name: str = "iris-predictor", replicas: int = 1, done: bool = True) -> None:
+        """What the Deployment controller and kubelet report: the rollout finished (or only begun)."""
+        generation = self.writer.objects[("apps/v1", "Deployment", "ml", name)]["metadata"]["generation"]
+        status = {"observedGeneration": generation, "replicas": replicas}
+        status["updatedReplicas"] = replicas if done else 0
+        status["availableReplicas"] = replicas
+        self.report("apps/v1", "Deployment", name, status)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_a_new_isvc_gets_a_revision_its_objects_and_a_status_then_no_writes(world: World) -> None:
+    world.put(isvc())
+    writes = world.reconcile()
+    assert writes == [
+        ("create", "ControllerRevision", "iris-predictor-00001"),
+        ("apply", "Deployment", "iris-predictor"),
+        ("apply", "Service", "iris-predictor"),
+        ("apply", "HorizontalPodAutoscaler", "iris-predictor"),
+        ("apply", "Ingress", "iris"),
+        ("status", "InferenceService", "iris"),
+    ]
+    revision = world.cache.get("apps/v1", "ControllerRevision", "ml", "iris-predictor-00001")
+    assert revision["metadata"]["ownerReferences"][0]["uid"] == UID
+    assert world.deployment()["metadata"]["annotations"][REVISION_ANNOTATION] == "iris-predictor-00001"
+    assert not world.ready()
+    assert world.reconcile() == []  # nothing changed: nothing written
+
+
+def test_the_isvc_turns_ready_when_its_deployment_is_available(world: World) -> None:
+    world.put(isvc())
+    world.reconcile()
+    world.roll_out()
+    assert world.reconcile() == [("status", "InferenceService", "iris")]
+    assert world.ready()
+    status = world.status()
+    assert status["url"] == "http://iris-ml.example.com"
+    assert status["address"] == {"url": "http://iris-predictor.ml.svc.cluster.local"}
+    assert status["components"]["predictor"]["url"] == "http://iris-predictor-ml.example.com"
+    assert status["components"]["predictor"]["latestReadyRevision"] == "iris-predictor-00001"
+    assert world.reconcile() == []
+
+
+def test_a_rollout_keeps_the_isvc_ready_and_moves_to_the_new_revision_when_done(world: World) -> None:
+    world.put(isvc())
+    world.reconcile()
+    world.roll_out()
+    world.reconcile()
+    world.put(isvc(uri="gs://models/iris-v2"))
+    writes = world.reconcile()
+    assert ("create", "ControllerRevision", "iris-predictor-00002") in writes
+    assert ("apply", "Deployment", "iris-predictor") in writes
+    d = world.deployment()
+    assert d["metadata"]["annotations"][REVISION_ANNOTATION] == "iris-predictor-00002"
+    d["metadata"]["generation"] = 2  # the rollout has begun: the old pods still serve
+    d["status"]["updatedReplicas"] = 0
+    world.reconcile()
+    assert world.ready()
+    assert world.status()["components"]["predictor"]["latestReadyRevision"] == "iris-predictor-00001"
+    world.roll_out()
+    world.reconcile()
+    predictor = world.status()["components"]["predictor"]
+    assert predictor["latestReadyRevision"] == "iris-predictor-00002"
+    assert predictor["traffic"][0]["revisionName"] == "iris-predictor-00002"
+
+
+def test_only_owned_objects_that_are_no_longer_rendered_are_deleted(world: World) -> None:
+    transformer = {"containers": [{"name": "kserve-container", "image": "example.com/t:1"}]}
+    world.put(isvc(transformer=transformer))
+    world.reconcile()
+    assert world.deployment("iris-transformer") is not None
+    stranger = {  # labelled as ours, but owned by something else (Knative's revision Deployments are)
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "iris-predictor-00001-deployment",
+            "namespace": "ml",
+            "labels": {"serving.kserve.io/inferenceservice": "iris"},
+            "ownerReferences": [{"uid": "someone-else", "controller": True}],
+        },
+    }
+    world.put(stranger)
+    world.put(isvc())  # the transformer is removed
+    writes = world.reconcile()
+    deleted = sorted(name for verb, _, name in writes if verb == "delete")
+    assert deleted == ["iris-transformer", "iris-transformer", "iris-transformer"]  # Deployment, Service, HPA
+    assert world.deployment("iris-predictor-00001-deployment") is not None
+
+
+def test_knative_mode_names_revisions_and_follows_the_knative_service(world: World) -> None:
+    world.put(isvc(mode="Knative"))
+    world.reconcile()
+    ksvc = world.cache.get("serving.knative.dev/v1", "Service", "ml", "iris-predictor")
+    assert ksvc["spec"]["template"]["metadata"]["name"] == "iris-predictor-00001"
+    assert ksvc["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}]
+    knative = ("serving.knative.dev/v1", "Service", "iris-predictor")
+    world.report(*knative, {"latestReadyRevisionName": "iris-predictor-00001"})
+    world.reconcile()
+    assert world.ready()
+    assert world.status()["url"] == "http://iris.ml.example.com"
+    assert world.status()["address"] == {"url": "http://iris.ml.svc.cluster.local"}
+    world.put(isvc(uri="gs://models/iris-v2", mode="Knative"))
+    world.reconcile()
+    ksvc = world.cache.get("serving.knative.dev/v1", "Service", "ml", "iris-predictor")
+    assert ksvc["spec"]["template"]["metadata"]["name"] == "iris-predictor-00002"
+    assert ksvc["spec"]["traffic"] == [{"revisionName": "iris-predictor-00001", "percent": 100}]  # not ready yet
+    world.report(*knative, {"latestReadyRevisionName": "iris-predictor-00002"})
+    world.reconcile()
+    world.reconcile()
+    ksvc = world.cache.get("serving.knative.dev/v1", "Service", "ml", "iris-predictor")
+    assert ksvc["spec"]["traffic"] == [{"revisionName": "iris-predictor-00002", "percent": 100}]
+
+
+def test_a_refused_write_surfaces_and_the_next_pass_retries(world: World) -> None:
+    world.put(isvc())
+    world.writer.fail["iris"] = ApiError(422, "Ingress.networking.k8s.io is invalid")
+    with pytest.raises(ApiError):
+        world.reconcile()
+    del world.writer.fail["iris"]
+    writes = world.reconcile()
+    assert ("apply", "Ingress", "iris") in writes
+
+
+def test_covers_ignores_what_the_api_server_adds() -> None:
+    desired = {"spec": {"replicas": 1, "ports": [{"port": 80}]}}
+    assert covers({"spec": {"replicas": 1, "ports": [{"port": 80, "protocol": "TCP"}], "x": 1}, "status": {}}, desired)
+    assert not covers({"spec": {"replicas": 2, "ports": [{"port": 80}]}}, desired)
+    assert not covers({"spec": {"replicas": 1, "ports": [{"port": 80}, {"port": 81}]}}, desired)
+
+
+def test_the_work_queue_runs_a_key_once_at_a_time_and_again_if_it_changed_meanwhile() -> None:
+    async def scenario() -> list[tuple[str, str]]:
+        queue = WorkQueue()
+        queue.add(("ml", "a"))
+        queue.add(("ml", "a"))
+        queue.add(("ml", "b"))
+        first = await queue.get()
+        queue.add(first)  # changed while being reconciled
+        second = await queue.get()
+        queue.done(first)  # now it comes back, once
+        third = await queue.get()
+        assert queue._ready.empty()
+        return [first, second, third]
+
+    assert asyncio.run(scenario()) == [("ml", "a"), ("ml", "b"), ("ml", "a")]
