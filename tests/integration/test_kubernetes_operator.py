@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from support.kube import Cluster, OperatorProcess, install, start_cluster, start_operator, wait_for
+from support.server import free_port
 
 NS = "ml"
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 LABEL = "serving.kserve.io/inferenceservice"
+WEBHOOK_ARGS = ("--webhook-port", str(free_port()))
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    running = start_operator(cluster, tmp_path_factory.mktemp("operator-logs"), "--workers", "4")
+    running = start_operator(cluster, tmp_path_factory.mktemp("operator-logs"), *WEBHOOK_ARGS, "--workers", "4")
     yield running
     running.stop()
 
@@ -172,7 +174,7 @@ def test_a_restart_mid_rollout_continues_without_duplicates(
     api.patch_isvc("roll", {"spec": {"predictor": {"model": {"storageUri": "gs://models/iris-v2"}}}})
     wait_for(lambda: api.revisions("roll") == ["roll-predictor-00001", "roll-predictor-00002"], "a second revision")
     operator.stop()  # mid-rollout: the new pods are not available yet
-    second = start_operator(cluster, tmp_path)
+    second = start_operator(cluster, tmp_path, *WEBHOOK_ARGS)
     try:
         api.available("roll-predictor")
         wait_for(
@@ -206,3 +208,30 @@ def test_knative_mode_renders_a_knative_service_and_follows_its_status(api: Api,
     )
     wait_for(lambda: api.condition("kn") == "True", "Ready from the Knative Service's status")
     assert api.isvc("kn")["status"]["url"] == "http://kn.ml.example.com"
+
+
+def test_the_admission_webhooks_default_and_refuse_with_kserves_messages(api: Api, operator: OperatorProcess) -> None:
+    """The API server calls the operator's webhooks: a legacy `sklearn:` predictor is stored as `model:`, and an
+    invalid InferenceService is refused with KServe's message, as `kubectl apply` would show it."""
+    from kubernetes.client.exceptions import ApiException
+
+    legacy = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": "legacy"},
+        "spec": {"predictor": {"sklearn": {"storageUri": "gs://models/iris"}}},
+    }
+    wait_for(lambda: api.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, legacy), "the webhooks")
+    stored = api.isvc("legacy")["spec"]["predictor"]
+    assert "sklearn" not in stored
+    assert stored["model"] == {"modelFormat": {"name": "sklearn"}, "storageUri": "gs://models/iris"}
+    invalid = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": "invalid"},
+        "spec": {"predictor": {"minReplicas": 3, "maxReplicas": 1, "sklearn": {"storageUri": "gs://models/iris"}}},
+    }
+    with pytest.raises(ApiException) as refused:
+        api.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, invalid)
+    assert "MinReplicas cannot be greater than MaxReplicas." in refused.value.body
+    assert "denied the request" in refused.value.body

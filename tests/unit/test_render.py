@@ -119,8 +119,9 @@ def test_logger_and_batcher_are_server_flags_for_modelplane_and_an_agent_in_fron
     theirs = render(found["custom-logged"], mode="Standard")
     pod = pod_of(theirs, "custom-logged-predictor")
     agent = container(pod, "agent")
-    assert agent["command"] == ["modelplane", "agent"]
-    assert agent["args"][agent["args"].index("--component-port") + 1] == "9000"
+    assert agent["command"] == ["modelplane", "serve"]
+    assert agent["args"][agent["args"].index("--predictor_host") + 1] == "127.0.0.1:9000"
+    assert agent["args"][agent["args"].index("--log-url") + 1] == "http://message-dumper.default/"
     service = by_kind(theirs)[("Service", "custom-logged-predictor")]
     assert service["spec"]["ports"][0]["targetPort"] == 9081  # requests go through the agent
 

@@ -114,17 +114,35 @@ def operator(
     config_namespace: Annotated[
         str, typer.Option("--config-namespace", help="Where the inferenceservice-config ConfigMap lives")
     ] = "modelplane-system",
+    webhook_port: Annotated[
+        int, typer.Option("--webhook-port", help="Serve KServe's admission webhooks here (0: off)")
+    ] = 0,
+    webhook_host: Annotated[
+        str, typer.Option("--webhook-host", help="The address the API server calls the webhooks at (and binds)")
+    ] = "127.0.0.1",
+    webhook_cert: Annotated[
+        str | None, typer.Option("--webhook-cert", help="TLS certificate (default: self-signed for --webhook-host)")
+    ] = None,
+    webhook_key: Annotated[str | None, typer.Option("--webhook-key", help="TLS key for --webhook-cert")] = None,
 ) -> None:
     """Run the Kubernetes operator: InferenceServices, ServingRuntimes and ClusterServingRuntimes on a cluster
     become Deployments, Services, autoscalers and routes (Standard) or Knative Services (Knative), as KServe's
     controller makes them."""
     import logging
 
-    from modelplane.backends.kubernetes.operator import run
+    from modelplane.backends.kubernetes.operator import Webhooks, run
 
     if workers < 1:
         raise typer.BadParameter("--workers must be >= 1")
+    if (webhook_cert is None) != (webhook_key is None):
+        raise typer.BadParameter("--webhook-cert and --webhook-key go together")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if os.environ.get("MODELPLANE_OPERATOR_DEBUG"):
         logging.getLogger("modelplane").setLevel(logging.DEBUG)
-    run(kubeconfig, namespace, workers, config_namespace)
+    run(
+        kubeconfig,
+        namespace,
+        workers,
+        config_namespace,
+        Webhooks(webhook_port, webhook_host, webhook_cert, webhook_key),
+    )

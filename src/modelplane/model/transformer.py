@@ -39,15 +39,18 @@ class Transformer(Model):
         return True
 
     async def predict(self, payload: Any, headers: Headers | None = None) -> Any:
+        return await self._send(payload, headers, self.protocol)
+
+    async def _send(self, payload: Any, headers: Headers | None, protocol: str) -> Any:
         forwarded = {k: v for k in FORWARDED_HEADERS if (v := (headers or {}).get(k))}
-        if self.protocol == "grpc-v2":
+        if protocol == "grpc-v2":
             return await self._grpc(payload, forwarded)
         import httpx
 
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=300)
         base = f"http://{self.predictor_host}"
-        if self.protocol == "v2":
+        if protocol == "v2":
             from modelplane.protocol.codecs.v2_client import decode_response, encode_request
 
             body = encode_request(payload) if isinstance(payload, InferRequest) else payload
@@ -90,3 +93,16 @@ class Transformer(Model):
     def _check(self, response: Any) -> None:
         if response.status_code >= 400:
             raise InferenceError(f"the predictor answered {response.status_code}: {response.text[:300]}")
+
+
+class Passthrough(Transformer):
+    """The agent's model: every request goes to the runtime it fronts in the protocol it arrived in (V2 infer as V2,
+    V1 predict as V1), so that modelplane's server — its payload logger and adaptive batcher — can stand in front
+    of any runtime (KServe's agent sidecar). `--predictor_host` is the runtime's address, `127.0.0.1:8080` in a
+    pod."""
+
+    def __init__(self, name: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(name, {"predictor_protocol": "v1", **(options or {})})
+
+    async def predict(self, payload: Any, headers: Headers | None = None) -> Any:
+        return await self._send(payload, headers, "v2" if isinstance(payload, InferRequest) else "v1")

@@ -13,6 +13,8 @@ from modelplane.control.runtimes import builtin_runtimes
 
 NAMESPACE = "modelplane-system"
 NAME = "modelplane-operator"
+WEBHOOK_SERVICE = "modelplane-webhook"
+WEBHOOK_PORT = 9443
 
 
 def runtimes(image: str = f"{IMAGE}:{__version__}") -> list[dict[str, Any]]:
@@ -64,6 +66,11 @@ def rbac() -> list[dict[str, Any]]:
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
         {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
+        {  # kopf keeps the two webhook configurations (and their CA bundle) in step with the operator
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
+            "verbs": ["get", "list", "watch", "create", "patch", "update"],
+        },
     ]
     for group, resource in (
         ("autoscaling", "horizontalpodautoscalers"),
@@ -130,7 +137,15 @@ def manager(image: str = f"{IMAGE}:{__version__}") -> list[dict[str, Any]]:
                                 "name": "operator",
                                 "image": image,
                                 "command": ["modelplane", "operator"],
-                                "args": ["--config-namespace", NAMESPACE],
+                                "args": [
+                                    "--config-namespace",
+                                    NAMESPACE,
+                                    "--webhook-port",
+                                    str(WEBHOOK_PORT),
+                                    "--webhook-host",
+                                    f"{WEBHOOK_SERVICE}.{NAMESPACE}.svc",
+                                ],
+                                "ports": [{"name": "webhook", "containerPort": WEBHOOK_PORT, "protocol": "TCP"}],
                                 "resources": {
                                     "requests": {"cpu": "100m", "memory": "256Mi"},
                                     "limits": {"cpu": "1", "memory": "1Gi"},
@@ -150,13 +165,25 @@ def manager(image: str = f"{IMAGE}:{__version__}") -> list[dict[str, Any]]:
     ]
 
 
+def webhook_service() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": WEBHOOK_SERVICE, "namespace": NAMESPACE},
+        "spec": {
+            "selector": {"app.kubernetes.io/name": NAME},
+            "ports": [{"name": "https", "port": WEBHOOK_PORT, "targetPort": WEBHOOK_PORT, "protocol": "TCP"}],
+        },
+    }
+
+
 def tree() -> dict[str, list[dict[str, Any]]]:
     """config/<path> -> the objects in that file."""
     files: dict[str, list[dict[str, Any]]] = {}
     for crd in crds():
         files[f"crd/{crd['metadata']['name']}.yaml"] = [crd]
     files["rbac/rbac.yaml"] = rbac()
-    files["manager/manager.yaml"] = manager()
+    files["manager/manager.yaml"] = [*manager(), webhook_service()]
     for rt in runtimes():
         files[f"runtimes/{rt['metadata']['name']}.yaml"] = [rt]
     return files

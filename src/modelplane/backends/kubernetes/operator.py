@@ -10,9 +10,12 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from modelplane.backends.controller import Controller
+from modelplane.backends.kubernetes import admission
+from modelplane.backends.kubernetes.admission import WEBHOOK_CONFIGURATION, self_signed
 from modelplane.backends.kubernetes.backend import ClusterBackend
 from modelplane.backends.kubernetes.cache import Cache, Key
 from modelplane.backends.kubernetes.client import RESOURCES, LightkubeWriter
@@ -115,8 +118,30 @@ class Operator:
                 self.queue.done(key)
 
 
-def register(operator: Operator, registry: Any, config_namespace: str) -> None:
-    """kopf handlers on `registry`: one event handler per watched resource, all feeding `operator.event`."""
+@dataclass(frozen=True)
+class Webhooks:
+    """Where the admission webhooks listen (port 0: not served) and the name the API server calls them by."""
+
+    port: int = 0
+    host: str = "127.0.0.1"
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    def bind_address(self) -> str:
+        """The host itself when it is an address (loopback by default); all interfaces when the API server calls
+        a DNS name (a Service in front of the operator's pod)."""
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return "0.0.0.0"  # in a pod, behind its Service
+        return self.host
+
+
+def register(operator: Operator, registry: Any, config_namespace: str, webhooks: Webhooks = Webhooks()) -> None:
+    """kopf handlers on `registry`: one event handler per watched resource, all feeding `operator.event`; the
+    admission webhooks when a port is given."""
     import kopf
 
     @kopf.on.login(registry=registry)
@@ -128,6 +153,16 @@ def register(operator: Operator, registry: Any, config_namespace: str) -> None:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.persistence.finalizer = "serving.kserve.io/modelplane"  # unused: no handler needs one
+        if webhooks.port:
+            settings.admission.server = kopf.WebhookServer(
+                addr=webhooks.bind_address(),
+                port=webhooks.port,
+                host=webhooks.host,
+                certfile=webhooks.certfile,
+                pkeyfile=webhooks.keyfile,
+                cafile=webhooks.certfile,  # self-signed: the certificate is its own CA bundle
+            )
+            settings.admission.managed = WEBHOOK_CONFIGURATION  # kopf keeps both webhook configurations
 
     for api, kind in WATCHED:
         plural = RESOURCES[(api, kind)][0]
@@ -194,9 +229,21 @@ async def read_config(kubeconfig: str | None, namespace: str) -> ClusterConfig:
     return ClusterConfig.from_configmap(dict(cm.data or {}))
 
 
-def run(kubeconfig: str | None, namespace: str | None, workers: int, config_namespace: str) -> None:
+def run(
+    kubeconfig: str | None,
+    namespace: str | None,
+    workers: int,
+    config_namespace: str,
+    webhooks: Webhooks = Webhooks(),
+) -> None:
     """The operator's main: until SIGINT/SIGTERM."""
+    import tempfile
+
     import kopf
+
+    if webhooks.port and not webhooks.certfile:
+        cert, key = self_signed(Path(tempfile.mkdtemp(prefix="modelplane-webhook-")), webhooks.host)
+        webhooks = replace(webhooks, certfile=str(cert), keyfile=str(key))
 
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it
@@ -211,7 +258,9 @@ def run(kubeconfig: str | None, namespace: str | None, workers: int, config_name
         backend = ClusterBackend(cache, LightkubeWriter(kubeconfig), config)
         operator = Operator(cache, Controller(cache, backend), workers)
         registry = kopf.OperatorRegistry()
-        register(operator, registry, config_namespace)
+        register(operator, registry, config_namespace, webhooks)
+        if webhooks.port:
+            admission.register(registry, config.default_mode)
         await kopf.operator(
             registry=registry,
             standalone=True,

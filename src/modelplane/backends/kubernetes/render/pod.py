@@ -24,6 +24,7 @@ PROVISION_VOLUME = "kserve-provision-location"
 PVC_VOLUME = "kserve-pvc-source"
 SERVER = "kserve-container"
 GRPC_PORT = 8081
+AGENT_MODEL = "modelplane.model.transformer:Passthrough"
 # KServe's ComponentExtensionSpec and PredictorSpec fields that are not PodSpec fields (the rest of a component
 # is its pod: serviceAccountName, nodeSelector, tolerations, volumes, …).
 NOT_POD = {
@@ -212,24 +213,22 @@ def _model_volume(pod: dict[str, Any], uri: str, config: ClusterConfig) -> None:
 def _agent(
     isvc: InferenceService, spec: ComponentExtension, component: str, port: int, config: ClusterConfig
 ) -> dict[str, Any]:
-    """`modelplane agent`: fronts a runtime that is not modelplane's server with the payload logger and batcher."""
+    """The agent: modelplane's own server with the passthrough model, in front of a runtime that is not
+    modelplane's — its payload logger and adaptive batcher for any server (KServe's agent sidecar's job)."""
     a = config.agent
-    args = ["--port", str(a.port), "--component-port", str(port), "--model-name", isvc.metadata.name]
-    if spec.logger is not None:
-        args += ["--log-url", spec.logger.url or "", "--log-mode", spec.logger.mode]
-        args += ["--inference-service", isvc.metadata.name, "--namespace", isvc.metadata.namespace]
-        args += ["--component", component]
-    if spec.batcher is not None:
-        b = spec.batcher
-        args += ["--enable-batcher", "--max-batch-size", str(b.max_batch_size or 32)]
-        args += ["--max-latency", str(b.max_latency or 5000)]
+    template = {
+        "logger": spec.logger.dump() if spec.logger else None,
+        "batcher": spec.batcher.dump() if spec.batcher else None,
+    }
+    args = ["--model-class", AGENT_MODEL, "--model-name", isvc.metadata.name, "--predictor_host", f"127.0.0.1:{port}"]
+    args += ["--http-port", str(a.port), "--enable-grpc", "false", *server_flags(isvc, component, template)]
     return {
         "name": "agent",
         "image": a.image,
-        "command": ["modelplane", "agent"],
+        "command": ["modelplane", "serve"],
         "args": args,
         "ports": [{"name": "http-agent", "containerPort": a.port, "protocol": "TCP"}],
-        "readinessProbe": {"tcpSocket": {"port": a.port}, "periodSeconds": 10},
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": a.port}, "periodSeconds": 10},
         "resources": {
             "limits": {"cpu": a.cpuLimit, "memory": a.memoryLimit},
             "requests": {"cpu": a.cpuRequest, "memory": a.memoryRequest},

@@ -1,0 +1,127 @@
+"""Kubernetes backend: the admission webhooks — KServe's defaulting (mutating) and validation (validating) for
+InferenceService, the same functions the local API server runs, so `kubectl apply` of an invalid object is
+refused by the API server with KServe's message. kopf serves them and keeps the webhook configurations."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from modelplane.control.api import InferenceService
+from modelplane.control.webhook import ValidationError, default, validate
+
+WEBHOOK_CONFIGURATION = "inferenceservice.serving.kserve.io"
+
+
+def defaulted_patch(doc: dict[str, Any], default_mode: str) -> dict[str, Any]:
+    """A JSON merge patch taking `doc` to its defaulted form (None removes a field: a legacy framework field
+    becomes `model:`)."""
+    isvc = InferenceService.model_validate(doc)
+    after = default(isvc.model_copy(deep=True), default_mode).dump()
+    before = InferenceService.model_validate(doc).dump()
+    patch: dict[str, Any] = {}
+    for section in ("metadata", "spec"):
+        diff = merge_diff(before.get(section) or {}, after.get(section) or {})
+        if diff:
+            patch[section] = diff
+    return patch
+
+
+def merge_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in old.keys() - new.keys():
+        out[key] = None
+    for key, value in new.items():
+        if key not in old:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(old[key], dict):
+            inner = merge_diff(old[key], value)
+            if inner:
+                out[key] = inner
+        elif value != old[key]:
+            out[key] = value
+    return out
+
+
+def refusal(doc: dict[str, Any], old: dict[str, Any] | None, default_mode: str) -> str | None:
+    """KServe's message when the object is refused, else None."""
+    from pydantic import ValidationError as SchemaError
+
+    try:
+        isvc = default(InferenceService.model_validate(doc), default_mode)
+        before = default(InferenceService.model_validate(old), default_mode) if old else None
+        validate(isvc, before)
+    except ValidationError as exc:
+        return str(exc)
+    except SchemaError as exc:
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return None
+
+
+def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
+    """A certificate for the webhook server on `host` (an IP or a DNS name), signed by itself: its own CA bundle."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    try:
+        san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        san = x509.DNSName(host)
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    certfile, keyfile = directory / "webhook.crt", directory / "webhook.key"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.touch(mode=0o600)
+    keyfile.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return certfile, keyfile
+
+
+def register(registry: Any, default_mode: str) -> None:
+    """The kopf handlers: defaulting, then validation, for InferenceService creates and updates."""
+    import kopf
+
+    @kopf.on.mutate(
+        "serving.kserve.io", "v1beta1", "inferenceservices", id="default", registry=registry,
+        operations=["CREATE", "UPDATE"],
+    )  # fmt: skip
+    def mutate(body: Any, patch: Any, **_: Any) -> None:
+        try:
+            patch.update(defaulted_patch(_plain(body), default_mode))
+        except Exception:  # an object that cannot be parsed is refused by validation, with the reason
+            return
+
+    @kopf.on.validate(
+        "serving.kserve.io", "v1beta1", "inferenceservices", id="validate", registry=registry,
+        operations=["CREATE", "UPDATE"],
+    )  # fmt: skip
+    def check(body: Any, old: Any, **_: Any) -> None:
+        message = refusal(_plain(body), _plain(old) if old else None, default_mode)
+        if message is not None:
+            raise kopf.AdmissionError(message, code=422)
+
+
+def _plain(body: Any) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(body, default=dict))
