@@ -123,7 +123,7 @@ up() {
     --tls-cert-file apiserver.crt --tls-private-key-file apiserver.key --client-ca-file ca.crt \
     --token-auth-file tokens.csv --authorization-mode AlwaysAllow \
     --service-account-key-file sa.pub --service-account-signing-key-file sa.key \
-    --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.0.0.0/24 \
+    --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.0.0.0/16 \
     --disable-admission-plugins ServiceAccount >apiserver.log 2>&1 &
   echo $! >apiserver.pid
   cat >kubeconfig <<EOF
@@ -152,6 +152,10 @@ EOF
   echo "$dir/kubeconfig"
 }
 
+alive() { # a zombie is gone too (PID 1 of a container may never reap it)
+  [[ -r /proc/$1/stat ]] && [[ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]]
+}
+
 down() {
   local dir="$1" pid
   [[ -d $dir ]] || return 0
@@ -159,7 +163,7 @@ down() {
     if [[ -f "$dir/$name.pid" ]]; then
       pid="$(cat "$dir/$name.pid")"
       kill "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true
     fi
   done

@@ -60,9 +60,7 @@ def test_the_agent_batches_concurrent_requests_into_fewer_upstream_calls(runtime
     one = {"instances": [[6.8, 2.8, 4.8, 1.4]]}
     try:
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            answers = list(
-                pool.map(lambda _: httpx.post(f"{front.http}/v1/models/iris:predict", json=one), range(32))
-            )
+            answers = list(pool.map(lambda _: httpx.post(f"{front.http}/v1/models/iris:predict", json=one), range(32)))
     finally:
         front.stop()
     assert all(a.status_code == 200 and a.json() == {"predictions": [1]} for a in answers)

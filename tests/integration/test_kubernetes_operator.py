@@ -235,3 +235,46 @@ def test_the_admission_webhooks_default_and_refuse_with_kserves_messages(api: Ap
         api.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, invalid)
     assert "MinReplicas cannot be greater than MaxReplicas." in refused.value.body
     assert "denied the request" in refused.value.body
+
+
+def test_kserves_sample_manifests_go_through_unchanged(api: Api, operator: OperatorProcess) -> None:
+    """Every sample under tests/data/kserve is created as written (runtimes first), each file in a namespace of
+    its own (several use the same name); each InferenceService gets its predictor object — a Deployment in
+    Standard mode, a Knative Service in Knative mode — and a status."""
+    import yaml
+
+    samples = sorted((Path(__file__).parents[1] / "data" / "kserve").glob("*.yaml"))
+    isvcs: list[tuple[str, dict[str, Any]]] = []
+    for i, path in enumerate(samples):
+        ns = f"sample-{i}"
+        api.core.create_namespace({"metadata": {"name": ns}})
+        docs = sorted(
+            (d for d in yaml.safe_load_all(path.read_text()) if d), key=lambda d: d["kind"] == "InferenceService"
+        )
+        for doc in docs:
+            group, version = doc["apiVersion"].split("/")
+            plural = {"InferenceService": PLURAL, "ServingRuntime": "servingruntimes"}[doc["kind"]]
+            api.custom.create_namespaced_custom_object(group, version, ns, plural, doc)
+            if doc["kind"] == "InferenceService":
+                isvcs.append((ns, doc))
+    assert len(isvcs) >= 8
+    for ns, doc in isvcs:
+        name = doc["metadata"]["name"]
+        mode = (doc["metadata"].get("annotations") or {}).get("serving.kserve.io/deploymentMode", "Knative")
+        if mode in ("Standard", "RawDeployment"):
+            wait_for(lambda ns=ns, name=name: api.apps.read_namespaced_deployment(f"{name}-predictor", ns), name)
+        else:
+            wait_for(
+                lambda ns=ns, name=name: api.custom.get_namespaced_custom_object(
+                    "serving.knative.dev", "v1", ns, "services", f"{name}-predictor"
+                ),
+                f"{ns}/{name}'s Knative Service",
+            )
+        wait_for(
+            lambda ns=ns, name=name: (
+                api.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+                .get("status", {})
+                .get("conditions")
+            ),
+            f"{ns}/{name}'s status",
+        )

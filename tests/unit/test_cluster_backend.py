@@ -186,12 +186,14 @@ def test_knative_mode_names_revisions_and_follows_the_knative_service(world: Wor
 
 def test_a_refused_write_surfaces_and_the_next_pass_retries(world: World) -> None:
     world.put(isvc())
-    world.writer.fail["iris"] = ApiError(422, "Ingress.networking.k8s.io is invalid")
+    world.writer.fail["iris-predictor"] = ApiError(500, "failed to allocate a serviceIP: range is full")
     with pytest.raises(ApiError):
         world.reconcile()
-    del world.writer.fail["iris"]
+    ready = next(c for c in world.status()["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and "range is full" in ready["message"]  # the reason reaches the status
+    del world.writer.fail["iris-predictor"]
     writes = world.reconcile()
-    assert ("apply", "Ingress", "iris") in writes
+    assert ("apply", "Service", "iris-predictor") in writes and ("apply", "Ingress", "iris") in writes
 
 
 def test_covers_ignores_what_the_api_server_adds() -> None:
@@ -216,3 +218,26 @@ def test_the_work_queue_runs_a_key_once_at_a_time_and_again_if_it_changed_meanwh
         return [first, second, third]
 
     assert asyncio.run(scenario()) == [("ml", "a"), ("ml", "b"), ("ml", "a")]
+
+
+def test_only_events_that_can_change_a_decision_queue_a_reconcile() -> None:
+    from modelplane.backends.kubernetes.operator import ISVC, matters
+
+    isvc_doc = isvc()
+    with_status = {
+        **isvc_doc,
+        "status": {"url": "http://x"},
+        "metadata": {**isvc_doc["metadata"], "resourceVersion": "9"},
+    }
+    assert not matters(ISVC, isvc_doc, with_status)  # the operator's own status write
+    relabelled = copy.deepcopy(isvc_doc)
+    relabelled["metadata"]["labels"] = {"team": "fraud"}
+    assert matters(ISVC, isvc_doc, relabelled)
+    deployment = {"metadata": {"name": "d", "resourceVersion": "1"}, "spec": {"replicas": 1}}
+    rolled = {**deployment, "metadata": {"name": "d", "resourceVersion": "2"}, "status": {"availableReplicas": 1}}
+    assert matters(("apps/v1", "Deployment"), deployment, rolled)  # observe reads it
+    hpa = ("autoscaling/v2beta2", "HorizontalPodAutoscaler")
+    assert not matters(hpa, deployment, rolled)  # nobody reads an HPA's status
+    assert not matters(("v1", "Service"), deployment, {**deployment, "metadata": {"name": "d", "resourceVersion": "3"}})
+    drifted = {**deployment, "spec": {"replicas": 1, "type": "NodePort"}}
+    assert matters(("v1", "Service"), deployment, drifted)  # someone changed what the operator owns

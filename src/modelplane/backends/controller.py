@@ -100,7 +100,7 @@ class Controller:
                 self._broken[key] = str(exc)
                 log.exception("reconciling %s/%s failed", *key)
             owned = self.backend.owned(*key)
-            self.store.set_status("InferenceService", *key, _failed(doc, exc, self.clock()))
+            self.store.set_status("InferenceService", *key, failed_status(doc, exc, self.clock()))
         return key, owned
 
     def _revisions(self, isvc: InferenceService, wanted: dict[str, dict[str, Any]]) -> dict[str, list[Revision]]:
@@ -163,7 +163,7 @@ class Controller:
         return set(keys.values())
 
 
-def _failed(doc: dict[str, Any], exc: Exception, moment: str) -> dict[str, Any]:
+def failed_status(doc: dict[str, Any], exc: Exception, moment: str) -> dict[str, Any]:
     """The status of an object the controller could not reconcile: its last status, Ready False and why."""
     status = dict(doc.get("status") or {})
     condition = {

@@ -105,7 +105,7 @@ def register(registry: Any, default_mode: str) -> None:
         "serving.kserve.io", "v1beta1", "inferenceservices", id="default", registry=registry,
         operations=["CREATE", "UPDATE"],
     )  # fmt: skip
-    def mutate(body: Any, patch: Any, **_: Any) -> None:
+    async def mutate(body: Any, patch: Any, **_: Any) -> None:  # async: on the loop, no thread hop
         try:
             patch.update(defaulted_patch(_plain(body), default_mode))
         except Exception:  # an object that cannot be parsed is refused by validation, with the reason
@@ -115,7 +115,7 @@ def register(registry: Any, default_mode: str) -> None:
         "serving.kserve.io", "v1beta1", "inferenceservices", id="validate", registry=registry,
         operations=["CREATE", "UPDATE"],
     )  # fmt: skip
-    def check(body: Any, old: Any, **_: Any) -> None:
+    async def check(body: Any, old: Any, **_: Any) -> None:
         message = refusal(_plain(body), _plain(old) if old else None, default_mode)
         if message is not None:
             raise kopf.AdmissionError(message, code=422)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from modelplane.backends.controller import failed_status
 from modelplane.backends.kubernetes.cache import Cache, Key, kind_key
 from modelplane.backends.kubernetes.client import ApiError, Writer
 from modelplane.backends.kubernetes.config import ClusterConfig
@@ -16,7 +17,7 @@ from modelplane.backends.kubernetes.render.meta import component_name, host, own
 from modelplane.backends.seam import Traffic
 from modelplane.control.api import ISVC_API, InferenceService, ServingRuntime
 from modelplane.control.reconciler import Observed, serving_revisions
-from modelplane.control.revision import Revision, revision_name
+from modelplane.control.revision import Revision, now, revision_name
 from modelplane.control.runtimes import builtin_runtimes
 
 log = logging.getLogger("modelplane.operator")
@@ -34,6 +35,7 @@ class ClusterBackend:
         self.domain = config.ingress.ingressDomain
         self._touched: set[Key] = set()
         self._traffic: dict[Key, Traffic] = {}
+        self.written: dict[Key, int] = {}  # API writes made for each InferenceService so far
         cache.decorate = self.decorate
 
     def decorate(self, doc: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +112,7 @@ class ClusterBackend:
             if doc is None:
                 continue
             pending.body["metadata"]["ownerReferences"] = owner(InferenceService.model_validate(doc))
+            self._wrote((pending.namespace, pending.isvc))
             try:
                 self.cache.seen(await self.writer.create(pending.body))
             except ApiError as exc:
@@ -117,13 +120,23 @@ class ClusterBackend:
                     raise
         for key in sorted(touched):
             doc = self.cache.get(ISVC_API, "InferenceService", *key)
-            if doc is not None:
+            if doc is None:
+                continue
+            try:
                 await self._objects(InferenceService.model_validate(doc))
+            except ApiError as exc:  # the API server refused an object: say so on the isvc, then retry later
+                status = failed_status(doc, exc, now())
+                if status != doc.get("status"):
+                    self._wrote(key)
+                    await self.writer.patch_status(ISVC_API, "InferenceService", *key, status)
+                    doc["status"] = status
+                raise
         for key, status in statuses.items():
             doc = self.cache.get(ISVC_API, "InferenceService", *key)
             if doc is None:
                 continue
             log.debug("status of %s/%s", *key)
+            self._wrote(key)
             await self.writer.patch_status(ISVC_API, "InferenceService", *key, status)
             doc["status"] = status  # until the watch brings the object back: no second write of the same status
 
@@ -136,13 +149,18 @@ class ClusterBackend:
             if live is not None and covers(live, obj):
                 continue
             log.debug("apply %s %s/%s", obj["kind"], meta.namespace, obj["metadata"]["name"])
+            self._wrote((meta.namespace, meta.name))
             self.cache.seen(await self.writer.apply(obj))
         for child in self.cache.children(meta.namespace, meta.name):
             cm = child["metadata"]
             ours = any(r.get("uid") == meta.uid and r.get("controller") for r in cm.get("ownerReferences") or [])
             if ours and (kind_key(child["apiVersion"], child["kind"]), cm["name"]) not in wanted:
+                self._wrote((meta.namespace, meta.name))
                 await self.writer.delete(child["apiVersion"], child["kind"], meta.namespace, cm["name"])
                 self.cache.gone(child)
+
+    def _wrote(self, key: Key) -> None:
+        self.written[key] = self.written.get(key, 0) + 1
 
     def desired(self, isvc: InferenceService) -> list[dict[str, Any]]:
         """What the InferenceService renders to now: its latest revision per component, and in Knative mode the

@@ -76,14 +76,21 @@ class Operator:
         self._retries.pop(key, None)
         self.queue.add(key)
 
-    def event(self, kind: str, body: dict[str, Any], deleted: bool) -> None:
-        """A watch event: the cache follows it; the InferenceServices it concerns are queued."""
+    def event(self, kind: tuple[str, str], body: dict[str, Any], deleted: bool) -> None:
+        """A watch event: the cache follows it; the InferenceServices it concerns are queued when it can change
+        what they decide — not for the echo of the operator's own write, nor for status the operator never reads
+        (an HPA's, its own status on the InferenceService)."""
+        meta = body.get("metadata") or {}
+        old = self.cache.get(
+            body.get("apiVersion", ""), body.get("kind", ""), meta.get("namespace") or "", meta.get("name", "")
+        )
         if deleted:
             self.cache.gone(body)
         else:
             self.cache.seen(body)
-        for key in self.affected(kind, body):
-            self.queue.add(key)
+        if deleted or old is None or matters(kind, old, body):
+            for key in self.affected(kind, body):
+                self.queue.add(key)
 
     def affected(self, kind: tuple[str, str], body: dict[str, Any]) -> Iterable[Key]:
         meta = body.get("metadata") or {}
@@ -101,12 +108,12 @@ class Operator:
     async def work(self) -> None:
         while True:
             key = await self.queue.get()
-            writer = self.controller.backend.writer  # type: ignore[attr-defined]
-            before = writer.writes
+            written = self.controller.backend.written  # type: ignore[attr-defined]
+            before = written.get(key, 0)
             try:
                 await self.controller.reconcile(*key)
                 self._failures.pop(key, None)
-                log.info("reconciled %s/%s: %d writes", *key, writer.writes - before)
+                log.info("reconciled %s/%s: %d writes", *key, written.get(key, 0) - before)
             except Exception as exc:  # the API refused a write, or the server went away: retried with backoff
                 n = self._failures.get(key, 0)
                 self._failures[key] = n + 1
@@ -116,6 +123,32 @@ class Operator:
                     self._retries[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
             finally:
                 self.queue.done(key)
+
+
+STATUS_READ = {"Deployment", "Service"}  # kinds whose status `observe` reads (apps Deployments, Knative Services)
+
+
+def matters(kind: tuple[str, str], old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a changed object can change a reconcile's outcome: anything but the status of an InferenceService
+    (written by the operator) or of a kind the operator does not read; the echo of the operator's own write (the
+    cache already holds what the write returned) compares equal and matters not."""
+    if kind == ISVC:
+        keep = ("labels", "annotations", "generation", "deletionTimestamp")
+        return any(old["metadata"].get(k) != new["metadata"].get(k) for k in keep) or old.get("spec") != new.get("spec")
+    if kind in RUNTIMES:
+        return old.get("spec") != new.get("spec") or old["metadata"].get("labels") != new["metadata"].get("labels")
+    if kind[1] == "ControllerRevision":
+        return False  # immutable, written by the operator
+    parts = ["metadata", "spec"] + (["status"] if kind[1] in STATUS_READ and kind[0] != "v1" else [])
+    return any(_stable(old, p) != _stable(new, p) for p in parts)
+
+
+def _stable(body: dict[str, Any], part: str) -> Any:
+    """`part` without what changes on every write (resourceVersion, managedFields)."""
+    value = body.get(part)
+    if part == "metadata" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in ("resourceVersion", "managedFields", "generation")}
+    return value
 
 
 @dataclass(frozen=True)
@@ -169,7 +202,9 @@ def register(operator: Operator, registry: Any, config_namespace: str, webhooks:
         group, _, version = api.rpartition("/")
         labels = None if (api, kind) == ISVC or (api, kind) in RUNTIMES else {ISVC_LABEL: kopf.PRESENT}
 
-        def handler(event: dict[str, Any], resource_kind: tuple[str, str] = (api, kind), **_: Any) -> None:
+        # async: kopf runs it on the event loop, where the cache and the queue live (a sync handler would run in
+        # kopf's thread pool, racing the workers)
+        async def handler(event: dict[str, Any], resource_kind: tuple[str, str] = (api, kind), **_: Any) -> None:
             operator.event(resource_kind, event["object"], event.get("type") == "DELETED")
 
         kopf.on.event(group, version, plural, labels=labels, registry=registry, id=f"watch-{kind}-{version}")(handler)
@@ -178,6 +213,8 @@ def register(operator: Operator, registry: Any, config_namespace: str, webhooks:
     async def start_workers(**_: Any) -> None:
         loop = asyncio.get_running_loop()
         operator.tasks = [loop.create_task(operator.work()) for _ in range(operator.workers)]
+        for doc in operator.cache.list("InferenceService"):  # every one once at start: what changed while away
+            operator.queue.add((doc["metadata"].get("namespace", ""), doc["metadata"]["name"]))
         log.info("modelplane operator: %d workers; config from %s/%s", operator.workers, config_namespace, CONFIGMAP)
 
 
