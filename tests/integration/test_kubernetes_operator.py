@@ -278,3 +278,42 @@ def test_kserves_sample_manifests_go_through_unchanged(api: Api, operator: Opera
             ),
             f"{ns}/{name}'s status",
         )
+
+
+def test_a_knative_canary_is_split_rolled_back_and_promoted(api: Api, operator: OperatorProcess) -> None:
+    ksvc_api = ("serving.knative.dev", "v1", NS, "services", "can-predictor")
+
+    def ksvc() -> dict[str, Any]:
+        return api.custom.get_namespaced_custom_object(*ksvc_api)
+
+    def knative_reports(ready: str) -> None:  # what Knative's controllers would write
+        status = {"latestCreatedRevisionName": ready, "latestReadyRevisionName": ready}
+        api.custom.patch_namespaced_custom_object_status(*ksvc_api, {"status": status})
+
+    api.create_isvc("can")
+    wait_for(ksvc, "the Knative Service")
+    knative_reports("can-predictor-00001")
+    wait_for(lambda: api.condition("can") == "True", "Ready")
+    patch = {"spec": {"predictor": {"canaryTrafficPercent": 20, "model": {"storageUri": "gs://models/iris-v2"}}}}
+    api.patch_isvc("can", patch)
+    wait_for(lambda: ksvc()["spec"]["template"]["metadata"]["name"] == "can-predictor-00002", "the canary revision")
+    split = [
+        {"latestRevision": True, "percent": 20},
+        {"revisionName": "can-predictor-00001", "percent": 80, "tag": "prev"},
+    ]
+    wait_for(lambda: ksvc()["spec"]["traffic"] == split, "20/80 between the latest ready revision and the previous")
+    knative_reports("can-predictor-00002")
+    wait_for(
+        lambda: (
+            api.isvc("can")["status"]["components"]["predictor"].get("latestReadyRevision") == "can-predictor-00002"
+        ),
+        "the canary ready",
+    )
+    api.patch_isvc("can", {"spec": {"predictor": {"canaryTrafficPercent": 0}}})  # roll back
+    rolled_back = [
+        {"latestRevision": True, "percent": 0},
+        {"revisionName": "can-predictor-00001", "percent": 100, "tag": "prev"},
+    ]
+    wait_for(lambda: ksvc()["spec"]["traffic"] == rolled_back, "all traffic back on the previous revision")
+    api.patch_isvc("can", {"spec": {"predictor": {"canaryTrafficPercent": None}}})  # promote
+    wait_for(lambda: ksvc()["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}], "the canary promoted")

@@ -176,12 +176,11 @@ def test_knative_mode_names_revisions_and_follows_the_knative_service(world: Wor
     world.reconcile()
     ksvc = world.cache.get("serving.knative.dev/v1", "Service", "ml", "iris-predictor")
     assert ksvc["spec"]["template"]["metadata"]["name"] == "iris-predictor-00002"
-    assert ksvc["spec"]["traffic"] == [{"revisionName": "iris-predictor-00001", "percent": 100}]  # not ready yet
+    # Knative sends `latestRevision` to its latest *ready* revision: 00001 until 00002 is ready
+    assert ksvc["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}]
     world.report(*knative, {"latestReadyRevisionName": "iris-predictor-00002"})
     world.reconcile()
-    world.reconcile()
-    ksvc = world.cache.get("serving.knative.dev/v1", "Service", "ml", "iris-predictor")
-    assert ksvc["spec"]["traffic"] == [{"revisionName": "iris-predictor-00002", "percent": 100}]
+    assert world.status()["components"]["predictor"]["latestReadyRevision"] == "iris-predictor-00002"
 
 
 def test_a_refused_write_surfaces_and_the_next_pass_retries(world: World) -> None:
@@ -241,3 +240,42 @@ def test_only_events_that_can_change_a_decision_queue_a_reconcile() -> None:
     assert not matters(("v1", "Service"), deployment, {**deployment, "metadata": {"name": "d", "resourceVersion": "3"}})
     drifted = {**deployment, "spec": {"replicas": 1, "type": "NodePort"}}
     assert matters(("v1", "Service"), deployment, drifted)  # someone changed what the operator owns
+
+
+def test_a_knative_canary_splits_promotes_and_rolls_back_through_the_traffic_block(world: World) -> None:
+    knative = ("serving.knative.dev/v1", "Service", "iris-predictor")
+
+    def traffic() -> list[dict[str, Any]]:
+        return world.cache.get(*knative[:2], "ml", "iris-predictor")["spec"]["traffic"]
+
+    def serve(ready: str, routed: list[dict[str, Any]]) -> None:  # what Knative reports
+        world.report(*knative, {"latestReadyRevisionName": ready, "traffic": routed})
+        world.reconcile()
+        world.reconcile()
+
+    world.put(isvc(mode="Knative"))
+    world.reconcile()
+    serve("iris-predictor-00001", [{"revisionName": "iris-predictor-00001", "percent": 100}])
+    doc = isvc(uri="gs://models/iris-v2", mode="Knative")
+    doc["spec"]["predictor"]["canaryTrafficPercent"] = 20
+    world.put(doc)
+    world.reconcile()
+    split = [
+        {"latestRevision": True, "percent": 20},  # the latest ready revision: 00002 once Knative has it ready
+        {"revisionName": "iris-predictor-00001", "percent": 80, "tag": "prev"},
+    ]
+    assert traffic() == split
+    serve("iris-predictor-00002", [{"revisionName": "iris-predictor-00002", "percent": 20}, split[1]])
+    assert traffic() == split
+    assert world.status()["components"]["predictor"]["latestReadyRevision"] == "iris-predictor-00002"
+    doc["spec"]["predictor"]["canaryTrafficPercent"] = 0  # roll back: the canary stays, dark
+    world.put(doc)
+    world.reconcile()
+    assert traffic() == [
+        {"latestRevision": True, "percent": 0},
+        {"revisionName": "iris-predictor-00001", "percent": 100, "tag": "prev"},
+    ]
+    del doc["spec"]["predictor"]["canaryTrafficPercent"]  # promote
+    world.put(doc)
+    world.reconcile()
+    assert traffic() == [{"latestRevision": True, "percent": 100}]

@@ -148,6 +148,7 @@ class Controller:
             tags={t["tag"]: keys[t["revisionName"]] for ts in desired.traffic.values() for t in ts if t.get("tag")},
             timeouts={c: float(w["timeout"]) for c, w in wanted.items() if w.get("timeout")},
             repository_api=meta.annotations.get(REPOSITORY_ANNOTATION) == "true",
+            blocks=desired.traffic,
         )
         self.backend.route(meta.namespace, meta.name, traffic)
         self._routed.add((meta.namespace, meta.name))

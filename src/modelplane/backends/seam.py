@@ -34,6 +34,9 @@ class Traffic:
     tags: dict[str, str] = field(default_factory=dict)  # "latest"/"prev" -> revision (tag routing)
     timeouts: dict[str, float] = field(default_factory=dict)  # component -> seconds (the component's `timeout`)
     repository_api: bool = False  # the isvc exposes V2 repository load/unload
+    # component -> the reconciler's targets as KServe writes them (revisionName, percent, tag, latestRevision):
+    # what a Knative Service's traffic block is made of
+    blocks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 class Backend(Protocol):

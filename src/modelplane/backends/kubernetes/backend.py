@@ -17,7 +17,7 @@ from modelplane.backends.kubernetes.render.meta import component_name, host, own
 from modelplane.backends.seam import Traffic
 from modelplane.control.api import ISVC_API, InferenceService, ServingRuntime
 from modelplane.control.reconciler import Observed, serving_revisions
-from modelplane.control.revision import Revision, now, revision_name
+from modelplane.control.revision import Revision, now
 from modelplane.control.runtimes import builtin_runtimes
 
 log = logging.getLogger("modelplane.operator")
@@ -188,19 +188,24 @@ class ClusterBackend:
 
     @staticmethod
     def _knative_traffic(traffic: Traffic | None) -> dict[str, list[dict[str, Any]]] | None:
+        """Knative's traffic block from the reconciler's targets: the latest ready revision as `latestRevision:
+        true` (Knative resolves it to its latest ready revision, which is what the reconciler means), the others
+        by name; tags as they are."""
         if traffic is None:
             return None
-        tags = {key: tag for tag, key in traffic.tags.items()}
         out: dict[str, list[dict[str, Any]]] = {}
-        for component, targets in traffic.targets.items():
-            if not targets:
-                continue
-            out[component] = []
-            for key, percent in targets:
-                target: dict[str, Any] = {"revisionName": revision_name(key), "percent": percent}
-                if key in tags:
-                    target["tag"] = tags[key]
-                out[component].append(target)
+        for component, targets in traffic.blocks.items():
+            block = []
+            for t in targets:
+                entry: dict[str, Any] = (
+                    {"latestRevision": True} if t.get("latestRevision") else {"revisionName": t["revisionName"]}
+                )
+                entry["percent"] = int(t.get("percent", 0))
+                if t.get("tag"):
+                    entry["tag"] = t["tag"]
+                block.append(entry)
+            if block:
+                out[component] = block
         return out
 
 
