@@ -317,3 +317,51 @@ def test_a_knative_canary_is_split_rolled_back_and_promoted(api: Api, operator: 
     wait_for(lambda: ksvc()["spec"]["traffic"] == rolled_back, "all traffic back on the previous revision")
     api.patch_isvc("can", {"spec": {"predictor": {"canaryTrafficPercent": None}}})  # promote
     wait_for(lambda: ksvc()["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}], "the canary promoted")
+
+
+def test_a_standard_canary_weighs_gateway_api_routes(
+    api: Api, cluster: Cluster, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """With Gateway API routing (KServe's inferenceservice-config, read at start), a Standard-mode canary runs in
+    its own Deployment beside the stable one and the HTTPRoute weighs their Services; promotion rolls the stable
+    Deployment to the new revision and removes the canary."""
+    import json
+
+    api.core.create_namespace({"metadata": {"name": "gw-config"}})
+    config = {
+        "metadata": {"name": "inferenceservice-config"},
+        "data": {"ingress": json.dumps({"enableGatewayApi": True})},
+    }
+    api.core.create_namespaced_config_map("gw-config", config)
+    operator.stop()
+    gateway = start_operator(cluster, tmp_path, *WEBHOOK_ARGS, "--config-namespace", "gw-config")
+    operator.proc, operator.log_path = gateway.proc, gateway.log_path  # the module fixture stops it
+
+    def weights() -> list[tuple[str, int]]:
+        route = api.custom.get_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", NS, "httproutes", "cny-predictor"
+        )
+        return [(r["name"], r["weight"]) for r in route["spec"]["rules"][0]["backendRefs"]]  # the CRD defaults 1
+
+    def storage(name: str) -> str:
+        return api.deployment(name).spec.template.spec.init_containers[0].args[0]
+
+    api.create_isvc("cny", **{"serving.kserve.io/deploymentMode": "Standard"})
+    wait_for(lambda: api.deployment("cny-predictor"), "the Deployment")
+    api.available("cny-predictor")
+    wait_for(lambda: api.condition("cny") == "True", "Ready")
+    assert wait_for(weights, "the HTTPRoute") == [("cny-predictor", 1)]  # one backend: Gateway API's default
+    patch = {"spec": {"predictor": {"canaryTrafficPercent": 20, "model": {"storageUri": "gs://models/iris-v2"}}}}
+    api.patch_isvc("cny", patch)
+    wait_for(lambda: api.deployment("cny-predictor-canary"), "the canary Deployment")
+    assert storage("cny-predictor") == "gs://models/iris" and storage("cny-predictor-canary") == "gs://models/iris-v2"
+    api.available("cny-predictor-canary")
+    wait_for(lambda: weights() == [("cny-predictor", 80), ("cny-predictor-canary", 20)], "an 80/20 split")
+    api.patch_isvc("cny", {"spec": {"predictor": {"canaryTrafficPercent": None}}})  # promote
+    wait_for(lambda: weights() == [("cny-predictor", 1)], "all traffic on the stable route")
+    assert storage("cny-predictor") == "gs://models/iris-v2"
+
+    def canary_gone() -> bool:
+        return not any(d.metadata.name == "cny-predictor-canary" for d in api.apps.list_namespaced_deployment(NS).items)
+
+    wait_for(canary_gone, "the canary Deployment removed")

@@ -36,10 +36,10 @@ def isvc(uri: str = "gs://models/iris", mode: str = "Standard", **spec: Any) -> 
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, config: ClusterConfig | None = None) -> None:
         self.cache = Cache()
         self.writer = MemoryWriter()
-        self.backend = ClusterBackend(self.cache, self.writer, ClusterConfig())
+        self.backend = ClusterBackend(self.cache, self.writer, config or ClusterConfig())
         self.controller = Controller(self.cache, self.backend, clock=lambda: "2026-11-30T00:00:00Z")
 
     def put(self, doc: dict[str, Any]) -> None:
@@ -279,3 +279,45 @@ def test_a_knative_canary_splits_promotes_and_rolls_back_through_the_traffic_blo
     world.put(doc)
     world.reconcile()
     assert traffic() == [{"latestRevision": True, "percent": 100}]
+
+
+def test_a_standard_canary_runs_beside_the_stable_deployment_with_weighted_routes() -> None:
+    from dataclasses import replace
+
+    world = World(ClusterConfig(ingress=replace(ClusterConfig().ingress, enableGatewayApi=True)))
+
+    def weights() -> list[tuple[str, int]]:
+        route = world.cache.get("gateway.networking.k8s.io/v1", "HTTPRoute", "ml", "iris-predictor")
+        return [(r["name"], r.get("weight", 100)) for r in route["spec"]["rules"][0]["backendRefs"]]
+
+    def uri(name: str) -> str:
+        return world.deployment(name)["spec"]["template"]["spec"]["initContainers"][0]["args"][0]
+
+    world.put(isvc())
+    world.reconcile()
+    world.roll_out()
+    world.reconcile()
+    doc = isvc(uri="gs://models/iris-v2")
+    doc["spec"]["predictor"]["canaryTrafficPercent"] = 20
+    world.put(doc)
+    world.reconcile()
+    assert uri("iris-predictor") == "gs://models/iris"  # the stable Deployment is left as it runs
+    assert uri("iris-predictor-canary") == "gs://models/iris-v2"
+    assert world.deployment("iris-predictor-canary")["spec"]["replicas"] == 1
+    assert world.cache.get("autoscaling/v2", "HorizontalPodAutoscaler", "ml", "iris-predictor-canary") is None
+    assert weights() == [("iris-predictor", 100), ("iris-predictor-canary", 0)]  # not ready: no share yet
+    world.roll_out("iris-predictor-canary")
+    world.reconcile()
+    world.reconcile()
+    assert weights() == [("iris-predictor", 80), ("iris-predictor-canary", 20)]
+    assert world.status()["components"]["predictor"]["latestReadyRevision"] == "iris-predictor-00002"
+    doc["spec"]["predictor"]["canaryTrafficPercent"] = 0  # roll back: the canary stays, without traffic
+    world.put(doc)
+    world.reconcile()
+    assert weights() == [("iris-predictor", 100), ("iris-predictor-canary", 0)]
+    del doc["spec"]["predictor"]["canaryTrafficPercent"]  # promote: the stable Deployment rolls to the latest
+    world.put(doc)
+    writes = world.reconcile()
+    assert uri("iris-predictor") == "gs://models/iris-v2"
+    assert ("delete", "Deployment", "iris-predictor-canary") in writes
+    assert weights() == [("iris-predictor", 100)]

@@ -10,6 +10,7 @@ from typing import Any
 
 from modelplane.backends.controller import failed_status
 from modelplane.backends.kubernetes.cache import Cache, Key, kind_key
+from modelplane.backends.kubernetes.canary import CANARY_SUFFIX, apply_split, split
 from modelplane.backends.kubernetes.client import ApiError, Writer
 from modelplane.backends.kubernetes.config import ClusterConfig
 from modelplane.backends.kubernetes.render import mode_of, render
@@ -67,6 +68,9 @@ class ClusterBackend:
         name = component_name(isvc, component)
         if mode_of(isvc, self.config) == "Knative":
             return _knative_observed(self.cache.get(KNATIVE, "Service", meta.namespace, name), revision.name)
+        canary = self.cache.get("apps/v1", "Deployment", meta.namespace, name + CANARY_SUFFIX)
+        if canary is not None and _annotations(canary).get(REVISION_ANNOTATION) == revision.name:
+            return _deployment_observed(canary)
         deployment = self.cache.get("apps/v1", "Deployment", meta.namespace, name)
         if deployment is None:
             return Observed()
@@ -142,8 +146,8 @@ class ClusterBackend:
 
     async def _objects(self, isvc: InferenceService) -> None:
         meta = isvc.metadata
-        desired = self.desired(isvc)
-        wanted = {(kind_key(o["apiVersion"], o["kind"]), o["metadata"]["name"]) for o in desired}
+        desired, kept = self.desired(isvc)
+        wanted = {(kind_key(o["apiVersion"], o["kind"]), o["metadata"]["name"]) for o in desired} | kept
         for obj in desired:
             live = self.cache.get(obj["apiVersion"], obj["kind"], meta.namespace, obj["metadata"]["name"])
             if live is not None and covers(live, obj):
@@ -162,9 +166,10 @@ class ClusterBackend:
     def _wrote(self, key: Key) -> None:
         self.written[key] = self.written.get(key, 0) + 1
 
-    def desired(self, isvc: InferenceService) -> list[dict[str, Any]]:
+    def desired(self, isvc: InferenceService) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
         """What the InferenceService renders to now: its latest revision per component, and in Knative mode the
-        traffic the reconciler decided, by revision name."""
+        traffic the reconciler decided, by revision name; in a Standard-mode canary, the latest in the canary
+        objects and the stable objects kept as they are (returned as the second item)."""
         meta = isvc.metadata
         namespaced = [ServingRuntime.model_validate(d) for d in self.cache.list("ServingRuntime", meta.namespace)]
         cluster = builtin_runtimes() + [
@@ -184,7 +189,13 @@ class ClusterBackend:
                 obj["metadata"].setdefault("annotations", {})[REVISION_ANNOTATION] = revs[-1].name
             elif obj["apiVersion"] == KNATIVE:
                 obj["spec"]["template"]["metadata"]["name"] = revs[-1].name  # Knative names it as we do
-        return objects
+        revs = self.cache.revisions(meta.namespace, meta.name, "predictor")
+        routed = self._traffic.get((meta.namespace, meta.name))
+        if not knative and revs and routed is not None:
+            s = split(isvc, revs[-1].name, routed.blocks.get("predictor") or [])
+            if s is not None:
+                return apply_split(objects, isvc, s)
+        return objects, set()
 
     @staticmethod
     def _knative_traffic(traffic: Traffic | None) -> dict[str, list[dict[str, Any]]] | None:

@@ -124,8 +124,7 @@ def _entry(components: dict[str, ComponentExtension]) -> str:
 
 
 def _backend(isvc: InferenceService, component: str, weight: int | None = None) -> dict[str, Any]:
-    ref: dict[str, Any] = {
-        "group": "",
+    ref: dict[str, Any] = {  # group omitted: "" (core) is its default, and a 1.20 API server refuses "" here
         "kind": "Service",
         "name": component_name(isvc, component),
         "namespace": isvc.metadata.namespace,
