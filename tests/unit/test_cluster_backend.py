@@ -15,7 +15,7 @@ from modelplane.backends.kubernetes.backend import REVISION_ANNOTATION, ClusterB
 from modelplane.backends.kubernetes.cache import Cache
 from modelplane.backends.kubernetes.client import ApiError, MemoryWriter
 from modelplane.backends.kubernetes.config import ClusterConfig
-from modelplane.backends.kubernetes.operator import WorkQueue
+from modelplane.backends.kubernetes.events import WorkQueue
 
 UID = "uid-iris"
 
@@ -220,7 +220,7 @@ def test_the_work_queue_runs_a_key_once_at_a_time_and_again_if_it_changed_meanwh
 
 
 def test_only_events_that_can_change_a_decision_queue_a_reconcile() -> None:
-    from modelplane.backends.kubernetes.operator import ISVC, matters
+    from modelplane.backends.kubernetes.events import ISVC, matters
 
     isvc_doc = isvc()
     with_status = {

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,46 +20,12 @@ from modelplane.backends.kubernetes.backend import ClusterBackend
 from modelplane.backends.kubernetes.cache import Cache, Key
 from modelplane.backends.kubernetes.client import RESOURCES, LightkubeWriter
 from modelplane.backends.kubernetes.config import CONFIGMAP, ClusterConfig
+from modelplane.backends.kubernetes.events import ISVC, RUNTIMES, WorkQueue, matters
 from modelplane.backends.kubernetes.render.meta import ISVC_LABEL
 
 log = logging.getLogger("modelplane.operator")
 RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # after consecutive failures of one InferenceService
-ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
-RUNTIMES = {("serving.kserve.io/v1alpha1", "ServingRuntime"), ("serving.kserve.io/v1alpha1", "ClusterServingRuntime")}
 WATCHED = [k for k in RESOURCES if k[1] != "ConfigMap"]
-
-
-@dataclass
-class WorkQueue:
-    """Keys to reconcile: a key queued twice is reconciled once; a key queued while it is being reconciled is
-    reconciled again after (never twice at the same time)."""
-
-    _ready: asyncio.Queue[Key] = field(default_factory=asyncio.Queue)
-    _queued: set[Key] = field(default_factory=set)
-    _active: set[Key] = field(default_factory=set)
-    _again: set[Key] = field(default_factory=set)
-
-    def add(self, key: Key) -> None:
-        if key in self._active:
-            self._again.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            self._ready.put_nowait(key)
-
-    async def get(self) -> Key:
-        key = await self._ready.get()
-        self._queued.discard(key)
-        self._active.add(key)
-        return key
-
-    def done(self, key: Key) -> None:
-        self._active.discard(key)
-        if key in self._again:
-            self._again.discard(key)
-            self.add(key)
-
-    def __len__(self) -> int:
-        return len(self._queued) + len(self._active)
 
 
 class Operator:
@@ -123,32 +89,6 @@ class Operator:
                     self._retries[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
             finally:
                 self.queue.done(key)
-
-
-STATUS_READ = {"Deployment", "Service"}  # kinds whose status `observe` reads (apps Deployments, Knative Services)
-
-
-def matters(kind: tuple[str, str], old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether a changed object can change a reconcile's outcome: anything but the status of an InferenceService
-    (written by the operator) or of a kind the operator does not read; the echo of the operator's own write (the
-    cache already holds what the write returned) compares equal and matters not."""
-    if kind == ISVC:
-        keep = ("labels", "annotations", "generation", "deletionTimestamp")
-        return any(old["metadata"].get(k) != new["metadata"].get(k) for k in keep) or old.get("spec") != new.get("spec")
-    if kind in RUNTIMES:
-        return old.get("spec") != new.get("spec") or old["metadata"].get("labels") != new["metadata"].get("labels")
-    if kind[1] == "ControllerRevision":
-        return False  # immutable, written by the operator
-    parts = ["metadata", "spec"] + (["status"] if kind[1] in STATUS_READ and kind[0] != "v1" else [])
-    return any(_stable(old, p) != _stable(new, p) for p in parts)
-
-
-def _stable(body: dict[str, Any], part: str) -> Any:
-    """`part` without what changes on every write (resourceVersion, managedFields)."""
-    value = body.get(part)
-    if part == "metadata" and isinstance(value, dict):
-        return {k: v for k, v in value.items() if k not in ("resourceVersion", "managedFields", "generation")}
-    return value
 
 
 @dataclass(frozen=True)
