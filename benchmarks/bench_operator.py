@@ -3,7 +3,7 @@ N InferenceServices (Standard mode) created at once by concurrent clients — ti
 objects (its Ingress, the last one written, seen by a watch), p50/p99 create→objects latency, the operator's RSS,
 API writes per InferenceService, then the operator restarted over all of them: writes when nothing changed.
 
-    python benchmarks/bench_operator.py [--count 500] [--clients 8] [--workers 8] [--out FILE]
+    python benchmarks/bench_operator.py [--count 500] [--clients 8] [--workers 32] [--out FILE]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import concurrent.futures
 import json
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -53,7 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=500)
     ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=32)
     ap.add_argument("--out", default=str(HERE / "results" / "operator.json"))
     args = ap.parse_args()
 
@@ -142,6 +143,7 @@ def main() -> None:
         if operator is not None:
             operator.stop()
         cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ objects removed, then the status — and nothing at all when nothing changed."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -148,13 +149,19 @@ class ClusterBackend:
         meta = isvc.metadata
         desired, kept = self.desired(isvc)
         wanted = {(kind_key(o["apiVersion"], o["kind"]), o["metadata"]["name"]) for o in desired} | kept
+        changed = []
         for obj in desired:
             live = self.cache.get(obj["apiVersion"], obj["kind"], meta.namespace, obj["metadata"]["name"])
-            if live is not None and covers(live, obj):
-                continue
-            log.debug("apply %s %s/%s", obj["kind"], meta.namespace, obj["metadata"]["name"])
-            self._wrote((meta.namespace, meta.name))
-            self.cache.seen(await self.writer.apply(obj))
+            if live is None or not covers(live, obj):
+                log.debug("apply %s %s/%s", obj["kind"], meta.namespace, obj["metadata"]["name"])
+                self._wrote((meta.namespace, meta.name))
+                changed.append(obj)
+        # independent objects, applied at once: an InferenceService's latency is one round trip, not one per object
+        results = await asyncio.gather(*(self.writer.apply(obj) for obj in changed), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            self.cache.seen(result)
         for child in self.cache.children(meta.namespace, meta.name):
             cm = child["metadata"]
             ours = any(r.get("uid") == meta.uid and r.get("controller") for r in cm.get("ownerReferences") or [])

@@ -125,6 +125,7 @@ def register(operator: Operator, registry: Any, config_namespace: str, webhooks:
     def configure(settings: Any, **_: Any) -> None:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
+        settings.batching.batch_window = 0.01  # kopf's default waits 0.1 s per object for more events
         settings.persistence.finalizer = "serving.kserve.io/modelplane"  # unused: no handler needs one
         if webhooks.port:
             settings.admission.server = kopf.WebhookServer(
