@@ -365,3 +365,35 @@ def test_a_standard_canary_weighs_gateway_api_routes(
         return not any(d.metadata.name == "cny-predictor-canary" for d in api.apps.list_namespaced_deployment(NS).items)
 
     wait_for(canary_gone, "the canary Deployment removed")
+
+
+def test_keda_autoscaling_and_a_cluster_local_isvc(api: Api, operator: OperatorProcess) -> None:
+    """`serving.kserve.io/autoscalerClass: keda` renders a KEDA ScaledObject instead of an HPA; a cluster-local
+    InferenceService gets no external route."""
+    api.create_isvc(
+        "scaled",
+        **{"serving.kserve.io/deploymentMode": "Standard", "serving.kserve.io/autoscalerClass": "keda"},
+    )
+    scaled = wait_for(
+        lambda: api.custom.get_namespaced_custom_object("keda.sh", "v1alpha1", NS, "scaledobjects", "scaled-predictor"),
+        "the ScaledObject",
+    )
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "scaled-predictor"
+    hpas = api.custom.list_namespaced_custom_object("autoscaling", "v2beta2", NS, "horizontalpodautoscalers")
+    assert "scaled-predictor" not in {h["metadata"]["name"] for h in hpas["items"]}
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": "inside",
+            "labels": {"networking.kserve.io/visibility": "cluster-local"},
+            "annotations": {"serving.kserve.io/deploymentMode": "Standard"},
+        },
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "gs://models/iris"}}},
+    }
+    api.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
+    wait_for(lambda: api.isvc("inside").get("status", {}).get("conditions"), "a status")
+    assert api.deployment("inside-predictor") is not None
+    routes = api.custom.list_namespaced_custom_object("gateway.networking.k8s.io", "v1", NS, "httproutes")["items"]
+    ingresses = api.net.list_namespaced_ingress(NS).items
+    assert "inside" not in {r["metadata"]["name"] for r in routes} | {i.metadata.name for i in ingresses}
