@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import os
 import re
 import shutil
 import statistics
@@ -24,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from bench_ab import cpu_seconds  # noqa: E402
 from support.kube import install, start_cluster, start_operator, wait_for  # noqa: E402
 from support.server import free_port  # noqa: E402
 
@@ -36,11 +36,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def writes_by_isvc(log: str) -> dict[str, int]:
@@ -85,7 +80,7 @@ def main() -> None:
         time.sleep(1.0)  # the watch is established
         custom = client.CustomObjectsApi(cluster.client())
         created: dict[str, float] = {}
-        cpu_before = cpu_s(operator.proc.pid)
+        cpu_before = cpu_seconds(operator.proc.pid)
 
         def create(i: int) -> None:
             name = f"iris-{i:04d}"
@@ -112,7 +107,7 @@ def main() -> None:
         latencies = sorted(seen[n] - created[n] for n in created)
         time.sleep(5)  # statuses settle (the Deployment controller writes each Deployment's status)
         rss = rss_mib(operator.proc.pid)
-        cpu_per_isvc_ms = (cpu_s(operator.proc.pid) - cpu_before) / args.count * 1000
+        cpu_per_isvc_ms = (cpu_seconds(operator.proc.pid) - cpu_before) / args.count * 1000
         first = writes_by_isvc(operator.log())
         operator.stop()
         restarted = start_operator(cluster, work, *webhook, "--workers", str(args.workers))
