@@ -221,3 +221,27 @@ def test_cli_render_yaml_json_and_errors(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "error:" in result.output
     result = runner.invoke(app, ["render", "-f", sample, "--mode", "Sideways"])
     assert result.exit_code == 1 and "mode must be one of" in result.output
+
+
+def test_a_cluster_runtime_of_a_built_in_name_replaces_the_built_in() -> None:
+    """On a cluster, `config/` installs the built-in ClusterServingRuntimes and a user may swap one's image:
+    the installed one is used, not modelplane's built-in of the same name."""
+    from modelplane.control.api import ServingRuntime
+    from modelplane.control.runtimes import builtin_runtimes, with_builtins
+
+    theirs = builtin_runtimes()[0].model_copy(deep=True)  # kserve-sklearnserver
+    theirs.spec.containers[0].image = "kserve/sklearnserver:v0.21.0"
+    runtimes = with_builtins([ServingRuntime.model_validate(theirs.dump())])
+    assert [rt.metadata.name for rt in runtimes].count("kserve-sklearnserver") == 1
+    isvc = isvcs(DATA / "kserve" / "sklearn-iris.yaml")["sklearn-iris"]
+    deployment = render(isvc, cluster=runtimes, mode="Standard")[0]
+    server = container(deployment["spec"]["template"]["spec"], "kserve-container")
+    assert server["image"] == "kserve/sklearnserver:v0.21.0"
+    assert server["readinessProbe"] == {  # not modelplane's server: KServe's TCP probe, no modelplane flags
+        "tcpSocket": {"port": 8080},
+        "timeoutSeconds": 1,
+        "periodSeconds": 10,
+        "successThreshold": 1,
+        "failureThreshold": 3,
+    }
+    assert "--model-control-mode" not in server["args"]

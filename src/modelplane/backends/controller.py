@@ -13,7 +13,7 @@ from modelplane.backends.seam import REPOSITORY_ANNOTATION, Backend, Objects, Tr
 from modelplane.control.api import InferenceService, ServingRuntime
 from modelplane.control.reconciler import reconcile, template_hash, templates
 from modelplane.control.revision import Revision, now
-from modelplane.control.runtimes import RuntimeResolutionError, builtin_runtimes
+from modelplane.control.runtimes import RuntimeResolutionError, with_builtins
 
 log = logging.getLogger("modelplane.controller")
 
@@ -82,7 +82,7 @@ class Controller:
     def _runtimes(self) -> tuple[list[ServingRuntime], list[ServingRuntime]]:
         namespaced = [ServingRuntime.model_validate(d) for d in self.store.list("ServingRuntime")]
         cluster = [ServingRuntime.model_validate(d) for d in self.store.list("ClusterServingRuntime")]
-        return namespaced, builtin_runtimes() + cluster
+        return namespaced, with_builtins(cluster)
 
     def _one(
         self, doc: dict[str, Any], namespaced: list[ServingRuntime], cluster: list[ServingRuntime]

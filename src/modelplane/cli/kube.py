@@ -37,7 +37,7 @@ def render(
     from modelplane.backends.kubernetes.render import RenderError
     from modelplane.backends.kubernetes.render import render as render_objects
     from modelplane.control.api import InferenceService, ServingRuntime, parse
-    from modelplane.control.runtimes import RuntimeResolutionError, builtin_runtimes
+    from modelplane.control.runtimes import RuntimeResolutionError, with_builtins
     from modelplane.control.webhook import ValidationError
 
     if output not in ("yaml", "json"):
@@ -50,7 +50,7 @@ def render(
         settings = replace(settings, ingress=replace(settings.ingress, enableGatewayApi=gateway_api))
     isvcs: list[tuple[str, InferenceService]] = []
     namespaced: list[ServingRuntime] = []
-    cluster = builtin_runtimes()
+    cluster: list[ServingRuntime] = []
     for source, doc in documents(filename):
         try:
             obj = parse(doc)
@@ -65,7 +65,7 @@ def render(
     items: list[dict[str, Any]] = []
     for source, isvc in isvcs:
         try:
-            items += render_objects(isvc, settings, namespaced, cluster, mode)
+            items += render_objects(isvc, settings, namespaced, with_builtins(cluster), mode)
         except (ValidationError, RenderError) as exc:
             _fail(f"{source}: InferenceService {isvc.metadata.name}: {exc}")
         except RuntimeResolutionError as exc:

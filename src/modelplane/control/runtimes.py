@@ -44,6 +44,13 @@ def builtin_runtimes() -> list[ServingRuntime]:
     ]
 
 
+def with_builtins(cluster: list[ServingRuntime]) -> list[ServingRuntime]:
+    """The cluster's ClusterServingRuntimes after the built-in ones they do not replace: one of the same name
+    replaces the built-in (on Kubernetes, `config/` installs them and a user may swap the image)."""
+    names = {rt.metadata.name for rt in cluster}
+    return [rt for rt in builtin_runtimes() if rt.metadata.name not in names] + cluster
+
+
 class RuntimeResolutionError(Exception):
     """Why no runtime serves the predictor; `reason` is KServe's modelStatus.lastFailureInfo.reason."""
 

@@ -20,7 +20,7 @@ from modelplane.backends.seam import Traffic
 from modelplane.control.api import ISVC_API, InferenceService, ServingRuntime
 from modelplane.control.reconciler import Observed, serving_revisions
 from modelplane.control.revision import Revision, now
-from modelplane.control.runtimes import builtin_runtimes
+from modelplane.control.runtimes import with_builtins
 
 log = logging.getLogger("modelplane.operator")
 REVISION_ANNOTATION = "serving.kserve.io/revision"  # on a Standard-mode Deployment: the revision it runs
@@ -179,9 +179,7 @@ class ClusterBackend:
         objects and the stable objects kept as they are (returned as the second item)."""
         meta = isvc.metadata
         namespaced = [ServingRuntime.model_validate(d) for d in self.cache.list("ServingRuntime", meta.namespace)]
-        cluster = builtin_runtimes() + [
-            ServingRuntime.model_validate(d) for d in self.cache.list("ClusterServingRuntime")
-        ]
+        cluster = with_builtins([ServingRuntime.model_validate(d) for d in self.cache.list("ClusterServingRuntime")])
         knative = mode_of(isvc, self.config) == "Knative"
         traffic = self._knative_traffic(self._traffic.get((meta.namespace, meta.name))) if knative else None
         objects = render(isvc, self.config, namespaced, cluster, traffic=traffic)
