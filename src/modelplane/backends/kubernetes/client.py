@@ -19,7 +19,6 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("apps/v1", "ControllerRevision"): ("controllerrevisions", True),
     ("apps/v1", "Deployment"): ("deployments", True),
     ("v1", "Service"): ("services", True),
-    ("v1", "ConfigMap"): ("configmaps", True),
     ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
     ("autoscaling/v2beta2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
     ("keda.sh/v1alpha1", "ScaledObject"): ("scaledobjects", True),
@@ -71,12 +70,10 @@ class LightkubeWriter:
 
         config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
         self.client = AsyncClient(config=config, field_manager=FIELD_MANAGER)
-        self.writes = 0  # API writes made (the benchmark reports them per InferenceService)
 
     async def _call(self, coro: Any) -> Any:
         from lightkube import ApiError as LightkubeError
 
-        self.writes += 1
         try:
             return await coro
         except LightkubeError as exc:
@@ -118,10 +115,6 @@ class MemoryWriter:
     objects: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
     log: list[tuple[str, str, str]] = field(default_factory=list)  # (verb, kind, name)
     fail: dict[str, ApiError] = field(default_factory=dict)  # object name -> error to raise
-
-    @property
-    def writes(self) -> int:
-        return len(self.log)
 
     def _check(self, name: str) -> None:
         if name in self.fail:

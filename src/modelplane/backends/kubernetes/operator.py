@@ -25,7 +25,7 @@ from modelplane.backends.kubernetes.render.meta import ISVC_LABEL
 
 log = logging.getLogger("modelplane.operator")
 RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # after consecutive failures of one InferenceService
-WATCHED = [k for k in RESOURCES if k[1] != "ConfigMap"]
+WATCHED = list(RESOURCES)
 
 
 class Operator:
@@ -126,7 +126,6 @@ def register(operator: Operator, registry: Any, config_namespace: str, webhooks:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.batching.batch_window = 0.01  # kopf's default waits 0.1 s per object for more events
-        settings.persistence.finalizer = "serving.kserve.io/modelplane"  # unused: no handler needs one
         if webhooks.port:
             settings.admission.server = kopf.WebhookServer(
                 addr=webhooks.bind_address(),
