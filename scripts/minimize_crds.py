@@ -38,7 +38,10 @@ def main() -> None:
     crd["spec"]["versions"] = [{**strip(v), "storage": True} for v in crd["spec"]["versions"] if v["name"] == version]
     kept = {k: v for k, v in (crd["metadata"].get("annotations") or {}).items() if k == "api-approved.kubernetes.io"}
     crd["metadata"] = {"name": crd["metadata"]["name"], **({"annotations": kept} if kept else {})}
-    sys.stdout.write(f"# Minimal copy of the {kind} CRD, {version} only, descriptions, CEL rules and empty-string defaults stripped.\n")
+    sys.stdout.write(
+        f"# Minimal copy of the {kind} CRD, {version} only, "
+        "descriptions, CEL rules and empty-string defaults stripped.\n"
+    )
     sys.stdout.write(f"# {provenance}. Apache License 2.0. Made by scripts/minimize_crds.py.\n")
     yaml.safe_dump(crd, sys.stdout, sort_keys=False)
 

@@ -85,12 +85,12 @@ def world() -> World:
 def test_a_new_isvc_gets_a_revision_its_objects_and_a_status_then_no_writes(world: World) -> None:
     world.put(isvc())
     writes = world.reconcile()
-    assert writes == [
-        ("create", "ControllerRevision", "iris-predictor-00001"),
+    assert sorted(writes) == [  # independent writes, made at once
         ("apply", "Deployment", "iris-predictor"),
-        ("apply", "Service", "iris-predictor"),
         ("apply", "HorizontalPodAutoscaler", "iris-predictor"),
         ("apply", "Ingress", "iris"),
+        ("apply", "Service", "iris-predictor"),
+        ("create", "ControllerRevision", "iris-predictor-00001"),
         ("status", "InferenceService", "iris"),
     ]
     revision = world.cache.get("apps/v1", "ControllerRevision", "ml", "iris-predictor-00001")
@@ -203,20 +203,27 @@ def test_covers_ignores_what_the_api_server_adds() -> None:
 
 
 def test_the_work_queue_runs_a_key_once_at_a_time_and_again_if_it_changed_meanwhile() -> None:
-    async def scenario() -> list[tuple[str, str]]:
-        queue = WorkQueue()
+    clock = [0.0]
+
+    async def scenario() -> list[tuple[tuple[str, str], float]]:
+        queue = WorkQueue(clock=lambda: clock[0])
         queue.add(("ml", "a"))
-        queue.add(("ml", "a"))
+        clock[0] = 1.0
+        queue.add(("ml", "a"))  # already queued: still waiting since 0
         queue.add(("ml", "b"))
+        clock[0] = 3.0
         first = await queue.get()
-        queue.add(first)  # changed while being reconciled
+        queue.add(first[0])  # changed while being reconciled
         second = await queue.get()
-        queue.done(first)  # now it comes back, once
+        clock[0] = 4.0
+        queue.done(first[0])  # now it comes back, once
+        clock[0] = 4.5
         third = await queue.get()
         assert queue._ready.empty()
         return [first, second, third]
 
-    assert asyncio.run(scenario()) == [("ml", "a"), ("ml", "b"), ("ml", "a")]
+    # each with how long it waited in the queue
+    assert asyncio.run(scenario()) == [(("ml", "a"), 3.0), (("ml", "b"), 2.0), (("ml", "a"), 0.5)]
 
 
 def test_only_events_that_can_change_a_decision_queue_a_reconcile() -> None:

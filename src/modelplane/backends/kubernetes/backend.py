@@ -1,7 +1,7 @@
 """Kubernetes backend: the controller's seam on a cluster. A pass reads the watch cache (observe: Deployments'
 rollouts in Standard mode, Knative Services' revisions in Knative mode) and records decisions; `commit` writes
-them — new revisions, then every rendered object that differs from the cluster's (server-side apply), then stale
-objects removed, then the status — and nothing at all when nothing changed."""
+them — an InferenceService's new revisions, every rendered object that differs from the cluster's (server-side
+apply) and its status at once, then stale objects removed — and nothing at all when nothing changed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from modelplane.backends.controller import failed_status
-from modelplane.backends.kubernetes.cache import Cache, Key, kind_key
+from modelplane.backends.kubernetes.cache import Cache, Key, PendingRevision, kind_key
 from modelplane.backends.kubernetes.canary import CANARY_SUFFIX, apply_split, split
 from modelplane.backends.kubernetes.client import ApiError, Writer
 from modelplane.backends.kubernetes.config import ClusterConfig
@@ -112,38 +112,49 @@ class ClusterBackend:
         revisions = [r for r in self.cache.new_revisions if (r.namespace, r.isvc) in touched]
         self.cache.new_revisions = [r for r in self.cache.new_revisions if (r.namespace, r.isvc) not in touched]
         statuses = {k: self.cache.statuses.pop(k) for k in list(self.cache.statuses) if k in touched}
-        for pending in revisions:
-            doc = self.cache.get(ISVC_API, "InferenceService", pending.namespace, pending.isvc)
-            if doc is None:
-                continue
-            pending.body["metadata"]["ownerReferences"] = owner(InferenceService.model_validate(doc))
-            self._wrote((pending.namespace, pending.isvc))
-            try:
-                self.cache.seen(await self.writer.create(pending.body))
-            except ApiError as exc:
-                if exc.status != 409:  # already there (an earlier operator wrote it): the watch brings it
-                    raise
-        for key in sorted(touched):
-            doc = self.cache.get(ISVC_API, "InferenceService", *key)
-            if doc is None:
-                continue
-            try:
-                await self._objects(InferenceService.model_validate(doc))
-            except ApiError as exc:  # the API server refused an object: say so on the isvc, then retry later
-                status = failed_status(doc, exc, now())
-                if status != doc.get("status"):
-                    self._wrote(key)
-                    await self.writer.patch_status(ISVC_API, "InferenceService", *key, status)
-                    doc["status"] = status
+        keys = sorted(touched)
+        results = await asyncio.gather(
+            *(self._commit_one(k, [r for r in revisions if (r.namespace, r.isvc) == k], statuses.get(k)) for k in keys),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _commit_one(self, key: Key, revisions: list[PendingRevision], status: dict[str, Any] | None) -> None:
+        """One InferenceService's writes. Its new revisions, objects and status do not depend on one another on
+        the API server (the objects name their revision from the cache, which holds it already), so they go at
+        once: an InferenceService's latency is one round trip, not three."""
+        doc = self.cache.get(ISVC_API, "InferenceService", *key)
+        if doc is None:
+            return
+        isvc = InferenceService.model_validate(doc)
+        writes = [self._revision(isvc, pending) for pending in revisions]
+        writes.append(self._objects(isvc))
+        if status is not None:
+            writes.append(self._status(key, doc, status))
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        refused = next((r for r in results if isinstance(r, BaseException)), None)
+        if isinstance(refused, ApiError):  # the API server refused a write: say so on the isvc, retry later
+            failed = failed_status(doc, refused, now())
+            if failed != doc.get("status"):
+                await self._status(key, doc, failed)
+        if refused is not None:
+            raise refused
+
+    async def _revision(self, isvc: InferenceService, pending: PendingRevision) -> None:
+        pending.body["metadata"]["ownerReferences"] = owner(isvc)
+        self._wrote((pending.namespace, pending.isvc))
+        try:
+            self.cache.seen(await self.writer.create(pending.body))
+        except ApiError as exc:
+            if exc.status != 409:  # already there (an earlier operator wrote it): the watch brings it
                 raise
-        for key, status in statuses.items():
-            doc = self.cache.get(ISVC_API, "InferenceService", *key)
-            if doc is None:
-                continue
-            log.debug("status of %s/%s", *key)
-            self._wrote(key)
-            await self.writer.patch_status(ISVC_API, "InferenceService", *key, status)
-            doc["status"] = status  # until the watch brings the object back: no second write of the same status
+
+    async def _status(self, key: Key, doc: dict[str, Any], status: dict[str, Any]) -> None:
+        self._wrote(key)
+        await self.writer.patch_status(ISVC_API, "InferenceService", *key, status)
+        doc["status"] = status  # until the watch brings the object back: no second write of the same status
 
     async def _objects(self, isvc: InferenceService) -> None:
         meta = isvc.metadata

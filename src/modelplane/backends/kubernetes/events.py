@@ -4,6 +4,8 @@ InferenceService at a time."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,19 +50,23 @@ class WorkQueue:
     _queued: set[Key] = field(default_factory=set)
     _active: set[Key] = field(default_factory=set)
     _again: set[Key] = field(default_factory=set)
+    _since: dict[Key, float] = field(default_factory=dict)  # when a queued key was first queued
+    clock: Callable[[], float] = time.monotonic
 
     def add(self, key: Key) -> None:
         if key in self._active:
             self._again.add(key)
         elif key not in self._queued:
             self._queued.add(key)
+            self._since[key] = self.clock()
             self._ready.put_nowait(key)
 
-    async def get(self) -> Key:
+    async def get(self) -> tuple[Key, float]:
+        """The next key and how long it waited in the queue (seconds)."""
         key = await self._ready.get()
         self._queued.discard(key)
         self._active.add(key)
-        return key
+        return key, self.clock() - self._since.pop(key)
 
     def done(self, key: Key) -> None:
         self._active.discard(key)

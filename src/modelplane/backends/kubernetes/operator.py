@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -73,13 +74,15 @@ class Operator:
 
     async def work(self) -> None:
         while True:
-            key = await self.queue.get()
+            key, waited = await self.queue.get()
             written = self.controller.backend.written  # type: ignore[attr-defined]
             before = written.get(key, 0)
+            started = time.monotonic()
             try:
                 await self.controller.reconcile(*key)
                 self._failures.pop(key, None)
-                log.info("reconciled %s/%s: %d writes", *key, written.get(key, 0) - before)
+                took, n = (time.monotonic() - started) * 1e3, written.get(key, 0) - before
+                log.info("reconciled %s/%s: %d writes (queued %.0f ms, took %.0f ms)", *key, n, waited * 1e3, took)
             except Exception as exc:  # the API refused a write, or the server went away: retried with backoff
                 n = self._failures.get(key, 0)
                 self._failures[key] = n + 1
