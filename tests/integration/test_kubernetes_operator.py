@@ -323,8 +323,9 @@ def test_a_standard_canary_weighs_gateway_api_routes(
     api: Api, cluster: Cluster, operator: OperatorProcess, tmp_path: Path
 ) -> None:
     """With Gateway API routing (KServe's inferenceservice-config, read at start), a Standard-mode canary runs in
-    its own Deployment beside the stable one and the HTTPRoute weighs their Services; promotion rolls the stable
-    Deployment to the new revision and removes the canary."""
+    its own Deployment beside the stable one and the HTTPRoute weighs their Services, with tag routing the
+    `latest-`/`prev-` routes reach each one alone; promotion rolls the stable Deployment to the new revision and
+    removes the canary and the `prev-` route."""
     import json
 
     api.core.create_namespace({"metadata": {"name": "gw-config"}})
@@ -346,7 +347,16 @@ def test_a_standard_canary_weighs_gateway_api_routes(
     def storage(name: str) -> str:
         return api.deployment(name).spec.template.spec.init_containers[0].args[0]
 
-    api.create_isvc("cny", **{"serving.kserve.io/deploymentMode": "Standard"})
+    def tagged() -> dict[str, str]:
+        routes = api.custom.list_namespaced_custom_object("gateway.networking.k8s.io", "v1", NS, "httproutes")
+        return {
+            r["metadata"]["name"]: r["spec"]["rules"][0]["backendRefs"][0]["name"]
+            for r in routes["items"]
+            if r["metadata"]["name"].startswith(("latest-cny", "prev-cny"))
+        }
+
+    tags = {"serving.kserve.io/enable-tag-routing": "true"}
+    api.create_isvc("cny", **{"serving.kserve.io/deploymentMode": "Standard"}, **tags)
     wait_for(lambda: api.deployment("cny-predictor"), "the Deployment")
     api.available("cny-predictor")
     wait_for(lambda: api.condition("cny") == "True", "Ready")
@@ -357,9 +367,11 @@ def test_a_standard_canary_weighs_gateway_api_routes(
     assert storage("cny-predictor") == "gs://models/iris" and storage("cny-predictor-canary") == "gs://models/iris-v2"
     api.available("cny-predictor-canary")
     wait_for(lambda: weights() == [("cny-predictor", 80), ("cny-predictor-canary", 20)], "an 80/20 split")
+    assert tagged() == {"latest-cny-predictor": "cny-predictor-canary", "prev-cny-predictor": "cny-predictor"}
     api.patch_isvc("cny", {"spec": {"predictor": {"canaryTrafficPercent": None}}})  # promote
     wait_for(lambda: weights() == [("cny-predictor", 1)], "all traffic on the stable route")
     assert storage("cny-predictor") == "gs://models/iris-v2"
+    wait_for(lambda: tagged() == {"latest-cny-predictor": "cny-predictor"}, "the prev- route removed")
 
     def canary_gone() -> bool:
         return not any(d.metadata.name == "cny-predictor-canary" for d in api.apps.list_namespaced_deployment(NS).items)

@@ -328,3 +328,94 @@ def test_a_standard_canary_runs_beside_the_stable_deployment_with_weighted_route
     assert uri("iris-predictor") == "gs://models/iris-v2"
     assert ("delete", "Deployment", "iris-predictor-canary") in writes
     assert weights() == [("iris-predictor", 100)]
+
+
+def gateway_api() -> ClusterConfig:
+    from dataclasses import replace
+
+    return ClusterConfig(ingress=replace(ClusterConfig().ingress, enableGatewayApi=True))
+
+
+def test_a_transformer_canary_splits_the_transformer_routes_and_leaves_the_predictor_alone() -> None:
+    world = World(gateway_api())
+
+    def refs(route: str, rule: int = 0) -> list[tuple[str, int]]:
+        body = world.cache.get("gateway.networking.k8s.io/v1", "HTTPRoute", "ml", route)
+        return [(r["name"], r.get("weight", 100)) for r in body["spec"]["rules"][rule]["backendRefs"]]
+
+    def image(name: str) -> str:
+        return world.deployment(name)["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    def transformer(tag: str, percent: int | None = None) -> dict[str, Any]:
+        spec: dict[str, Any] = {"containers": [{"name": "kserve-container", "image": f"example.com/t:{tag}"}]}
+        if percent is not None:
+            spec["canaryTrafficPercent"] = percent
+        return spec
+
+    world.put(isvc(transformer=transformer("1")))
+    world.reconcile()
+    world.roll_out()
+    world.roll_out("iris-transformer")
+    world.reconcile()
+    world.put(isvc(transformer=transformer("2", 30)))
+    world.reconcile()
+    world.roll_out("iris-transformer-canary")
+    world.reconcile()
+    world.reconcile()
+    assert image("iris-transformer") == "example.com/t:1"
+    assert image("iris-transformer-canary") == "example.com/t:2"
+    assert refs("iris-transformer") == [("iris-transformer", 70), ("iris-transformer-canary", 30)]
+    assert refs("iris") == [("iris-transformer", 70), ("iris-transformer-canary", 30)]  # the isvc's entry
+    assert refs("iris-predictor") == [("iris-predictor", 100)]
+    assert world.cache.get("apps/v1", "Deployment", "ml", "iris-predictor-canary") is None
+    world.put(isvc(transformer=transformer("2")))  # promote
+    writes = world.reconcile()
+    assert image("iris-transformer") == "example.com/t:2"
+    assert ("delete", "Deployment", "iris-transformer-canary") in writes
+
+
+@pytest.mark.parametrize("routes", ["HTTPRoute", "Ingress"])
+def test_tag_routing_gives_the_latest_and_the_previous_revision_their_own_hosts(routes: str) -> None:
+    world = World(gateway_api() if routes == "HTTPRoute" else None)
+
+    def backends() -> dict[str, str]:
+        """host -> the Service it reaches"""
+        if routes == "Ingress":
+            ing = world.cache.get("networking.k8s.io/v1", "Ingress", "ml", "iris")
+            return {r["host"]: r["http"]["paths"][0]["backend"]["service"]["name"] for r in ing["spec"]["rules"]}
+        out = {}
+        for name in ("latest-iris-predictor", "prev-iris-predictor"):
+            route = world.cache.get("gateway.networking.k8s.io/v1", "HTTPRoute", "ml", name)
+            if route is not None:
+                (ref,) = route["spec"]["rules"][0]["backendRefs"]
+                out[route["spec"]["hostnames"][0]] = ref["name"]
+        return out
+
+    tagged = isvc()
+    tagged["metadata"]["annotations"]["serving.kserve.io/enable-tag-routing"] = "true"
+    world.put(tagged)
+    world.reconcile()
+    world.roll_out()
+    world.reconcile()
+    assert backends().get("latest-iris-predictor-ml.example.com") == "iris-predictor"
+    assert "prev-iris-predictor-ml.example.com" not in backends()
+    canary = copy.deepcopy(tagged)
+    canary["spec"]["predictor"]["model"]["storageUri"] = "gs://models/iris-v2"
+    canary["spec"]["predictor"]["canaryTrafficPercent"] = 10
+    world.put(canary)
+    world.reconcile()
+    world.roll_out("iris-predictor-canary")
+    world.reconcile()
+    world.reconcile()
+    assert backends()["latest-iris-predictor-ml.example.com"] == "iris-predictor-canary"
+    assert backends()["prev-iris-predictor-ml.example.com"] == "iris-predictor"
+    traffic = world.status()["components"]["predictor"]["traffic"]
+    assert {t["tag"]: t["url"] for t in traffic} == {
+        "latest": "http://latest-iris-predictor-ml.example.com",
+        "prev": "http://prev-iris-predictor-ml.example.com",
+    }
+    del canary["spec"]["predictor"]["canaryTrafficPercent"]  # promote: prev goes, latest is the stable one
+    world.put(canary)
+    world.reconcile()
+    assert backends().get("latest-iris-predictor-ml.example.com") == "iris-predictor"
+    assert "prev-iris-predictor-ml.example.com" not in backends()

@@ -223,6 +223,26 @@ def test_cli_render_yaml_json_and_errors(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "mode must be one of" in result.output
 
 
+def test_cli_render_routes_the_latest_tag_host_when_tag_routing_is_on(tmp_path: Path) -> None:
+    doc = yaml.safe_load((DATA / "kserve" / "sklearn-iris-transformer.yaml").read_text())
+    doc["metadata"].setdefault("annotations", {})["serving.kserve.io/enable-tag-routing"] = "true"
+    manifest = tmp_path / "tagged.yaml"
+    manifest.write_text(yaml.safe_dump(doc))
+    name = doc["metadata"]["name"]
+    runner = CliRunner()
+    result = runner.invoke(app, ["render", "-f", str(manifest), "--mode", "Standard", "--gateway-api"])
+    assert result.exit_code == 0, result.output
+    routes = {d["metadata"]["name"]: d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "HTTPRoute"}
+    for component in ("predictor", "transformer"):
+        tagged = routes[f"latest-{name}-{component}"]
+        assert tagged["spec"]["hostnames"] == [f"latest-{name}-{component}-default.example.com"]
+        assert tagged["spec"]["rules"][0]["backendRefs"][0]["name"] == f"{name}-{component}"
+    assert not any(n.startswith("prev-") for n in routes)  # no canary, no previous revision
+    result = runner.invoke(app, ["render", "-f", str(manifest), "--mode", "Standard"])
+    (ingress,) = [d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "Ingress"]
+    assert f"latest-{name}-predictor-default.example.com" in [r["host"] for r in ingress["spec"]["rules"]]
+
+
 def test_a_cluster_runtime_of_a_built_in_name_replaces_the_built_in() -> None:
     """On a cluster, `config/` installs the built-in ClusterServingRuntimes and a user may swap one's image:
     the installed one is used, not modelplane's built-in of the same name."""

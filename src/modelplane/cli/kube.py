@@ -33,8 +33,9 @@ def render(
     selection, after the built-in ClusterServingRuntimes)."""
     from dataclasses import replace
 
+    from modelplane.backends.kubernetes.canary import new_tag_routes
     from modelplane.backends.kubernetes.config import ClusterConfig
-    from modelplane.backends.kubernetes.render import RenderError
+    from modelplane.backends.kubernetes.render import RenderError, mode_of
     from modelplane.backends.kubernetes.render import render as render_objects
     from modelplane.control.api import InferenceService, ServingRuntime, parse
     from modelplane.control.runtimes import RuntimeResolutionError, with_builtins
@@ -65,7 +66,10 @@ def render(
     items: list[dict[str, Any]] = []
     for source, isvc in isvcs:
         try:
-            items += render_objects(isvc, settings, namespaced, with_builtins(cluster), mode)
+            objects = render_objects(isvc, settings, namespaced, with_builtins(cluster), mode)
+            if (mode or mode_of(isvc, settings)) in ("Standard", "RawDeployment"):
+                objects = new_tag_routes(objects, isvc, settings.ingress)
+            items += objects
         except (ValidationError, RenderError) as exc:
             _fail(f"{source}: InferenceService {isvc.metadata.name}: {exc}")
         except RuntimeResolutionError as exc:

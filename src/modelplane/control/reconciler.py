@@ -48,6 +48,7 @@ def template_hash(template: dict[str, Any]) -> str:
 
 def _container_template(c: Container) -> dict[str, Any]:
     return {
+        **({"image": c.image} if c.image else {}),  # a new image is a new revision (on a cluster it is what runs)
         "command": c.command,
         "args": c.args or [],
         "env": {e.name: e.value or "" for e in c.env or []},

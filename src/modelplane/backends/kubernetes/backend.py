@@ -11,14 +11,14 @@ from typing import Any
 
 from modelplane.backends.controller import failed_status
 from modelplane.backends.kubernetes.cache import Cache, Key, PendingRevision, kind_key
-from modelplane.backends.kubernetes.canary import CANARY_SUFFIX, apply_split, split
+from modelplane.backends.kubernetes.canary import CANARY_SUFFIX, apply_split, split, tag_routes
 from modelplane.backends.kubernetes.client import ApiError, Writer
 from modelplane.backends.kubernetes.config import ClusterConfig
 from modelplane.backends.kubernetes.render import mode_of, render
 from modelplane.backends.kubernetes.render.meta import component_name, host, owner
 from modelplane.backends.seam import Traffic
 from modelplane.control.api import ISVC_API, InferenceService, ServingRuntime
-from modelplane.control.reconciler import Observed, serving_revisions
+from modelplane.control.reconciler import COMPONENTS, TAG_ROUTING, Observed, serving_revisions
 from modelplane.control.revision import Revision, now
 from modelplane.control.runtimes import with_builtins
 
@@ -41,17 +41,23 @@ class ClusterBackend:
         cache.decorate = self.decorate
 
     def decorate(self, doc: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
-        """KServe's cluster addresses in the reconciler's status: the isvc's in-cluster address and each
-        component's URL (the reconciler, knowing no cluster, writes only the public URL)."""
+        """KServe's cluster addresses in the reconciler's status: the isvc's in-cluster address, each component's
+        URL and each tagged traffic target's (the reconciler, knowing no cluster, writes only the public URL)."""
         isvc = InferenceService.model_validate(doc)
         ns, name = isvc.metadata.namespace, isvc.metadata.name
         knative = mode_of(isvc, self.config) == "Knative"
         components = status.get("components") or {}
+
+        def url(name: str) -> str:
+            return f"http://{name}.{ns}.{self.domain}" if knative else f"http://{host(self.config.ingress, isvc, name)}"
+
         for component, entry in components.items():
             full = component_name(isvc, component)
-            entry["url"] = (
-                f"http://{full}.{ns}.{self.domain}" if knative else f"http://{host(self.config.ingress, isvc, full)}"
-            )
+            entry["url"] = url(full)
+            if entry.get("traffic"):  # a tagged target's own host, as Knative reports it
+                entry["traffic"] = [
+                    {**t, "url": url(f"{t['tag']}-{full}")} if t.get("tag") else t for t in entry["traffic"]
+                ]
         if status.get("url"):
             entry_svc = (
                 name if knative else component_name(isvc, "transformer" if "transformer" in components else "predictor")
@@ -186,8 +192,9 @@ class ClusterBackend:
 
     def desired(self, isvc: InferenceService) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
         """What the InferenceService renders to now: its latest revision per component, and in Knative mode the
-        traffic the reconciler decided, by revision name; in a Standard-mode canary, the latest in the canary
-        objects and the stable objects kept as they are (returned as the second item)."""
+        traffic the reconciler decided, by revision name; in Standard mode, a component in a canary has its latest
+        in the canary objects and its stable objects kept as they are (returned as the second item), and the tag
+        hosts are routed when tag routing is asked for."""
         meta = isvc.metadata
         namespaced = [ServingRuntime.model_validate(d) for d in self.cache.list("ServingRuntime", meta.namespace)]
         cluster = with_builtins([ServingRuntime.model_validate(d) for d in self.cache.list("ClusterServingRuntime")])
@@ -205,13 +212,22 @@ class ClusterBackend:
                 obj["metadata"].setdefault("annotations", {})[REVISION_ANNOTATION] = revs[-1].name
             elif obj["apiVersion"] == KNATIVE:
                 obj["spec"]["template"]["metadata"]["name"] = revs[-1].name  # Knative names it as we do
-        revs = self.cache.revisions(meta.namespace, meta.name, "predictor")
+        if knative:
+            return objects, set()
         routed = self._traffic.get((meta.namespace, meta.name))
-        if not knative and revs and routed is not None:
-            s = split(isvc, revs[-1].name, routed.blocks.get("predictor") or [])
+        tags = meta.annotations.get(TAG_ROUTING) == "true"
+        kept: set[tuple[str, str]] = set()
+        for component in COMPONENTS:
+            revs = self.cache.revisions(meta.namespace, meta.name, component)
+            if getattr(isvc.spec, component) is None or not revs:
+                continue
+            s = None if routed is None else split(isvc, component, revs[-1].name, routed.blocks.get(component) or [])
             if s is not None:
-                return apply_split(objects, isvc, s)
-        return objects, set()
+                objects, keep = apply_split(objects, isvc, component, s)
+                kept |= keep
+            if tags:
+                objects = tag_routes(objects, isvc, component, s, self.config.ingress)
+        return objects, kept
 
     @staticmethod
     def _knative_traffic(traffic: Traffic | None) -> dict[str, list[dict[str, Any]]] | None:
