@@ -212,7 +212,8 @@ def test_knative_mode_renders_a_knative_service_and_follows_its_status(api: Api,
 
 def test_the_admission_webhooks_default_and_refuse_with_kserves_messages(api: Api, operator: OperatorProcess) -> None:
     """The API server calls the operator's webhooks: a legacy `sklearn:` predictor is stored as `model:`, and an
-    invalid InferenceService is refused with KServe's message, as `kubectl apply` would show it."""
+    invalid InferenceService — or a ClusterServingRuntime competing with an installed one at the same priority — is
+    refused with KServe's message, as `kubectl apply` would show it."""
     from kubernetes.client.exceptions import ApiException
 
     legacy = {
@@ -235,6 +236,25 @@ def test_the_admission_webhooks_default_and_refuse_with_kserves_messages(api: Ap
         api.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, invalid)
     assert "MinReplicas cannot be greater than MaxReplicas." in refused.value.body
     assert "denied the request" in refused.value.body
+    clashing = {  # sklearn v1 at priority 1 for v1/v2, as the installed kserve-sklearnserver
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "ClusterServingRuntime",
+        "metadata": {"name": "my-sklearn"},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "version": "1", "autoSelect": True, "priority": 1}],
+            "protocolVersions": ["v2"],
+            "containers": [{"name": "kserve-container", "image": "example.com/sk:1"}],
+        },
+    }
+    with pytest.raises(ApiException) as refused:
+        api.custom.create_cluster_custom_object(GROUP, "v1alpha1", "clusterservingruntimes", clashing)
+    assert (
+        "same priority assigned for the model format sklearn in the clusterservingruntimes kserve-sklearnserver "
+        "and my-sklearn" in refused.value.body
+    )
+    clashing["spec"]["supportedModelFormats"][0]["priority"] = 2
+    api.custom.create_cluster_custom_object(GROUP, "v1alpha1", "clusterservingruntimes", clashing)
+    api.custom.delete_cluster_custom_object(GROUP, "v1alpha1", "clusterservingruntimes", "my-sklearn")
 
 
 def test_kserves_sample_manifests_go_through_unchanged(api: Api, operator: OperatorProcess) -> None:

@@ -418,6 +418,23 @@ def test_the_control_plane_api_is_kubernetes_shaped(platform, models):
     assert events[0] == "ADDED" and "MODIFIED" in events and events[-1] == "DELETED"
     garbage = httpx.post(base, content=b"{not json", headers={**platform.headers, "content-type": "application/json"})
     assert garbage.status_code == 400 and garbage.json()["kind"] == "Status"
+    runtimes = f"http://127.0.0.1:{platform.api_port}/apis/serving.kserve.io/v1alpha1/clusterservingruntimes"
+    clashing = {  # sklearn v1 at priority 1, as the built-in kserve-sklearnserver
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ClusterServingRuntime",
+        "metadata": {"name": "my-sklearn"},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "version": "1", "autoSelect": True, "priority": 1}],
+            "protocolVersions": ["v1"],
+            "containers": [{"name": "kserve-container", "image": "example.com/sk:1"}],
+        },
+    }
+    refused = httpx.post(runtimes, json=clashing, headers=platform.headers)
+    assert refused.status_code == 422 and refused.json()["message"] == (
+        "same priority assigned for the model format sklearn in the clusterservingruntimes kserve-sklearnserver "
+        "and my-sklearn"
+    )
+    assert httpx.get(f"{runtimes}/my-sklearn", headers=platform.headers).status_code == 404  # nothing stored
 
 
 def test_xgboost_and_lightgbm_samples_select_their_cluster_runtimes(platform, tmp_path):

@@ -1,15 +1,18 @@
 """Kubernetes backend: the admission webhooks — KServe's defaulting (mutating) and validation (validating) for
-InferenceService, the same functions the local API server runs, so `kubectl apply` of an invalid object is
-refused by the API server with KServe's message. kopf serves them and keeps the webhook configurations."""
+InferenceService and validation for ServingRuntime and ClusterServingRuntime, the same functions the local API
+server runs, so `kubectl apply` of an invalid object is refused by the API server with KServe's message. kopf
+serves them and keeps the webhook configurations."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modelplane.control.api import InferenceService
+from modelplane.control.api import InferenceService, ServingRuntime
+from modelplane.control.runtime_webhook import runtimes_beside, validate_runtime
 from modelplane.control.webhook import ValidationError, default, validate
 
 WEBHOOK_CONFIGURATION = "inferenceservice.serving.kserve.io"
@@ -97,9 +100,40 @@ def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
     return certfile, keyfile
 
 
-def register(registry: Any, default_mode: str) -> None:
-    """The kopf handlers: defaulting, then validation, for InferenceService creates and updates."""
+def runtime_refusal(doc: dict[str, Any], stored: list[dict[str, Any]]) -> str | None:
+    """KServe's message when a ServingRuntime or ClusterServingRuntime is refused beside the `stored` ones of its
+    kind (and namespace), else None."""
+    from pydantic import ValidationError as SchemaError
+
+    try:
+        runtime = ServingRuntime.model_validate(doc)
+        validate_runtime(runtime, runtimes_beside(runtime, stored))
+    except ValidationError as exc:
+        return str(exc)
+    except SchemaError as exc:
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return None
+
+
+def register(registry: Any, default_mode: str, stored: Callable[[str, str | None], list[dict[str, Any]]]) -> None:
+    """The kopf handlers: defaulting, then validation, for InferenceService creates and updates; validation for
+    ServingRuntimes and ClusterServingRuntimes against the `stored(kind, namespace)` ones (the watch cache)."""
     import kopf
+
+    for plural, kind in (("servingruntimes", "ServingRuntime"), ("clusterservingruntimes", "ClusterServingRuntime")):
+
+        async def check_runtime(body: Any, kind: str = kind, **_: Any) -> None:
+            doc = _plain(body)
+            namespace = (doc.get("metadata") or {}).get("namespace") or None
+            message = runtime_refusal(doc, stored(kind, namespace if kind == "ServingRuntime" else None))
+            if message is not None:
+                raise kopf.AdmissionError(message, code=422)
+
+        kopf.on.validate(
+            "serving.kserve.io", "v1alpha1", plural, id=f"validate-{plural}", registry=registry,
+            operations=["CREATE", "UPDATE"],
+        )(check_runtime)  # fmt: skip
 
     @kopf.on.mutate(
         "serving.kserve.io", "v1beta1", "inferenceservices", id="default", registry=registry,

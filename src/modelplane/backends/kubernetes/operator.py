@@ -240,7 +240,7 @@ def run(
         registry = kopf.OperatorRegistry()
         register(operator, registry, config_namespace, webhooks)
         if webhooks.port:
-            admission.register(registry, config.default_mode)
+            admission.register(registry, config.default_mode, cache.list)
         await kopf.operator(
             registry=registry,
             standalone=True,

@@ -14,6 +14,7 @@ import orjson
 from modelplane.backends.local.auth import ApiError, ApiGuard
 from modelplane.backends.local.store import CorruptObject, Store
 from modelplane.control.api import KINDS, InferenceService, parse
+from modelplane.control.runtime_webhook import runtimes_beside, validate_runtime
 from modelplane.control.strict import MODES, unknown_fields
 from modelplane.control.webhook import ValidationError, default, validate
 
@@ -46,8 +47,13 @@ def admit(doc: dict[str, Any], store: Store, max_scale_limit: int = 0) -> dict[s
         except ValidationError as exc:
             raise ApiError(422, "Invalid", str(exc)) from None
         obj.status = old_doc.get("status", {}) if old_doc else {}
-    if obj.kind == "ClusterServingRuntime":
-        obj.metadata.namespace = ""
+    else:
+        if obj.kind == "ClusterServingRuntime":
+            obj.metadata.namespace = ""
+        try:
+            validate_runtime(obj, runtimes_beside(obj, store.list(obj.kind, obj.metadata.namespace or None)))
+        except ValidationError as exc:
+            raise ApiError(422, "Invalid", str(exc)) from None
     return obj.dump()
 
 
