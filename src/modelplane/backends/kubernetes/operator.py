@@ -19,7 +19,7 @@ from modelplane.backends.kubernetes import admission
 from modelplane.backends.kubernetes.admission import WEBHOOK_CONFIGURATION, self_signed
 from modelplane.backends.kubernetes.backend import ClusterBackend
 from modelplane.backends.kubernetes.cache import Cache, Key
-from modelplane.backends.kubernetes.client import RESOURCES, LightkubeWriter
+from modelplane.backends.kubernetes.client import RESOURCES, HttpWriter
 from modelplane.backends.kubernetes.config import CONFIGMAP, ClusterConfig
 from modelplane.backends.kubernetes.events import ISVC, RUNTIMES, WorkQueue, matters
 from modelplane.backends.kubernetes.render.meta import ISVC_LABEL
@@ -235,17 +235,21 @@ def run(
         if ("autoscaling/v2", "HorizontalPodAutoscaler") not in served:  # Kubernetes < 1.23
             config = replace(config, hpa_version="v2beta2")
         log.info("serving what the cluster has: %s", ", ".join(sorted(k for _, k in served)))
-        backend = ClusterBackend(cache, LightkubeWriter(kubeconfig), config)
+        writer = HttpWriter(kubeconfig)
+        backend = ClusterBackend(cache, writer, config)
         operator = Operator(cache, Controller(cache, backend), workers)
         registry = kopf.OperatorRegistry()
         register(operator, registry, config_namespace, webhooks)
         if webhooks.port:
             admission.register(registry, config.default_mode, cache.list)
-        await kopf.operator(
-            registry=registry,
-            standalone=True,
-            clusterwide=namespace is None,
-            namespaces=[namespace] if namespace else (),
-        )
+        try:
+            await kopf.operator(
+                registry=registry,
+                standalone=True,
+                clusterwide=namespace is None,
+                namespaces=[namespace] if namespace else (),
+            )
+        finally:
+            await writer.close()
 
     asyncio.run(main())
