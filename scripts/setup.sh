@@ -10,7 +10,14 @@ fi
 if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
 fi
-# uv resolves and installs in seconds; pip would take minutes on a fresh machine.
+# torch first, with pip and pinned: pip takes a CPU build the machine holds (its find-links), where uv would download
+# a multi-GB CUDA build. Elsewhere point pip at a CPU index (PIP_EXTRA_INDEX_URL) before running this.
+case ",${EXTRAS:-dev}," in
+  *,dev,*|*,all,*|*,torch,*)
+    .venv/bin/python -c 'import torch' 2>/dev/null ||
+      .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" ;;
+esac
+# uv resolves and installs the rest in seconds; pip would take minutes on a fresh machine.
 .venv/bin/uv pip install --quiet --python .venv/bin/python -e ".[${EXTRAS:-dev}]"
 # Storage servers from npm for the tests: Azurite (Azure Storage's own emulator) and s3rver (an S3 server that
 # checks access keys, unlike moto). Each goes into .cache/<name>.

@@ -3,6 +3,7 @@ repository annotation) — shared by every backend that runs modelplane's own se
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from modelplane.backends.seam import REPOSITORY_ANNOTATION
@@ -32,4 +33,19 @@ def server_flags(isvc: InferenceService, component: str, template: dict[str, Any
             max_latency_ms=float(batcher.get("maxLatency") or 5000),
             timeout_s=float(batcher["timeout"]) if batcher.get("timeout") else None,
         )
-    return argv(settings)
+    threads = cpu_threads(template.get("resources") or {})
+    return [*argv(settings), *([f"--intra_op_threads={threads}"] if threads else [])]
+
+
+def cpu_threads(resources: dict[str, Any]) -> int | None:
+    """Intra-op threads for tensor runtimes from the container's CPU limit (else its request), rounded up: a
+    runtime sized to the whole machine inside a 1-CPU limit only thrashes. None when neither is set."""
+    cpu = (resources.get("limits") or {}).get("cpu") or (resources.get("requests") or {}).get("cpu")
+    if cpu is None:
+        return None
+    text = str(cpu).strip()
+    try:
+        cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    except ValueError:
+        return None  # the webhook and the API server refuse a malformed quantity before it gets here
+    return max(1, math.ceil(cores))

@@ -14,15 +14,21 @@ PROTOCOL_RANK = {"v1": 1, "v2": 2, "grpc-v1": 3, "grpc-v2": 4}
 EPOCH = "1970-01-01T00:00:00Z"
 
 
-def _builtin(name: str, fmt: str, version: str, extra_args: list[str]) -> ServingRuntime:
+Format = tuple[str, str, int | None]  # name, version, priority (None: not auto-selected)
+
+
+def _builtin(name: str, formats: list[Format], protocols: list[str], extra_args: list[str]) -> ServingRuntime:
     return ServingRuntime.model_validate(
         {
             "apiVersion": "serving.kserve.io/v1alpha1",
             "kind": "ClusterServingRuntime",
             "metadata": {"name": name, "annotations": {"serving.kserve.io/server-type": name.removeprefix("kserve-")}},
             "spec": {
-                "supportedModelFormats": [{"name": fmt, "version": version, "autoSelect": True, "priority": 1}],
-                "protocolVersions": ["v1", "v2"],
+                "supportedModelFormats": [
+                    {"name": f, "version": v, **({"autoSelect": True, "priority": p} if p is not None else {})}
+                    for f, v, p in formats
+                ],
+                "protocolVersions": protocols,
                 "containers": [
                     {
                         "name": "kserve-container",
@@ -36,11 +42,17 @@ def _builtin(name: str, fmt: str, version: str, extra_args: list[str]) -> Servin
 
 
 def builtin_runtimes() -> list[ServingRuntime]:
-    """KServe's sklearn / xgboost / lightgbm ClusterServingRuntimes, served by modelplane's own runtimes."""
+    """KServe's ClusterServingRuntimes by KServe's names, formats, priorities and protocols, served by modelplane's
+    own runtimes (the server tells the framework from the model's files): sklearn, xgboost and lightgbm; ONNX (and
+    PyTorch when named) as `kserve-tritonserver`; PyTorch as `kserve-torchserve` (TorchScript / exported programs,
+    not TorchServe's .mar archives)."""
+    v1v2 = ["v1", "v2"]
     return [
-        _builtin("kserve-sklearnserver", "sklearn", "1", []),
-        _builtin("kserve-xgbserver", "xgboost", "2", ["--nthread=1"]),
-        _builtin("kserve-lgbserver", "lightgbm", "4", []),
+        _builtin("kserve-sklearnserver", [("sklearn", "1", 1)], v1v2, []),
+        _builtin("kserve-xgbserver", [("xgboost", "2", 1)], v1v2, ["--nthread=1"]),
+        _builtin("kserve-lgbserver", [("lightgbm", "4", 1)], v1v2, []),
+        _builtin("kserve-tritonserver", [("onnx", "1", 1), ("pytorch", "1", None)], ["v2", "grpc-v2"], []),
+        _builtin("kserve-torchserve", [("pytorch", "1", 2)], ["v1", "v2", "grpc-v2"], []),
     ]
 
 

@@ -13,6 +13,8 @@ RUNTIMES: dict[str, str] = {
     "sklearn": "modelplane.runtimes.sklearn:SKLearnModel",
     "xgboost": "modelplane.runtimes.xgboost:XGBoostModel",
     "lightgbm": "modelplane.runtimes.lightgbm:LightGBMModel",
+    "onnx": "modelplane.runtimes.onnx:ONNXModel",
+    "pytorch": "modelplane.runtimes.pytorch:PyTorchModel",
 }
 
 _EXTENSIONS: dict[str, str] = {
@@ -22,6 +24,9 @@ _EXTENSIONS: dict[str, str] = {
     ".json": "xgboost",
     ".ubj": "xgboost",
     ".txt": "lightgbm",
+    ".onnx": "onnx",
+    ".pt": "pytorch",
+    ".pt2": "pytorch",
 }
 
 

@@ -1,0 +1,104 @@
+"""Tiny tensor models built in the test (no downloads): an ONNX MLP and a two-input two-output ONNX graph, the same
+MLP as TorchScript and as a torch.export program — with the numpy function each one computes, for expected answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+RNG = np.random.default_rng(7)
+W1 = RNG.normal(size=(4, 8)).astype(np.float32)
+B1 = RNG.normal(size=(8,)).astype(np.float32)
+W2 = RNG.normal(size=(8, 3)).astype(np.float32)
+B2 = RNG.normal(size=(3,)).astype(np.float32)
+
+
+def mlp(x: np.ndarray) -> np.ndarray:
+    """What every MLP here computes: relu(x W1 + b1) W2 + b2, float32."""
+    return (np.maximum(x.astype(np.float32) @ W1 + B1, 0) @ W2 + B2).astype(np.float32)
+
+
+def onnx_mlp(directory: Path, filename: str = "model.onnx", hidden: int = 8) -> Path:
+    """x: FP32 [-1, 4] → scores: FP32 [-1, 3] (`hidden` > 8 makes a bigger model of the same shape for benchmarks)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w1, b1, w2 = W1, B1, W2
+    if hidden != 8:
+        rng = np.random.default_rng(hidden)
+        w1 = rng.normal(size=(4, hidden)).astype(np.float32)
+        b1 = rng.normal(size=(hidden,)).astype(np.float32)
+        w2 = rng.normal(size=(hidden, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h0"]),
+        helper.make_node("Add", ["h0", "b1"], ["h1"]),
+        helper.make_node("Relu", ["h1"], ["h2"]),
+        helper.make_node("MatMul", ["h2", "w2"], ["h3"]),
+        helper.make_node("Add", ["h3", "b2"], ["scores"]),
+    ]
+    init = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (B2, "b2"))]
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 3])],
+        init,
+    )
+    return _save(onnx, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), directory / filename)
+
+
+def onnx_two_by_two(directory: Path) -> Path:
+    """a, b: INT64 [-1, 2] → sum = a + b, product = a * b (INT64 [-1, 2])."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    io = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", 2]) for n in ("a", "b", "sum", "product")]
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["sum"]), helper.make_node("Mul", ["a", "b"], ["product"])],
+        "two",
+        io[:2],
+        io[2:],
+    )
+    return _save(onnx, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), directory / "model.onnx")
+
+
+def _save(onnx: object, model: object, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.ir_version = 8  # type: ignore[attr-defined]  # readable by any ONNX Runtime of the last years
+    onnx.checker.check_model(model)  # type: ignore[attr-defined]
+    onnx.save(model, str(path))  # type: ignore[attr-defined]
+    return path
+
+
+def torch_mlp() -> object:
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.from_numpy(W1.T.copy()))
+        net[0].bias.copy_(torch.from_numpy(B1))
+        net[2].weight.copy_(torch.from_numpy(W2.T.copy()))
+        net[2].bias.copy_(torch.from_numpy(B2))
+    return net.eval()
+
+
+def torchscript_mlp(directory: Path) -> Path:
+    import torch
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "model.pt"
+    torch.jit.script(torch_mlp()).save(str(path))
+    return path
+
+
+def exported_mlp(directory: Path) -> Path:
+    """A torch.export program with a dynamic batch dimension: its input `x` is FP32 [-1, 4]."""
+    import torch
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "model.pt2"
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(torch_mlp(), (torch.zeros(2, 4),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+    return path
