@@ -102,3 +102,34 @@ def exported_mlp(directory: Path) -> Path:
     program = torch.export.export(torch_mlp(), (torch.zeros(2, 4),), dynamic_shapes=({0: batch},))
     torch.export.save(program, str(path))
     return path
+
+
+ONNX_CONFIG = """
+name: "mlp"
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+input [ { name: "x", data_type: TYPE_FP32, dims: [ 4 ] } ]
+output [ { name: "scores", data_type: TYPE_FP32, dims: [ 3 ] } ]
+dynamic_batching { preferred_batch_size: [ 4, 8 ] max_queue_delay_microseconds: 500 }
+instance_group [ { count: 2, kind: KIND_CPU } ]
+version_policy: { all { } }
+"""
+TORCH_CONFIG = """
+name: "scripted"
+backend: "pytorch"
+input { name: "INPUT__0" data_type: TYPE_FP32 dims: [ -1, 4 ] }
+output { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ -1, 3 ] }
+"""
+
+
+def triton_repository(root: Path) -> Path:
+    """Triton's layout: `mlp` (ONNX, versions 1 and 2 — 2 has other weights — all served) and `scripted`
+    (TorchScript, named by its config.pbtxt)."""
+    (root / "mlp").mkdir(parents=True, exist_ok=True)
+    (root / "mlp" / "config.pbtxt").write_text(ONNX_CONFIG)
+    onnx_mlp(root / "mlp" / "1")
+    onnx_mlp(root / "mlp" / "2", hidden=16)
+    (root / "scripted").mkdir(parents=True, exist_ok=True)
+    (root / "scripted" / "config.pbtxt").write_text(TORCH_CONFIG)
+    torchscript_mlp(root / "scripted" / "1")
+    return root

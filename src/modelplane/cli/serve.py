@@ -45,6 +45,11 @@ def build_model(cls: type[Model], name: str, path: Path | None, options: dict[st
 
 def _runtime_for(path: Path, runtime: str | None, model_class: str | None) -> type[Model]:
     if model_class:
+        import os
+        import sys
+
+        if os.getcwd() not in sys.path and "" not in sys.path:  # a module beside the user, as `python -m` finds it
+            sys.path.insert(0, os.getcwd())
         return runtime_class(model_class)
     chosen = runtime or detect_runtime(path)
     if chosen is None:

@@ -69,3 +69,23 @@ def settings(values: dict[str, Any]) -> ServerSettings:
             continue  # e.g. the payload logger without --log-url: off
         kwargs[f.name] = group(**{k: v for k, v in sub.items() if v is not None or k not in required})
     return finish(ServerSettings(**kwargs))
+
+
+def from_argv(argv: list[str]) -> ServerSettings:
+    """ServerSettings from command-line arguments, with `modelplane serve`'s option names (KServe's spellings
+    included); other arguments are left for the caller's own parser. ValueError: a value the settings refuse."""
+    import click
+
+    parsed: dict[str, Any] = {}
+
+    def collect(**values: Any) -> None:
+        parsed.update(values)
+
+    collect.__signature__ = inspect.Signature(parameters())  # type: ignore[attr-defined]
+    app = typer.Typer(add_completion=False)
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(collect)
+    try:
+        app(argv, standalone_mode=False)
+    except click.ClickException as exc:
+        raise ValueError(exc.format_message()) from None
+    return settings(parsed)

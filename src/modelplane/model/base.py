@@ -54,6 +54,15 @@ class Model:
     def explain(self, payload: Any, headers: Headers | None = None) -> Any:
         raise NotImplementedByModel("Could not find explainer_host.")
 
+    def versions(self) -> list[str]:
+        """The versions served under this name (`/v2/models/{name}/versions/{v}`): one at most, unless the model
+        holds several (a Triton model directory does)."""
+        return [self.version] if self.version else []
+
+    def version_model(self, version: str | None) -> Model:
+        """The model that serves `version` (this one, unless the model holds several)."""
+        return self
+
     def input_metadata(self) -> list[TensorSpec]:
         return []
 

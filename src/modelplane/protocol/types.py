@@ -33,6 +33,12 @@ class Tensor:
     def as_numpy(self) -> np.ndarray:
         return self.data
 
+    def set_data_from_numpy(self, array: np.ndarray, binary_data: bool = True) -> None:
+        """KServe's spelling: the tensor's data, shape and datatype from `array` (binary or JSON on the wire is the
+        client's choice in the V2 protocol, so `binary_data` changes nothing here)."""
+        other = Tensor.from_numpy(self.name, array)
+        self.data, self.shape, self.datatype = other.data, other.shape, other.datatype
+
 
 @dataclass(slots=True)
 class RequestedOutput:
@@ -55,6 +61,14 @@ class InferRequest:
                 return tensor
         return None
 
+    # KServe's spellings, for models written against KServe's InferRequest
+    def get_input_by_name(self, name: str) -> Tensor | None:
+        return self.input(name)
+
+    @property
+    def request_outputs(self) -> list[RequestedOutput] | None:
+        return self.outputs
+
 
 @dataclass(slots=True)
 class InferResponse:
@@ -69,6 +83,9 @@ class InferResponse:
             if tensor.name == name:
                 return tensor
         return None
+
+    def get_output_by_name(self, name: str) -> Tensor | None:  # KServe's spelling
+        return self.output(name)
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ RUNTIMES: dict[str, str] = {
     "lightgbm": "modelplane.runtimes.lightgbm:LightGBMModel",
     "onnx": "modelplane.runtimes.onnx:ONNXModel",
     "pytorch": "modelplane.runtimes.pytorch:PyTorchModel",
+    "triton": "modelplane.runtimes.triton:TritonModel",
 }
 
 _EXTENSIONS: dict[str, str] = {
@@ -42,6 +43,8 @@ def import_object(path: str) -> Any:
 
 def detect_runtime(model_dir: Path) -> str | None:
     """Guess the runtime from the model file in `model_dir` (None when the directory holds no model file)."""
+    if (model_dir / "config.pbtxt").is_file():  # a model directory in Triton's layout
+        return "triton"
     if model_dir.is_file():
         files = [model_dir]
     elif model_dir.is_dir():

@@ -100,7 +100,9 @@ class PyTorchModel(TensorModel):
                 raise InvalidInput(f"the model refused the input: {str(exc).strip().splitlines()[-1]}") from exc
             raise
         outputs = result if isinstance(result, (tuple, list)) else (result,)
-        out = {f"output-{i}": t.detach().numpy() for i, t in enumerate(outputs)}
+        declared = [s.name for s in self.outputs] if len(self.outputs) == len(outputs) else []
+        names = declared or [f"output-{i}" for i in range(len(outputs))]  # a Triton config may name them
+        out = {n: t.detach().numpy() for n, t in zip(names, outputs, strict=True)}
         if not self.outputs:
             self.outputs = [TensorSpec(n, datatype_of(a), [-1, *a.shape[1:]]) for n, a in out.items()]
         return out

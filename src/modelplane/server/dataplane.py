@@ -90,7 +90,7 @@ class DataPlane:
         return {"name": self.server_name, "version": __version__, "extensions": EXTENSIONS}
 
     def _check_version(self, name: str, version: str | None) -> None:
-        if version and version != self.registry.entry(name).model.version:
+        if version and version not in self.registry.entry(name).model.versions():
             raise ModelNotFound(name, version)
 
     def model_ready(self, name: str, version: str | None = None) -> bool:
@@ -103,12 +103,13 @@ class DataPlane:
     def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
         self._check_version(name, version)
         model = self.registry.entry(name).model
+        described = model.version_model(version) if version else model  # a version's own tensors
         return {
             "name": name,
-            "versions": [model.version] if model.version else [],
+            "versions": model.versions(),
             "platform": model.platform,
-            "inputs": [t.to_dict() for t in model.input_metadata()],
-            "outputs": [t.to_dict() for t in model.output_metadata()],
+            "inputs": [t.to_dict() for t in described.input_metadata()],
+            "outputs": [t.to_dict() for t in described.output_metadata()],
         }
 
     # --- inference -------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 import orjson
@@ -17,8 +17,9 @@ RawHeaders = list[tuple[bytes, bytes]]
 JSON = b"application/json"
 
 
-class RequestHeaders(Mapping[str, str]):
-    """Request headers for models, read-only: lower-case names, latin-1 values (last one wins).
+class RequestHeaders(MutableMapping[str, str]):
+    """Request headers for models: lower-case names, latin-1 values (last one wins). A model may write to them, as
+    KServe's transformers do to pass a note from preprocess to postprocess (the response is not affected).
 
     Built from the ASGI header list only when a model first reads it; most models never do."""
 
@@ -35,6 +36,12 @@ class RequestHeaders(Mapping[str, str]):
 
     def __getitem__(self, key: str) -> str:
         return self._items()[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._items()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._items()[key]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items())

@@ -1,0 +1,1 @@
+"""Compatibility: `kserve.utils`."""
