@@ -121,3 +121,23 @@ def test_a_kserve_onnx_isvc_selects_a_runtime_and_serves_through_the_gateway(tmp
         assert "kserve-tritonserver" in runtimes  # KServe's runtime for onnx, served by modelplane's
     finally:
         plat.shutdown()
+
+
+def test_a_hugging_face_encoder_over_v1_v2_and_grpc(logs):
+    running = srv.start(["serve", "--model-dir", str(tm.minilm()), "--model-name", "minilm"], logs)
+    try:
+        texts = ["A man is eating food.", "A man is eating a piece of bread."]
+        v1 = httpx.post(f"{running.http}/v1/models/minilm:predict", json={"instances": texts})
+        vectors = np.asarray(v1.json()["predictions"])
+        assert vectors.shape == (2, 384) and vectors[0] @ vectors[1] > 0.5
+        body = {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": texts}]}
+        out = httpx.post(f"{running.http}/v2/models/minilm/infer", json=body).json()["outputs"][0]
+        assert out["shape"] == [2, 384] and np.allclose(np.asarray(out["data"]).reshape(2, 384), vectors, atol=1e-5)
+        with grpcclient.InferenceServerClient(running.grpc) as client:
+            inp = grpcclient.InferInput("text", [2], "BYTES")
+            inp.set_data_from_numpy(np.array([t.encode() for t in texts], dtype=object))
+            assert np.allclose(client.infer("minilm", [inp]).as_numpy("output-0"), vectors, atol=1e-5)
+        refused = httpx.post(f"{running.http}/v1/models/minilm:predict", json={"instances": [1, 2]})
+        assert refused.status_code == 400 and "list of strings" in refused.json()["error"]
+    finally:
+        running.stop()

