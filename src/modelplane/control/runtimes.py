@@ -45,7 +45,8 @@ def builtin_runtimes() -> list[ServingRuntime]:
     """KServe's ClusterServingRuntimes by KServe's names, formats, priorities and protocols, served by modelplane's
     own runtimes (the server tells the framework from the model's files): sklearn, xgboost and lightgbm; ONNX (and
     PyTorch when named) as `kserve-tritonserver`; PyTorch as `kserve-torchserve` (TorchScript / exported programs,
-    not TorchServe's .mar archives); Hugging Face encoders as `kserve-huggingfaceserver`."""
+    not TorchServe's .mar archives); Hugging Face encoders as `kserve-huggingfaceserver`; PMML as
+    `kserve-pmmlserver`."""
     v1v2 = ["v1", "v2"]
     return [
         _builtin("kserve-sklearnserver", [("sklearn", "1", 1)], v1v2, []),
@@ -54,6 +55,7 @@ def builtin_runtimes() -> list[ServingRuntime]:
         _builtin("kserve-tritonserver", [("onnx", "1", 1), ("pytorch", "1", None)], ["v2", "grpc-v2"], []),
         _builtin("kserve-torchserve", [("pytorch", "1", 2)], ["v1", "v2", "grpc-v2"], []),
         _builtin("kserve-huggingfaceserver", [("huggingface", "1", 1)], v1v2, []),
+        _builtin("kserve-pmmlserver", [("pmml", "3", 1), ("pmml", "4", 1)], v1v2, []),
     ]
 
 

@@ -17,6 +17,7 @@ RUNTIMES: dict[str, str] = {
     "pytorch": "modelplane.runtimes.pytorch:PyTorchModel",
     "triton": "modelplane.runtimes.triton:TritonModel",
     "huggingface": "modelplane.runtimes.huggingface:HuggingFaceModel",
+    "pmml": "modelplane.runtimes.pmml:PMMLModel",
 }
 
 _EXTENSIONS: dict[str, str] = {
@@ -29,6 +30,7 @@ _EXTENSIONS: dict[str, str] = {
     ".onnx": "onnx",
     ".pt": "pytorch",
     ".pt2": "pytorch",
+    ".pmml": "pmml",
 }
 
 
