@@ -1,6 +1,7 @@
 """A directory in Triton's layout served unchanged by `modelplane serve --model-dir`: the config's tensors, several
 versions at once by the version policy (`/v2/models/{m}/versions/{v}` over REST and gRPC, metadata listing them),
-TorchScript named by its config, and a reload that adds a version while requests keep being answered."""
+TorchScript named by its config, a TensorFlow SavedModel, and a reload that adds a version while requests keep
+being answered."""
 
 from __future__ import annotations
 
@@ -72,6 +73,16 @@ def test_torchscript_is_fed_by_the_configs_names(server):
         inp.set_data_from_numpy(X)
         out = client.infer("scripted", [inp]).as_numpy("OUTPUT__0")
     assert np.allclose(out, tm.mlp(X), atol=1e-5)
+
+
+def test_a_savedmodel_version_over_grpc_and_tf_servings_v1(server):
+    with grpcclient.InferenceServerClient(server.grpc) as client:
+        inp = grpcclient.InferInput("x", [2, 4], "FP32")
+        inp.set_data_from_numpy(X)
+        assert np.allclose(client.infer("tfmlp", [inp]).as_numpy("scores"), tm.mlp(X), atol=1e-5)
+        assert client.get_model_metadata("tfmlp", as_json=True)["platform"] == "tensorflow_savedmodel"
+    v1 = httpx.post(f"{server.http}/v1/models/tfmlp:predict", json={"instances": X.tolist()})
+    assert np.allclose(v1.json()["predictions"], tm.mlp(X), atol=1e-5)
 
 
 def test_a_reload_adds_a_version_while_requests_keep_being_answered(repo, logs, tmp_path):

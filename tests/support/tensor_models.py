@@ -122,9 +122,18 @@ output { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ -1, 3 ] }
 """
 
 
+TF_CONFIG = """
+name: "tfmlp"
+platform: "tensorflow_savedmodel"
+max_batch_size: 8
+input [ { name: "x", data_type: TYPE_FP32, dims: [ 4 ] } ]
+output [ { name: "scores", data_type: TYPE_FP32, dims: [ 3 ] } ]
+"""
+
+
 def triton_repository(root: Path) -> Path:
-    """Triton's layout: `mlp` (ONNX, versions 1 and 2 — 2 has other weights — all served) and `scripted`
-    (TorchScript, named by its config.pbtxt)."""
+    """Triton's layout: `mlp` (ONNX, versions 1 and 2 — 2 has other weights — all served), `scripted`
+    (TorchScript, named by its config.pbtxt) and `tfmlp` (a SavedModel as `1/model.savedmodel`)."""
     (root / "mlp").mkdir(parents=True, exist_ok=True)
     (root / "mlp" / "config.pbtxt").write_text(ONNX_CONFIG)
     onnx_mlp(root / "mlp" / "1")
@@ -132,6 +141,9 @@ def triton_repository(root: Path) -> Path:
     (root / "scripted").mkdir(parents=True, exist_ok=True)
     (root / "scripted" / "config.pbtxt").write_text(TORCH_CONFIG)
     torchscript_mlp(root / "scripted" / "1")
+    (root / "tfmlp").mkdir(parents=True, exist_ok=True)
+    (root / "tfmlp" / "config.pbtxt").write_text(TF_CONFIG)
+    saved_model(root / "tfmlp" / "1" / "model.savedmodel")
     return root
 
 
@@ -156,4 +168,32 @@ def tiny_bert(directory: Path, head: str, labels: int = 3) -> Path:
     )  # fmt: skip
     getattr(tf, head)(config).eval().save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))
+    return directory
+
+
+def saved_model(directory: Path, two: bool = False) -> Path:
+    """A TensorFlow SavedModel of the MLP: `serving_default` maps x: FP32 [-1, 4] to scores: FP32 [-1, 3]; with `two`,
+    a `pair` signature maps a, b: FP32 [-1, 2] to total and product."""
+    import tensorflow as tf
+
+    class Module(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w1, self.b1 = tf.Variable(W1), tf.Variable(B1)
+            self.w2, self.b2 = tf.Variable(W2), tf.Variable(B2)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"scores": tf.nn.relu(x @ self.w1 + self.b1) @ self.w2 + self.b2}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="a"),
+                                      tf.TensorSpec([None, 2], tf.float32, name="b")])  # fmt: skip
+        def pair(self, a: tf.Tensor, b: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"total": a + b, "product": a * b}
+
+    module = Module()
+    signatures = {"serving_default": module.serve}
+    if two:
+        signatures["pair"] = module.pair
+    tf.saved_model.save(module, str(directory), signatures=signatures)
     return directory

@@ -47,7 +47,7 @@ def test_version_policies(policy: str, available: list[int], served: list[int]) 
         ('platform: "onnxruntime_onnx"\nsequence_batching { }', "line 2: field 'sequence_batching' is not supported"),
         ('platform: "onnxruntime_onnx"\ninput [ { name: "x" data_type: TYPE_FP32 dims: [1] reshape: { shape: [1] } } ]',
          "field 'reshape' in input is not supported (supported: data_type, dims, name)"),
-        ('platform: "tensorflow_savedmodel"', "platform/backend 'tensorflow_savedmodel' is not served by modelplane"),
+        ('platform: "tensorrt_plan"', "platform/backend 'tensorrt_plan' is not served by modelplane"),
         ('name: "other"\nplatform: "onnxruntime_onnx"', "names the model 'other', but its directory is 'm'"),
         ('platform: "onnxruntime_onnx"\ninstance_group [ { kind: KIND_GPU } ]', "KIND_GPU"),
         ('platform: "onnxruntime_onnx"\ninput { name: "x" data_type: TYPE_X dims: 1 }', "data_type 'TYPE_X'"),

@@ -18,6 +18,7 @@ RUNTIMES: dict[str, str] = {
     "triton": "modelplane.runtimes.triton:TritonModel",
     "huggingface": "modelplane.runtimes.huggingface:HuggingFaceModel",
     "pmml": "modelplane.runtimes.pmml:PMMLModel",
+    "tensorflow": "modelplane.runtimes.tensorflow:TensorFlowModel",
 }
 
 _EXTENSIONS: dict[str, str] = {
@@ -51,6 +52,8 @@ def detect_runtime(model_dir: Path) -> str | None:
     """Guess the runtime from the model file in `model_dir` (None when the directory holds no model file)."""
     if (model_dir / "config.pbtxt").is_file():  # a model directory in Triton's layout
         return "triton"
+    if (model_dir / "saved_model.pb").is_file():
+        return "tensorflow"
     if (model_dir / "config.json").is_file() and any((model_dir / w).is_file() for w in HF_WEIGHTS):
         return "huggingface"  # a transformers directory (its config.json is no XGBoost model)
     if model_dir.is_file():

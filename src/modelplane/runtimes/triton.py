@@ -54,7 +54,8 @@ class TritonModel(Model):
     @property
     def platform(self) -> str:
         kind = self.config.runtime if self.config else ""
-        return {"onnx": "onnxruntime_onnx", "pytorch": "pytorch_libtorch"}.get(kind, kind)
+        platforms = {"onnx": "onnxruntime_onnx", "pytorch": "pytorch_libtorch", "tensorflow": "tensorflow_savedmodel"}
+        return platforms.get(kind, kind)
 
     def load(self) -> bool:
         from modelplane.runtimes import runtime_class  # by name: the runtimes stay independent of each other
@@ -75,7 +76,7 @@ class TritonModel(Model):
                 loaded[version] = current[version]  # unchanged: keeps serving, not loaded twice
                 continue
             path = self.model_dir / str(version) / config.filename
-            if not path.is_file():
+            if not path.exists():  # a file, or a directory (model.savedmodel)
                 raise ModelLoadError(f"version {version} of {self.name} has no {config.filename}")
             inner = cls(self.name, path, self.options)  # type: ignore[call-arg]
             inner.version = str(version)

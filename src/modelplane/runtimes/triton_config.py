@@ -32,6 +32,8 @@ PLATFORMS = {
     "onnxruntime": ("onnx", "model.onnx"),
     "pytorch_libtorch": ("pytorch", "model.pt"),
     "pytorch": ("pytorch", "model.pt"),
+    "tensorflow_savedmodel": ("tensorflow", "model.savedmodel"),
+    "tensorflow": ("tensorflow", "model.savedmodel"),
 }
 SCHEMA: dict[str, set[str]] = {  # message -> the fields modelplane reads
     "": {
