@@ -43,16 +43,23 @@ def _builtin(name: str, formats: list[Format], protocols: list[str], extra_args:
 
 def builtin_runtimes() -> list[ServingRuntime]:
     """KServe's ClusterServingRuntimes by KServe's names, formats, priorities and protocols, served by modelplane's
-    own runtimes (the server tells the framework from the model's files): sklearn, xgboost and lightgbm; ONNX (and
-    PyTorch when named) as `kserve-tritonserver`; PyTorch as `kserve-torchserve` (TorchScript / exported programs,
-    not TorchServe's .mar archives); Hugging Face encoders as `kserve-huggingfaceserver`; PMML as
-    `kserve-pmmlserver`."""
+    own runtimes (the server tells the framework from the model's files): sklearn, xgboost and lightgbm; ONNX and
+    TensorFlow (and PyTorch when named) as `kserve-tritonserver`; TensorFlow over v1 as
+    `kserve-tensorflow-serving`; PyTorch as `kserve-torchserve` (TorchScript / exported programs, not TorchServe's
+    .mar archives); Hugging Face encoders as `kserve-huggingfaceserver`; PMML as `kserve-pmmlserver`."""
     v1v2 = ["v1", "v2"]
     return [
         _builtin("kserve-sklearnserver", [("sklearn", "1", 1)], v1v2, []),
         _builtin("kserve-xgbserver", [("xgboost", "2", 1)], v1v2, ["--nthread=1"]),
         _builtin("kserve-lgbserver", [("lightgbm", "4", 1)], v1v2, []),
-        _builtin("kserve-tritonserver", [("onnx", "1", 1), ("pytorch", "1", None)], ["v2", "grpc-v2"], []),
+        _builtin(
+            "kserve-tritonserver",
+            [("onnx", "1", 1), ("pytorch", "1", None), ("tensorflow", "1", 1), ("tensorflow", "2", 1)],
+            ["v2", "grpc-v2"],
+            [],
+        ),
+        # TF Serving's REST API (v1); its gRPC API (grpc-v1) is not served
+        _builtin("kserve-tensorflow-serving", [("tensorflow", "1", 2), ("tensorflow", "2", 2)], ["v1"], []),
         _builtin("kserve-torchserve", [("pytorch", "1", 2)], ["v1", "v2", "grpc-v2"], []),
         _builtin("kserve-huggingfaceserver", [("huggingface", "1", 1)], v1v2, []),
         _builtin("kserve-pmmlserver", [("pmml", "3", 1), ("pmml", "4", 1)], v1v2, []),
