@@ -19,6 +19,7 @@ RUNTIMES: dict[str, str] = {
     "huggingface": "modelplane.runtimes.huggingface:HuggingFaceModel",
     "pmml": "modelplane.runtimes.pmml:PMMLModel",
     "tensorflow": "modelplane.runtimes.tensorflow:TensorFlowModel",
+    "mllib": "modelplane.runtimes.mllib:MLlibModel",
 }
 
 _EXTENSIONS: dict[str, str] = {
@@ -54,6 +55,8 @@ def detect_runtime(model_dir: Path) -> str | None:
         return "triton"
     if (model_dir / "saved_model.pb").is_file():
         return "tensorflow"
+    if (model_dir / "metadata").is_dir() and (model_dir / "stages").is_dir():
+        return "mllib"  # a Spark ML PipelineModel
     if (model_dir / "config.json").is_file() and any((model_dir / w).is_file() for w in HF_WEIGHTS):
         return "huggingface"  # a transformers directory (its config.json is no XGBoost model)
     if model_dir.is_file():
