@@ -4,6 +4,9 @@ INVALID_ARGUMENT; and a KServe-format InferenceService with `modelFormat: onnx` 
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import httpx
 import numpy as np
 import pytest
@@ -99,26 +102,70 @@ def test_wrong_inputs_get_400_over_rest_and_invalid_argument_over_grpc(server, i
     assert shape.status_code == 400 and "the model refused the input" in shape.json()["error"]
 
 
-def test_a_kserve_onnx_isvc_selects_a_runtime_and_serves_through_the_gateway(tmp_path):
-    tm.onnx_mlp(tmp_path / "model")
-    doc = yaml.safe_load((DATA / "onnx-style.yaml").read_text())
-    doc["spec"]["predictor"]["model"]["storageUri"] = str(tmp_path / "model")
-    (tmp_path / "isvc.yaml").write_text(yaml.safe_dump(doc))
+def isvc(name: str, fmt: str, uri: Path, protocol: str | None = None) -> dict:
+    model = {
+        "modelFormat": {"name": fmt},
+        "storageUri": str(uri),
+        **({"protocolVersion": protocol} if protocol else {}),
+    }
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {"predictor": {"model": model}},
+    }
+
+
+@pytest.mark.timeout(360)
+def test_kserve_isvcs_of_every_format_select_a_runtime_and_serve_through_the_gateway(tmp_path):
+    """KServe-format InferenceServices, one per framework: runtime selection by modelFormat and protocol picks
+    KServe's runtime names (served by modelplane's runtimes) and each answers through the gateway."""
+    pmml = Path(__file__).resolve().parents[1] / "data" / "pmml" / "regression.pmml"
+    (tmp_path / "pmml").mkdir()
+    (tmp_path / "pmml" / "model.pmml").write_bytes(pmml.read_bytes())
+    doc = yaml.safe_load((DATA / "onnx-style.yaml").read_text())  # KServe's ONNX sample, as published
+    doc["spec"]["predictor"]["model"]["storageUri"] = str(tm.onnx_mlp(tmp_path / "onnx").parent)
+    manifests = [
+        doc,
+        isvc("torch", "pytorch", tm.torchscript_mlp(tmp_path / "pt").parent),
+        isvc("tf", "tensorflow", tm.saved_model(tmp_path / "tf")),
+        isvc("pmml", "pmml", tmp_path / "pmml"),
+        isvc("minilm", "huggingface", shutil.copytree(tm.minilm(), tmp_path / "minilm")),  # within the file roots
+    ]
+    (tmp_path / "isvcs.yaml").write_text(yaml.safe_dump_all(manifests))
     home = tmp_path / "home"
     home.mkdir()
     plat = Platform(home)
     plat.up()
     try:
-        cli(home, "apply", "-f", str(tmp_path / "isvc.yaml"))
-        wait_until(lambda: plat.ready("style-sample"), "the ONNX InferenceService Ready", timeout=90)
-        predictor = plat.isvc("style-sample")["status"]["components"]["predictor"]
-        assert predictor["latestCreatedRevision"] == "style-sample-predictor-00001"
+        cli(home, "apply", "-f", str(tmp_path / "isvcs.yaml"))
+        names = ["style-sample", "torch", "tf", "pmml", "minilm"]
+        wait_until(lambda: all(plat.ready(n) for n in names), "every InferenceService Ready", timeout=240)
+
+        def v1(name: str, instances: list) -> list:
+            r = httpx.post(
+                f"{plat.gateway}/serving/default/{name}/v1/models/{name}:predict", json={"instances": instances}
+            )
+            assert r.status_code == 200, r.text
+            return r.json()["predictions"]
+
         body = {"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32", "data": X.ravel().tolist()}]}
         url = f"{plat.gateway}/serving/default/style-sample/v2/models/style-sample/infer"
         out = httpx.post(url, json=body).json()["outputs"][0]
         assert np.allclose(np.asarray(out["data"]).reshape(3, 3), tm.mlp(X), atol=1e-5)
-        runtimes = cli(home, "get", "isvc", "style-sample", "-o", "yaml").stdout
-        assert "kserve-tritonserver" in runtimes  # KServe's runtime for onnx, served by modelplane's
+        assert np.allclose(v1("torch", X.tolist()), tm.mlp(X), atol=1e-5)
+        assert np.allclose(v1("tf", X.tolist()), tm.mlp(X), atol=1e-5)
+        assert v1("pmml", [[1, 1]]) == [{"y": 6.0}]
+        assert np.asarray(v1("minilm", ["hello there"])).shape == (1, 384)
+        selected = {
+            n: cli(home, "get", "isvc", n, "-o", "yaml").stdout
+            for n in ("style-sample", "torch", "tf", "pmml", "minilm")
+        }
+        assert "kserve-tritonserver" in selected["style-sample"]  # onnx: KServe's Triton runtime, served by ours
+        assert "kserve-torchserve" in selected["torch"]
+        assert "kserve-tensorflow-serving" in selected["tf"]  # v1: TF Serving's; v2 would pick Triton's
+        assert "kserve-pmmlserver" in selected["pmml"]
+        assert "kserve-huggingfaceserver" in selected["minilm"]
     finally:
         plat.shutdown()
 
