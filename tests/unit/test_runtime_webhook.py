@@ -99,3 +99,16 @@ def test_a_cluster_runtime_is_checked_against_the_built_ins_it_does_not_replace(
     validate_runtime(replacement, runtimes_beside(replacement, []))  # a runtime of a built-in name replaces it
     namespaced = runtime("my-sklearn", fmt("sklearn", version="1"), protocols=("v1", "v2"))
     validate_runtime(namespaced, runtimes_beside(namespaced, []))  # a namespace's runtimes are a list of their own
+
+
+def test_the_operators_webhook_answers_with_the_message_or_the_schema_error() -> None:
+    from modelplane.backends.kubernetes.admission import runtime_refusal
+
+    clash = runtime("b", fmt()).model_dump(by_alias=True, exclude_none=True)
+    assert runtime_refusal(clash, [runtime("a", fmt()).model_dump(by_alias=True, exclude_none=True)]) == (
+        "same priority assigned for the model format onnx in the servingruntimes a and b in namespace ml"
+    )
+    broken = {**clash, "spec": {"supportedModelFormats": "onnx"}}
+    message = runtime_refusal(broken, [])
+    assert message is not None and message.startswith("spec.supportedModelFormats")
+    assert runtime_refusal(clash, []) is None

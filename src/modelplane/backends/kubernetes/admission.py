@@ -50,12 +50,21 @@ def merge_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 def refusal(doc: dict[str, Any], old: dict[str, Any] | None, default_mode: str) -> str | None:
     """KServe's message when the object is refused, else None."""
-    from pydantic import ValidationError as SchemaError
 
-    try:
+    def check() -> None:
         isvc = default(InferenceService.model_validate(doc), default_mode)
         before = default(InferenceService.model_validate(old), default_mode) if old else None
         validate(isvc, before)
+
+    return _refused(check)
+
+
+def _refused(check: Callable[[], None]) -> str | None:
+    """The reason `check` refuses the object: KServe's message, or the first schema error with its field path."""
+    from pydantic import ValidationError as SchemaError
+
+    try:
+        check()
     except ValidationError as exc:
         return str(exc)
     except SchemaError as exc:
@@ -103,17 +112,12 @@ def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
 def runtime_refusal(doc: dict[str, Any], stored: list[dict[str, Any]]) -> str | None:
     """KServe's message when a ServingRuntime or ClusterServingRuntime is refused beside the `stored` ones of its
     kind (and namespace), else None."""
-    from pydantic import ValidationError as SchemaError
 
-    try:
+    def check() -> None:
         runtime = ServingRuntime.model_validate(doc)
         validate_runtime(runtime, runtimes_beside(runtime, stored))
-    except ValidationError as exc:
-        return str(exc)
-    except SchemaError as exc:
-        first = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    return None
+
+    return _refused(check)
 
 
 def register(registry: Any, default_mode: str, stored: Callable[[str, str | None], list[dict[str, Any]]]) -> None:
