@@ -28,3 +28,11 @@ install_node_tool() {  # name version binary
 }
 install_node_tool azurite 3.37.0 azurite-blob
 install_node_tool s3rver 3.7.1 s3rver
+# TorchServe for the ServingRuntime tests, in a venv of its own (it brings its own pins): a Java server that runs
+# .mar archives; its workers need torch, taken from the same local CPU build.
+if command -v java >/dev/null && [ ! -x .cache/torchserve/bin/torchserve ]; then
+  "$PY" -m venv .cache/torchserve
+  .cache/torchserve/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+  .cache/torchserve/bin/python -m pip install --quiet --disable-pip-version-check \
+    "torchserve==0.12.0" "torch-model-archiver==0.12.0" pyyaml numpy pillow packaging
+fi

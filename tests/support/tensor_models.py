@@ -197,3 +197,61 @@ def saved_model(directory: Path, two: bool = False) -> Path:
         signatures["pair"] = module.pair
     tf.saved_model.save(module, str(directory), signatures=signatures)
     return directory
+
+
+TS_HANDLER = '''
+import json
+
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+
+
+class MLP(BaseHandler):
+    """A TorchServe handler for the MLP: each request's body is a row of 4 numbers (the kservev2 envelope hands
+    the handler the V2 input's data)."""
+
+    def preprocess(self, data):
+        rows = []
+        for item in data:
+            body = item.get("data") or item.get("body")
+            if isinstance(body, (bytes, bytearray)):
+                body = json.loads(body)
+            rows.append(body)
+        return torch.tensor(rows, dtype=torch.float32)
+
+    def postprocess(self, output):
+        return output.tolist()
+'''
+
+
+def torchserve_store(root: Path, venv: Path, ports: dict[str, int]) -> Path:
+    """KServe's TorchServe layout: `model-store/mlp.mar` (the TorchScript MLP and a handler, archived with
+    torch-model-archiver) and `config/config.properties` (the kservev2 envelope; the non-inference ports given)."""
+    import subprocess
+
+    work = root / "build"
+    torchscript_mlp(work)
+    (work / "handler.py").write_text(TS_HANDLER)
+    (root / "model-store").mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [str(venv / "bin" / "torch-model-archiver"), "--model-name", "mlp", "--version", "1.0", "--serialized-file",
+         str(work / "model.pt"), "--handler", str(work / "handler.py"), "--export-path", str(root / "model-store")],
+        check=True,
+    )  # fmt: skip
+    (root / "config").mkdir(exist_ok=True)
+    (root / "config" / "config.properties").write_text(
+        "\n".join(
+            [
+                f"management_address=http://127.0.0.1:{ports['management']}",
+                f"metrics_address=http://127.0.0.1:{ports['metrics']}",
+                f"grpc_inference_port={ports['grpc']}",
+                f"grpc_management_port={ports['grpc_management']}",
+                "load_models=all",
+                "service_envelope=kservev2",
+                "enable_envvars_config=true",
+                "default_workers_per_model=1",
+            ]
+        )
+        + "\n"
+    )
+    return root

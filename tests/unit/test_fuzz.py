@@ -206,3 +206,10 @@ def test_api_never_answers_5xx(api, doc, method, query):
     headers = {"host": "localhost", "authorization": f"Bearer {token}", "content-type": "application/json"}
     status = asyncio.run(call_async(server, method, path, headers, orjson.dumps(doc), query))[0]
     assert status < 500, doc
+
+
+@pytest.mark.parametrize("body", [b"0", b'"text"', b"[1, 2]", b"null"])
+def test_a_structured_cloudevent_that_is_not_an_object_is_400(rest_app, body):
+    """Found by the fuzz test above: JSON that is no object under application/cloudevents+json was a 500."""
+    headers = {"content-type": "application/cloudevents+json"}
+    assert _rest(rest_app, "POST", "/v1/models/m:predict", headers, body) == 400

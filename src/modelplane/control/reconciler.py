@@ -47,8 +47,10 @@ def template_hash(template: dict[str, Any]) -> str:
 
 
 def _container_template(c: Container) -> dict[str, Any]:
+    probe = ((c.model_extra or {}).get("readinessProbe") or {}).get("httpGet") or {}
     return {
         **({"image": c.image} if c.image else {}),  # a new image is a new revision (on a cluster it is what runs)
+        **({"readinessPath": str(probe["path"])} if probe.get("path") else {}),  # a runtime's own readiness URL
         "command": c.command,
         "args": c.args or [],
         "env": {e.name: e.value or "" for e in c.env or []},

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.backends.local.replicas import ReplicaSpec
-from modelplane.backends.local.revision import Pull, RevisionState
+from modelplane.backends.local.revision import READY_PATH, Pull, RevisionState
 from modelplane.backends.local.store import Store
 from modelplane.backends.server_flags import server_flags
 from modelplane.control.api import InferenceService
@@ -88,7 +88,9 @@ class Launcher:
             return _escape(text.replace(MODEL_MOUNT, mount))
 
         args = [local(a) for a in t.get("args") or []]
-        env = {k: local(v) for k, v in (t.get("env") or {}).items()}
+        # an env value naming the container port 8080 (a host:port, a URL, the bare number) gets the replica's port,
+        # as args do: runtimes such as TorchServe take their addresses from the environment
+        env = {k: _PORT_ARG.sub(r"\g<1>{http_port}", local(v)) for k, v in (t.get("env") or {}).items()}
         env.update(
             {
                 "PORT": "{http_port}",
@@ -122,7 +124,9 @@ class Launcher:
             argv = [sys.executable, "-m", "modelplane", "serve", *_strip_port_flags(args)]
             argv += ["--http_port", "{http_port}", "--grpc_port", "{grpc_port}", "--host", "127.0.0.1"]
             argv += [_escape(a) for a in server_flags(isvc, revision.component, t)]
-        state.spec = ReplicaSpec(argv=argv, env=env, forkable=forkable)
+        # the runtime container's readinessProbe.httpGet.path is where its readiness is asked, as kubelet would
+        ready = str(t.get("readinessPath") or READY_PATH)
+        state.spec = ReplicaSpec(argv=argv, env=env, forkable=forkable, ready_path=ready)
         return state.spec
 
     def _predictor_protocol(self, isvc: InferenceService) -> str:

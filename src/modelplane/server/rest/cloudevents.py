@@ -56,7 +56,9 @@ def decode_binary(body: bytes, headers: Mapping[str, str]) -> tuple[Any, Incomin
     return payload, IncomingEvent(True, attrs)
 
 
-def decode_structured(doc: dict[str, Any]) -> tuple[Any, IncomingEvent]:
+def decode_structured(doc: Any) -> tuple[Any, IncomingEvent]:
+    if not isinstance(doc, dict):  # JSON, but a number, string or list: no event at all
+        raise InvalidInput("a structured cloudevent must be a JSON object with 'data'")
     if "data" not in doc:
         raise InvalidInput("structured cloudevent has no 'data'")
     attrs = {k: v for k, v in doc.items() if k != "data"}
