@@ -36,3 +36,14 @@ if command -v java >/dev/null && [ ! -x .cache/torchserve/bin/torchserve ]; then
   .cache/torchserve/bin/python -m pip install --quiet --disable-pip-version-check \
     "torchserve==0.12.0" "torch-model-archiver==0.12.0" pyyaml numpy pillow packaging
 fi
+# Triton's own server for the ServingRuntime test: nvidia-pytriton bundles a tritonserver binary (Python backend
+# only) and pins numpy<2, so it too gets a venv of its own; its Python backend needs the stub beside it.
+if [ ! -x .cache/pytriton/bin/python ] || [ ! -e .cache/pytriton/.ready ]; then
+  "$PY" -m venv .cache/pytriton
+  if .cache/pytriton/bin/python -m pip install --quiet --disable-pip-version-check "nvidia-pytriton==0.7.0"; then
+    ts_root=$(.cache/pytriton/bin/python -c 'import pytriton, os; print(os.path.dirname(pytriton.__file__))')/tritonserver
+    py_minor=$(.cache/pytriton/bin/python -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    cp "$ts_root/python_backend_stubs/$py_minor/triton_python_backend_stub" "$ts_root/backends/python/"
+    touch .cache/pytriton/.ready
+  fi
+fi
