@@ -1,6 +1,7 @@
 """A Spark MLlib PipelineModel (VectorAssembler + LogisticRegression, fitted in the test) served by `modelplane
 serve` in Spark's local mode: V1 rows as lists and as objects, V2 by column and as one 2-D input with the
-probability column, over REST and gRPC; a wrong row answered 400. Costs ~30 s in CI (two JVMs start)."""
+probability column, over REST and gRPC; a wrong row answered 400; and a KServe-format isvc with
+`modelFormat: mllib` through the gateway. Costs ~30 s in CI (two JVMs start)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+import yaml
 from support import server as srv
+from support.observe import wait_for
+from support.platform import Platform, cli
 
 FIT = """
 import sys
@@ -29,10 +33,15 @@ spark.stop()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, logs):
+def pipeline(tmp_path_factory):
     model = tmp_path_factory.mktemp("mllib") / "pipeline"
     subprocess.run([sys.executable, "-c", FIT, str(model)], check=True, capture_output=True, timeout=300)
-    running = srv.start(["serve", "--model-dir", str(model), "--model-name", "spark", "--intra_op_threads", "1"],
+    return model
+
+
+@pytest.fixture(scope="module")
+def server(pipeline, logs):
+    running = srv.start(["serve", "--model-dir", str(pipeline), "--model-name", "spark", "--intra_op_threads", "1"],
                         logs, timeout=180)  # fmt: skip
     yield running
     running.stop()
@@ -68,3 +77,28 @@ def test_a_wrong_row_is_400(server):
     assert r.status_code == 400 and "2 columns in order: a, b" in r.json()["error"]
     missing = httpx.post(f"{server.http}/v1/models/spark:predict", json={"instances": [{"a": 1.0}]})
     assert missing.status_code == 400 and "the pipeline refused the input" in missing.json()["error"]
+
+
+@pytest.mark.timeout(300)
+def test_a_kserve_format_isvc_with_modelformat_mllib_through_the_gateway(pipeline, tmp_path):
+    doc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "spark"},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "mllib"}, "storageUri": str(pipeline)}}},
+    }
+    (tmp_path / "isvc.yaml").write_text(yaml.safe_dump(doc))
+    home = tmp_path / "home"
+    home.mkdir()
+    plat = Platform(home)
+    plat.up()
+    try:
+        cli(home, "apply", "-f", str(tmp_path / "isvc.yaml"))
+        wait_for(lambda: plat.ready("spark"), "the Spark InferenceService Ready", timeout=240)
+        url = f"{plat.gateway}/serving/default/spark/v1/models/spark:predict"
+        assert httpx.post(url, json={"instances": [[1.0, 0.0], [0.0, 1.0]]}, timeout=60).json() == {
+            "predictions": [0.0, 1.0]
+        }
+        assert "modelplane-mllibserver" in cli(home, "get", "isvc", "spark", "-o", "yaml").stdout
+    finally:
+        plat.shutdown()

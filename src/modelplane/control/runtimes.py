@@ -46,7 +46,8 @@ def builtin_runtimes() -> list[ServingRuntime]:
     own runtimes (the server tells the framework from the model's files): sklearn, xgboost and lightgbm; ONNX and
     TensorFlow (and PyTorch when named) as `kserve-tritonserver`; TensorFlow over v1 as
     `kserve-tensorflow-serving`; PyTorch as `kserve-torchserve` (TorchScript / exported programs, not TorchServe's
-    .mar archives); Hugging Face encoders as `kserve-huggingfaceserver`; PMML as `kserve-pmmlserver`."""
+    .mar archives); Hugging Face encoders as `kserve-huggingfaceserver`; PMML as `kserve-pmmlserver`; Spark MLlib
+    pipelines as `modelplane-mllibserver`."""
     v1v2 = ["v1", "v2"]
     return [
         _builtin("kserve-sklearnserver", [("sklearn", "1", 1)], v1v2, []),
@@ -63,6 +64,8 @@ def builtin_runtimes() -> list[ServingRuntime]:
         _builtin("kserve-torchserve", [("pytorch", "1", 2)], ["v1", "v2", "grpc-v2"], []),
         _builtin("kserve-huggingfaceserver", [("huggingface", "1", 1)], v1v2, []),
         _builtin("kserve-pmmlserver", [("pmml", "3", 1), ("pmml", "4", 1)], v1v2, []),
+        # KServe has no Spark runtime (MLServer's mllib is not among KServe's): modelplane's own name
+        _builtin("modelplane-mllibserver", [("mllib", "1", 1), ("mllib", "3", 1)], v1v2, []),
     ]
 
 
