@@ -12,10 +12,9 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-import yaml
 from support import server as srv
 from support.observe import wait_for
-from support.platform import Platform, cli
+from support.platform import applied, cli
 
 FIT = """
 import sys
@@ -87,18 +86,10 @@ def test_a_kserve_format_isvc_with_modelformat_mllib_through_the_gateway(pipelin
         "metadata": {"name": "spark"},
         "spec": {"predictor": {"model": {"modelFormat": {"name": "mllib"}, "storageUri": str(pipeline)}}},
     }
-    (tmp_path / "isvc.yaml").write_text(yaml.safe_dump(doc))
-    home = tmp_path / "home"
-    home.mkdir()
-    plat = Platform(home)
-    plat.up()
-    try:
-        cli(home, "apply", "-f", str(tmp_path / "isvc.yaml"))
+    with applied(tmp_path, [doc]) as plat:
         wait_for(lambda: plat.ready("spark"), "the Spark InferenceService Ready", timeout=240)
         url = f"{plat.gateway}/serving/default/spark/v1/models/spark:predict"
         assert httpx.post(url, json={"instances": [[1.0, 0.0], [0.0, 1.0]]}, timeout=60).json() == {
             "predictions": [0.0, 1.0]
         }
-        assert "modelplane-mllibserver" in cli(home, "get", "isvc", "spark", "-o", "yaml").stdout
-    finally:
-        plat.shutdown()
+        assert "modelplane-mllibserver" in cli(plat.home, "get", "isvc", "spark", "-o", "yaml").stdout

@@ -16,7 +16,7 @@ import yaml
 from support import server as srv
 from support import tensor_models as tm
 from support.observe import wait_for as wait_until
-from support.platform import DATA, Platform, cli
+from support.platform import DATA, applied, cli
 from tritonclient.utils import InferenceServerException
 
 X = np.random.default_rng(3).random((3, 4), dtype=np.float32)
@@ -132,13 +132,7 @@ def test_kserve_isvcs_of_every_format_select_a_runtime_and_serve_through_the_gat
         isvc("pmml", "pmml", tmp_path / "pmml"),
         isvc("minilm", "huggingface", shutil.copytree(tm.minilm(), tmp_path / "minilm")),  # within the file roots
     ]
-    (tmp_path / "isvcs.yaml").write_text(yaml.safe_dump_all(manifests))
-    home = tmp_path / "home"
-    home.mkdir()
-    plat = Platform(home)
-    plat.up()
-    try:
-        cli(home, "apply", "-f", str(tmp_path / "isvcs.yaml"))
+    with applied(tmp_path, manifests) as plat:
         names = ["style-sample", "torch", "tf", "pmml", "minilm"]
         wait_until(lambda: all(plat.ready(n) for n in names), "every InferenceService Ready", timeout=240)
 
@@ -158,7 +152,7 @@ def test_kserve_isvcs_of_every_format_select_a_runtime_and_serve_through_the_gat
         assert v1("pmml", [[1, 1]]) == [{"y": 6.0}]
         assert np.asarray(v1("minilm", ["hello there"])).shape == (1, 384)
         selected = {
-            n: cli(home, "get", "isvc", n, "-o", "yaml").stdout
+            n: cli(plat.home, "get", "isvc", n, "-o", "yaml").stdout
             for n in ("style-sample", "torch", "tf", "pmml", "minilm")
         }
         assert "kserve-tritonserver" in selected["style-sample"]  # onnx: KServe's Triton runtime, served by ours
@@ -166,8 +160,6 @@ def test_kserve_isvcs_of_every_format_select_a_runtime_and_serve_through_the_gat
         assert "kserve-tensorflow-serving" in selected["tf"]  # v1: TF Serving's; v2 would pick Triton's
         assert "kserve-pmmlserver" in selected["pmml"]
         assert "kserve-huggingfaceserver" in selected["minilm"]
-    finally:
-        plat.shutdown()
 
 
 def test_a_hugging_face_encoder_over_v1_v2_and_grpc(logs):

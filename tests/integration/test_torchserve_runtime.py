@@ -12,11 +12,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import yaml
 from support import server as srv
 from support import tensor_models as tm
 from support.observe import wait_for
-from support.platform import Platform, cli
+from support.platform import applied, cli
 
 VENV = Path(__file__).resolve().parents[2] / ".cache" / "torchserve"
 X = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)
@@ -66,13 +65,7 @@ def test_a_mar_served_by_torchserve_through_the_gateway(tmp_path):
             }
         },
     }
-    (tmp_path / "manifests.yaml").write_text(yaml.safe_dump_all([runtime, isvc]))
-    home = tmp_path / "home"
-    home.mkdir()
-    plat = Platform(home)
-    plat.up()
-    try:
-        cli(home, "apply", "-f", str(tmp_path / "manifests.yaml"))
+    with applied(tmp_path, [runtime, isvc]) as plat:
         body = {"id": "1", "inputs": [{"name": "input-0", "shape": [4], "datatype": "FP32", "data": X.tolist()}]}
         url = f"{plat.gateway}/serving/default/mlp/v2/models/mlp/infer"
 
@@ -82,6 +75,4 @@ def test_a_mar_served_by_torchserve_through_the_gateway(tmp_path):
         wait_for(answered, "TorchServe to answer through the gateway", timeout=240)
         out = httpx.post(url, json=body, timeout=30).json()["outputs"][0]
         assert np.allclose(out["data"], tm.mlp(X[None, :])[0], atol=1e-5)
-        assert "torchserve" in cli(home, "get", "isvc", "mlp", "-o", "yaml").stdout  # the namespace's runtime
-    finally:
-        plat.shutdown()
+        assert "torchserve" in cli(plat.home, "get", "isvc", "mlp", "-o", "yaml").stdout  # the namespace's runtime

@@ -9,10 +9,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import yaml
 from support import tensor_models as tm
 from support.observe import wait_for
-from support.platform import Platform, cli
+from support.platform import applied
 
 VENV = Path(__file__).resolve().parents[2] / ".cache" / "pytriton"
 SERVER = VENV / "lib" / "python3.11" / "site-packages" / "pytriton" / "tritonserver"
@@ -82,18 +81,10 @@ def test_tritonserver_serves_a_python_backend_model_through_the_gateway(tmp_path
         "metadata": {"name": "tri"},
         "spec": {"predictor": {"model": {"modelFormat": {"name": "triton"}, "storageUri": str(repo)}}},
     }
-    (tmp_path / "manifests.yaml").write_text(yaml.safe_dump_all([runtime, isvc]))
-    home = tmp_path / "home"
-    home.mkdir()
-    plat = Platform(home)
-    plat.up()
-    try:
-        cli(home, "apply", "-f", str(tmp_path / "manifests.yaml"))
+    with applied(tmp_path, [runtime, isvc]) as plat:
         wait_for(lambda: plat.ready("tri"), "Triton's replica ready", timeout=180)
         body = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": X.ravel().tolist()}]}
         r = httpx.post(f"{plat.gateway}/serving/default/tri/v2/models/mlp/infer", json=body, timeout=30)
         assert r.status_code == 200, r.text
         out = r.json()["outputs"][0]
         assert out["name"] == "scores" and np.allclose(np.asarray(out["data"]).reshape(2, 3), tm.mlp(X), atol=1e-5)
-    finally:
-        plat.shutdown()

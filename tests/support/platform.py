@@ -3,6 +3,7 @@ and KServe sample manifests with a local storageUri."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -109,3 +111,18 @@ def manifest(tmp_path: Path, uri: Path, sample: str = "sklearn-iris.yaml", **pre
     path = tmp_path / f"isvc-{time.monotonic_ns()}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
+
+
+@contextlib.contextmanager
+def applied(tmp_path: Path, documents: list[dict]) -> Iterator[Platform]:
+    """A platform of its own in `tmp_path/home` with `documents` applied (`modelplane apply -f`); shut down after."""
+    (tmp_path / "manifests.yaml").write_text(yaml.safe_dump_all(documents))
+    home = tmp_path / "home"
+    home.mkdir()
+    plat = Platform(home)
+    plat.up()
+    try:
+        cli(home, "apply", "-f", str(tmp_path / "manifests.yaml"))
+        yield plat
+    finally:
+        plat.shutdown()
