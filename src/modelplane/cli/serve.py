@@ -43,7 +43,7 @@ def build_model(cls: type[Model], name: str, path: Path | None, options: dict[st
     return cls(name, **kwargs)
 
 
-def _runtime_for(path: Path, runtime: str | None, model_class: str | None) -> type[Model]:
+def _runtime_for(path: Path, runtime: str | None, model_class: str | None, options: dict[str, Any]) -> type[Model]:
     if model_class:
         import os
         import sys
@@ -54,7 +54,7 @@ def _runtime_for(path: Path, runtime: str | None, model_class: str | None) -> ty
     chosen = runtime or detect_runtime(path)
     if chosen is None:
         raise ValueError(f"cannot tell which runtime serves {path}; pass --runtime")
-    return runtime_class(chosen)
+    return runtime_class(chosen, path, options)
 
 
 def make_server(
@@ -68,7 +68,7 @@ def make_server(
     path = Path(model_dir) if model_dir else None
     single = model_class is not None or path is None or path.is_file() or detect_runtime(path) is not None
     if single:
-        cls = _runtime_for(path or Path("."), runtime, model_class)
+        cls = _runtime_for(path or Path("."), runtime, model_class, options)
 
         def recreate(name: str) -> Model:  # repository `load` after an `unload` brings the model back
             if name != model_name:
@@ -92,6 +92,6 @@ def make_server(
             raise Forbidden(f"model {name} resolves outside the repository {path}")
         if not sub.is_dir():
             raise ModelNotFound(name)
-        return build_model(_runtime_for(sub, runtime, None), name, sub, options)
+        return build_model(_runtime_for(sub, runtime, None, options), name, sub, options)
 
     return ModelServer(settings, factory=factory, discover=discover, preload=discover())

@@ -25,6 +25,10 @@ class ModelplaneError(Exception):
 class InvalidInput(ModelplaneError):
     status = Status(400, "INVALID_ARGUMENT")
 
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param  # the request field at fault, where one is (OpenAI's error `param`)
+
 
 class ModelNotFound(ModelplaneError):
     status = Status(404, "NOT_FOUND")

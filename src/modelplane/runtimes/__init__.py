@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ RUNTIMES: dict[str, str] = {
     "onnx": "modelplane.runtimes.onnx:ONNXModel",
     "pytorch": "modelplane.runtimes.pytorch:PyTorchModel",
     "triton": "modelplane.runtimes.triton:TritonModel",
-    "huggingface": "modelplane.runtimes.huggingface:HuggingFaceModel",
+    "huggingface": "modelplane.runtimes.huggingface:HuggingFaceModel",  # encoders; causal LMs: the next entry
+    "huggingface-llm": "modelplane.runtimes.llm.causal:CausalLMModel",
     "pmml": "modelplane.runtimes.pmml:PMMLModel",
     "tensorflow": "modelplane.runtimes.tensorflow:TensorFlowModel",
     "mllib": "modelplane.runtimes.mllib:MLlibModel",
@@ -74,8 +76,30 @@ def detect_runtime(model_dir: Path) -> str | None:
     return None
 
 
-def runtime_class(runtime: str) -> type[Model]:
-    """The Model class of a built-in runtime name, or of a `pkg.module:Class` path."""
+GENERATIVE_TASKS = ("text_generation", "text2text_generation")
+_GENERATIVE_ARCHS = ("ForCausalLM", "LMHeadModel")
+
+
+def generative(model_dir: Path | None, options: dict[str, Any] | None = None) -> bool:
+    """Whether a Hugging Face directory (or `--task`) asks for text generation rather than an encoder task."""
+    task = (options or {}).get("task")
+    if task:
+        return str(task) in GENERATIVE_TASKS
+    config = model_dir / "config.json" if model_dir is not None else None
+    if config is None or not config.is_file():
+        return False
+    try:
+        archs = json.loads(config.read_text()).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return False
+    return any(isinstance(a, str) and a.endswith(_GENERATIVE_ARCHS) for a in archs)
+
+
+def runtime_class(runtime: str, model_dir: Path | None = None, options: dict[str, Any] | None = None) -> type[Model]:
+    """The Model class of a built-in runtime name, or of a `pkg.module:Class` path. The `huggingface` runtime
+    serves encoders and causal LMs with different classes: the directory's config (or `--task`) picks."""
+    if runtime == "huggingface" and generative(model_dir, options):
+        runtime = "huggingface-llm"
     target = RUNTIMES.get(runtime, runtime)
     if ":" not in target and "." not in target:
         raise ValueError(f"unknown runtime {runtime!r}; built-in runtimes: {', '.join(sorted(RUNTIMES))}")

@@ -6,13 +6,17 @@ the network."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modelplane.model.base import Headers, Model
+from modelplane.model.base import Headers
+from modelplane.model.generative import EmbeddingModel
 from modelplane.protocol.errors import InvalidInput, ModelLoadError, ModelNotReady
 from modelplane.protocol.ids import new_id
 from modelplane.protocol.types import InferRequest, InferResponse, Tensor, TensorSpec
@@ -43,7 +47,9 @@ def infer_task(config: dict[str, Any]) -> str:
     return "text_embedding"
 
 
-class HuggingFaceModel(Model):
+class HuggingFaceModel(EmbeddingModel):
+    """Encoders over V1/V2 and, for the text_embedding (and cross-encoder) tasks, OpenAI's embeddings and rerank."""
+
     def __init__(self, name: str, model_dir: str | Path | None = None, options: dict[str, Any] | None = None) -> None:
         super().__init__(name)
         self.options = options or {}
@@ -83,6 +89,7 @@ class HuggingFaceModel(Model):
         if modules.is_file():  # sentence-transformers: its pipeline says whether embeddings are normalized
             self.normalize = any(m.get("type", "").endswith("Normalize") for m in json.loads(modules.read_text()))
         self.task, self.model, self.ready = task, model, True
+        self.created = int(time.time())
         return True
 
     def unload(self) -> None:
@@ -135,6 +142,51 @@ class HuggingFaceModel(Model):
             words = [tokenizer.decode([t]).strip() for t in tokens]
             filled.append(words[0] if len(words) == 1 else words)
         return filled
+
+    # --- OpenAI embeddings and rerank (on a worker thread: the forward pass is long) ------------------------
+    async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        model, tokenizer = self.model, self.tokenizer
+        if model is None:
+            raise ModelNotReady(self.name, "it was unloaded")
+        if self.task != "text_embedding":
+            raise InvalidInput(f"model {self.name} is a {self.task} model, not an embedding model", param="model")
+        vectors = await asyncio.to_thread(self._run, model, tokenizer, list(texts))
+        return vectors, self._tokens(tokenizer, list(texts))
+
+    async def rerank(self, query: str, documents: Sequence[str]) -> tuple[list[float], int]:
+        """Cross-encoders (sequence classification) score each (query, document) pair; embedding models score by
+        cosine similarity."""
+        model, tokenizer = self.model, self.tokenizer
+        if model is None:
+            raise ModelNotReady(self.name, "it was unloaded")
+        docs = list(documents)
+        if self.task == "sequence_classification":
+            scores = await asyncio.to_thread(self._cross_scores, model, tokenizer, query, docs)
+            return scores, self._tokens(tokenizer, [query] * len(docs), docs)
+        if self.task != "text_embedding":
+            raise InvalidInput(f"model {self.name} is a {self.task} model and cannot rerank", param="model")
+        vectors = await asyncio.to_thread(self._run, model, tokenizer, [query, *docs])
+        unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return [float(x) for x in unit[1:] @ unit[0]], self._tokens(tokenizer, [query, *docs])
+
+    def _cross_scores(self, model: Any, tokenizer: Any, query: str, docs: list[str]) -> list[float]:
+        import torch
+
+        enc = tokenizer(
+            [query] * len(docs), docs, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        with torch.inference_mode():
+            logits = model(**enc).logits
+        scores = logits[:, 0] if logits.shape[1] == 1 else torch.softmax(logits, -1)[:, -1]
+        return [float(x) for x in scores]
+
+    def _tokens(self, tokenizer: Any, texts: list[str], pairs: list[str] | None = None) -> int:
+        enc = (
+            tokenizer(texts, pairs, truncation=True, max_length=self.max_length)
+            if pairs
+            else tokenizer(texts, truncation=True, max_length=self.max_length)
+        )
+        return sum(len(ids) for ids in enc["input_ids"])
 
 
 def _texts(payload: Any) -> list[str]:

@@ -11,6 +11,7 @@ from modelplane.protocol.errors import InvalidInput, ModelNotFound
 from modelplane.protocol.types import InferRequest, InferResponse, Tensor
 from modelplane.server.batch_kinds import V1, V2
 from modelplane.server.batching import Gone, Kind
+from modelplane.server.generation import Generation
 from modelplane.server.metrics import Metrics
 from modelplane.server.payload_log import PayloadLogger
 from modelplane.server.registry import Entry, ModelRegistry
@@ -33,6 +34,7 @@ class DataPlane:
         self.server_name = server_name
         self.metrics = metrics or Metrics()
         self.payload_log = payload_log
+        self.generation = Generation(registry, self.metrics)  # OpenAI and V2 generate routes
 
     # --- what every inference request goes through on either transport ----------------------------------
     def admit(self, name: str, verb: str = "predict") -> Entry:

@@ -17,10 +17,13 @@ from modelplane.protocol.errors import (
     RouteNotFound,
     status_of,
 )
+from modelplane.protocol.openai.responses import model_list as openai_models
+from modelplane.protocol.openai.responses import model_object as openai_model
 from modelplane.protocol.types import InferResponse
 from modelplane.server.dataplane import DataPlane, deadline_from_ms
 from modelplane.server.metrics import Metrics
 from modelplane.server.rest import cloudevents
+from modelplane.server.rest.generate import generate
 from modelplane.server.rest.http import (
     JSON,
     Receive,
@@ -31,6 +34,7 @@ from modelplane.server.rest.http import (
     respond,
     respond_json,
 )
+from modelplane.server.rest.openai import OpenAIRoutes
 
 log = logging.getLogger("modelplane.rest")
 
@@ -52,6 +56,7 @@ class RestApp:
         cloudevent_config: cloudevents.CloudEventConfig | None = None,
     ) -> None:
         self.dataplane = dataplane
+        self.openai = OpenAIRoutes(dataplane.generation, max_body_bytes)
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.ce_config = cloudevent_config or cloudevents.CloudEventConfig.from_env()
@@ -105,6 +110,11 @@ class RestApp:
             _allow(method, "POST")
             await self._infer(name, version, scope, receive, send)
             return
+        if action in ("generate", "generate_stream"):
+            _allow(method, "POST")
+            stream = action == "generate_stream"
+            await generate(dp.generation, name, stream, self.max_body, receive, send)
+            return
         _allow(method, "GET")
         if action == "ready":
             ready = dp.model_ready(name, version)
@@ -149,7 +159,10 @@ class RestApp:
         if not sep:
             _allow(method, "GET")
             ready = self.dataplane.model_ready(rest)
-            await respond_json(send, 200 if ready else 503, {"name": rest, "ready": ready})
+            doc = {"name": rest, "ready": ready}
+            if ready and any(n == rest for n, _ in self.dataplane.generation.served()):  # also OpenAI's model object
+                doc.update(openai_model(*self.dataplane.generation.served_model(rest)))
+            await respond_json(send, 200 if ready else 503, doc)
             return
         if verb not in ("predict", "explain") or not name or "/" in name:
             raise RouteNotFound("Not Found")
@@ -201,7 +214,11 @@ class RestApp:
             await self._repository(path[15:], scope, receive, send)
             return
         if path not in _GET_ROUTES:
-            raise RouteNotFound("Not Found")
+            rest = self.openai.handles(path, method)
+            if rest is None:
+                raise RouteNotFound("Not Found")
+            await self.openai(rest, method, scope, receive, send)
+            return
         _allow(method, "GET")
         handler = _GET_ROUTES[path]
         if handler is None:  # /metrics
@@ -242,7 +259,7 @@ def _ready(dp: DataPlane) -> tuple[int, Any]:
 
 _GET_ROUTES = {
     "/": lambda dp: (200, {"status": "alive"}),
-    "/v1/models": lambda dp: (200, {"models": dp.names()}),
+    "/v1/models": lambda dp: (200, _v1_models(dp)),
     "/v2": lambda dp: (200, dp.metadata()),
     "/v2/": lambda dp: (200, dp.metadata()),
     "/v2/health/live": lambda dp: (200, {"live": dp.live()}),
@@ -250,6 +267,13 @@ _GET_ROUTES = {
     "/v2/models": lambda dp: (200, {"models": dp.names()}),
     "/metrics": None,
 }
+
+
+def _v1_models(dp: DataPlane) -> dict[str, Any]:
+    """KServe's model list; with models that serve the OpenAI routes, OpenAI's too (`object`, `data`): both clients
+    read their keys from one document."""
+    served = dp.generation.served()
+    return {"models": dp.names(), **(openai_models(served) if served else {})}
 
 
 async def _gone(receive: Receive) -> None:

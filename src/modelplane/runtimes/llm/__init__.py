@@ -1,0 +1,1 @@
+"""Runtimes: causal language models with continuous batching (the `huggingface` runtime's generative side)."""
