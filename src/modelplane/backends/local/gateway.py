@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from modelplane.backends.local import openai_routing as openai
 from modelplane.backends.local.activator import Endpoint, ReplicaView, RevisionPool
 from modelplane.backends.local.forward import (
     BadTarget,
@@ -22,7 +23,7 @@ from modelplane.backends.local.forward import (
     Unreachable,
     forward,
 )
-from modelplane.backends.local.upstream import HOP_BY_HOP, Upstream, UpstreamError
+from modelplane.backends.local.upstream import HOP_BY_HOP, Stream, Upstream, UpstreamError
 from modelplane.backends.seam import REPOSITORY_ANNOTATION
 from modelplane.protocol.errors import InvalidInput, ModelplaneError, PayloadTooLarge
 from modelplane.server.rest.http import read_body
@@ -194,27 +195,52 @@ class Gateway:
                 extra.append((b"connection", b"close"))
             await _reply(send, exc.status.http, {"error": exc.message}, extra)
             return
+        if isinstance(body, Stream):
+            await _relay(status, headers, body, receive, send)
+            return
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _http(self, scope: Scope, receive: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _http(self, scope: Scope, receive: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | Stream]:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         query: bytes = scope.get("query_string", b"")
         if _UNSAFE_TARGET.search(raw_path) or _UNSAFE_TARGET.search(query):
             raise BadTarget("the request target must be visible ASCII (percent-encode the rest)")
         host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
         path = raw_path.decode("ascii")
-        route, component, revision, upstream = self.select(host, path, _repository_mutation)
+        method = scope["method"]
+        try:
+            selected: tuple[Route, str, str, str] | None = self.select(host, path, _repository_mutation)
+        except NoRoute:
+            if not openai.addressed_by_body(path):
+                raise
+            selected = None  # an OpenAI route on no InferenceService's host: the body's `model` picks one
         try:
             body = await read_body(receive, self.max_body, _declared_length(scope["headers"]))
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-        target = upstream + ("?" + query.decode("ascii") if query else "")
         headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
-        method = scope["method"]
+        if selected is None:
+            if openai.is_model_list(path):
+                return 200, [(b"content-type", b"application/json")], await self._all_models(path, headers)
+            namespace, name = openai.route_for(self.routes, openai.model_field(body))
+            selected = self.select("", f"/serving/{namespace}/{name}{path}", _repository_mutation)
+        route, component, revision, upstream = selected
+        target = upstream + ("?" + query.decode("ascii") if query else "")
+        return await self._send(route, component, revision, method, target, headers, body)
 
-        async def call(endpoint: Endpoint) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _send(
+        self,
+        route: Route,
+        component: str,
+        revision: str,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> tuple[int, list[tuple[bytes, bytes]], Any]:
+        async def call(endpoint: Endpoint) -> tuple[int, list[tuple[bytes, bytes]], bytes | Stream]:
             try:
                 return await self._upstream(endpoint.http).request(method, target, headers, body)
             except ValueError as exc:  # a header the gateway will not put on the wire
@@ -224,6 +250,20 @@ class Gateway:
 
         pool = self.pool(revision, route)
         return await forward(pool, self.timeout(route, component), component, call, _no_answer, _http_address)
+
+    async def _all_models(self, path: str, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """`GET /openai/v1/models` on the gateway itself: every model the ready predictors serve (a predictor at
+        zero is not woken to be listed)."""
+        asks = []
+        for route in list(self.routes.values()):
+            try:
+                revision = self.pick(route, "predictor", None)
+            except (LookupError, ConnectionError):
+                continue
+            if self.replicas.ready(revision):
+                asks.append(self._send(route, "predictor", revision, "GET", path, headers, b""))
+        answers = await asyncio.gather(*asks, return_exceptions=True)
+        return openai.merge_model_lists(a for a in answers if isinstance(a, tuple) and a[0] == 200)
 
     def _upstream(self, url: str) -> Upstream:
         pool = self._upstreams.get(url)
@@ -238,6 +278,27 @@ def _no_answer(exc: Exception) -> bool:
 
 def _http_address(endpoint: Endpoint) -> str:
     return endpoint.http.removeprefix("http://")
+
+
+async def _relay(status: int, headers: list[tuple[bytes, bytes]], stream: Stream, receive: Any, send: Any) -> None:
+    """Forward an event stream chunk by chunk; a client that leaves closes the replica's connection (the replica
+    then frees what it was generating)."""
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        stream.close()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except UpstreamError:
+        pass  # the replica broke off: end the stream (the client sees no [DONE])
+    finally:
+        watcher.cancel()
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _drain(receive: Any, cap: int) -> None:

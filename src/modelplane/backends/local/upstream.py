@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 Headers = list[tuple[bytes, bytes]]
@@ -35,9 +37,12 @@ class Upstream:
         self.max_idle = max_idle
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
-    async def request(self, method: str, target: str, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
-        """Send one request and read its response. ValueError: the request cannot be written safely (a control
-        character in the target, a header name or value); UpstreamError: the replica failed."""
+    async def request(
+        self, method: str, target: str, headers: Headers, body: bytes
+    ) -> tuple[int, Headers, bytes | Stream]:
+        """Send one request and read its response — whole, or for an event stream (`text/event-stream`, chunked) a
+        `Stream` of its chunks. ValueError: the request cannot be written safely (a control character in the
+        target, a header name or value); UpstreamError: the replica failed."""
         raw_target = target.encode("latin-1")
         head = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode(), raw_target, self.authority)]
         lines = 4  # the request line, host, content-length and the blank line that ends the head
@@ -60,7 +65,10 @@ class Upstream:
             reader, writer = conn
             try:
                 writer.write(payload)
-                status, out, data, keep = await _read(reader, method == "HEAD")
+                head = await _read_head(reader, method == "HEAD")
+                if head.chunked and head.streamed:  # Server-Sent Events: forwarded as they come
+                    return head.status, head.headers, Stream(self, conn, head.keep)
+                data = await _read_body(reader, head)
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
                 writer.close()
                 if reused and attempt == 0:
@@ -69,13 +77,17 @@ class Upstream:
             except BaseException:  # cancelled (a timeout): the connection is mid-exchange, never reuse it
                 writer.close()
                 raise
-            # reuse only a connection whose framing is certain: nothing may follow the response we just read
-            if keep and not _buffered(reader) and len(self.idle) < self.max_idle:
-                self.idle.append(conn)
-            else:
-                writer.close()
-            return status, out, data
+            self._done(conn, head.keep)
+            return head.status, head.headers, data
         raise UpstreamError("unreachable")
+
+    def _done(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], keep: bool) -> None:
+        # reuse only a connection whose framing is certain: nothing may follow the response we just read
+        reader, writer = conn
+        if keep and not _buffered(reader) and len(self.idle) < self.max_idle:
+            self.idle.append(conn)
+        else:
+            writer.close()
 
     def close(self) -> None:
         for _, writer in self.idle:
@@ -89,8 +101,20 @@ def _buffered(reader: asyncio.StreamReader) -> int:
     return len(getattr(reader, "_buffer", b""))
 
 
-async def _read(reader: asyncio.StreamReader, head_request: bool = False) -> tuple[int, Headers, bytes, bool]:
-    """One response. ValueError for anything malformed or ambiguous (the caller closes the connection)."""
+@dataclass(slots=True)
+class _Head:
+    status: int
+    headers: Headers
+    length: int | None
+    chunked: bool
+    keep: bool
+    streamed: bool  # an event stream: its chunks are forwarded as they arrive
+    empty: bool  # no body (HEAD, 204, 304)
+
+
+async def _read_head(reader: asyncio.StreamReader, head_request: bool = False) -> _Head:
+    """A response's status line and headers. ValueError for anything malformed or ambiguous (the caller closes the
+    connection)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head[:-4].split(b"\r\n")
     version, status = lines[0][:8], int(lines[0][9:12])
@@ -98,7 +122,7 @@ async def _read(reader: asyncio.StreamReader, head_request: bool = False) -> tup
         raise ValueError(f"unexpected status line {lines[0][:40]!r}")
     headers: Headers = []
     length: int | None = None
-    chunked = False
+    chunked = streamed = False
     keep = version == b"HTTP/1.1"
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
@@ -113,25 +137,65 @@ async def _read(reader: asyncio.StreamReader, head_request: bool = False) -> tup
             chunked = b"chunked" in value.lower()
         elif key == b"connection":
             keep = b"close" not in value.lower() if version == b"HTTP/1.1" else b"keep-alive" in value.lower()
+        elif key == b"content-type":
+            streamed = value.lower().startswith(b"text/event-stream")
         if key not in HOP_BY_HOP:
             headers.append((key, value))
     if chunked and length is not None:
         raise ValueError("both Content-Length and Transfer-Encoding: chunked")
-    if head_request or status in _NO_BODY:
-        return status, headers, b"", keep
-    if chunked:
+    return _Head(status, headers, length, chunked, keep, streamed, head_request or status in _NO_BODY)
+
+
+async def _read_chunk(reader: asyncio.StreamReader) -> bytes:
+    """One chunk of a chunked body (b"" for the last)."""
+    size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+    part = await reader.readexactly(size + 2)
+    if part[-2:] != b"\r\n":
+        raise ValueError("malformed chunk")
+    return part[:-2]
+
+
+async def _read_body(reader: asyncio.StreamReader, head: _Head) -> bytes:
+    if head.empty:
+        return b""
+    if head.chunked:
         parts = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            part = await reader.readexactly(size + 2)
-            if part[-2:] != b"\r\n":
-                raise ValueError("malformed chunk")
+        while part := await _read_chunk(reader):
             parts.append(part)
-            if size == 0:
-                break
-        body = b"".join(p[:-2] for p in parts)
-    elif length is not None:
-        body = await reader.readexactly(length)
-    else:
-        body, keep = await reader.read(), False
-    return status, headers, body, keep
+        return b"".join(parts)
+    if head.length is not None:
+        return await reader.readexactly(head.length)
+    head.keep = False
+    return await reader.read()
+
+
+class Stream:
+    """The chunks of an event-stream response as the replica sends them. Iterate it to the end (the connection
+    goes back to the pool) or `close()` it (the connection is closed: the replica sees its client leave)."""
+
+    def __init__(self, owner: Upstream, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], keep: bool) -> None:
+        self.owner, self.conn, self.keep = owner, conn, keep
+        self.finished = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        reader = self.conn[0]
+        try:
+            while part := await _read_chunk(reader):
+                yield part
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            self.close()
+            raise UpstreamError(f"{self.owner.host}:{self.owner.port} broke off the stream: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+        if not self.finished:
+            self.finished = True
+            self.owner._done(self.conn, self.keep)
+
+    def close(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self.conn[1].close()
