@@ -120,3 +120,46 @@ def test_requests_held_for_a_removed_revision_give_up() -> None:
             await asyncio.wait_for(held, 1)
 
     asyncio.run(main())
+
+
+C, D = Endpoint("http://c", "c:1"), Endpoint("http://d", "d:1")
+
+
+def test_requests_sharing_a_prefix_go_to_one_replica_until_it_is_too_busy() -> None:
+    async def main() -> None:
+        pool = RevisionPool("r", Replicas(A, B, C, D), lambda r, n: None)
+        homes = {key: await pool.acquire(affinity=key) for key in range(64)}
+        for endpoint in homes.values():
+            assert endpoint is not None
+            pool.release(endpoint)
+        assert len(set(homes.values())) == 4  # different prefixes spread over the replicas
+        again = await pool.acquire(affinity=7)
+        assert again == homes[7]  # the same prefix finds the same replica
+        held = [again]
+        for _ in range(12):  # one hot prefix: bounded load makes it spill instead of piling onto one replica
+            endpoint = await pool.acquire(affinity=7)
+            assert endpoint is not None
+            held.append(endpoint)
+        loads = {e: held.count(e) for e in set(held)}
+        assert len(loads) > 1 and max(loads.values()) <= 5  # 1.25 x the mean of 13 over 4 replicas, rounded up
+        for endpoint in held:
+            pool.release(endpoint)
+        assert pool.inflight == {}
+
+    asyncio.run(main())
+
+
+def test_affinity_respects_container_concurrency() -> None:
+    async def main() -> None:
+        pool = RevisionPool("r", Replicas(A, B), lambda r, n: None, concurrency=1)
+        first = await pool.acquire(affinity=3)
+        second = await pool.acquire(affinity=3)
+        assert {first, second} == {A, B}
+        third = asyncio.create_task(pool.acquire(affinity=3))
+        await asyncio.sleep(0.01)
+        assert not third.done()  # both replicas are at their one slot: it waits
+        assert first is not None
+        pool.release(first)
+        assert await third == first
+
+    asyncio.run(main())

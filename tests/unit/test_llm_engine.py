@@ -199,3 +199,26 @@ def test_chat_template_renders_and_a_broken_one_is_a_400(lm: CausalLMModel) -> N
     with pytest.raises(InvalidInput) as info:
         lm.chat_prompt([{"role": "user", "content": "x"}], "{% if %}")
     assert info.value.param == "chat_template"
+
+
+def test_a_prompt_starting_like_an_earlier_one_reuses_its_kv_and_answers_the_same(model_dir: Path) -> None:
+    system = " ".join(llm_models.CORPUS[:6])  # well over a few 16-token blocks
+    cached, plain = loaded(model_dir), loaded(model_dir, prefix_cache_tokens="0")
+    try:
+        for model in (cached, plain):
+            asyncio.run(run(model, system + " First question?", max_tokens=4, temperature=0))
+        texts = [asyncio.run(run(m, system + " Second one.", max_tokens=12, temperature=0))[0] for m in (cached, plain)]
+        assert texts[0] == texts[1]
+        assert cached.stats().prefix_hit_tokens >= 16 * (cached.count_tokens(system) // 16 - 1)
+        assert plain.stats().prefix_hit_tokens == 0
+        together = asyncio.run(_gather(cached, [system + f" Question {i}." for i in range(3)]))
+        alone = [asyncio.run(run(plain, system + f" Question {i}.", max_tokens=8, temperature=0))[0] for i in range(3)]
+        assert together == alone  # cached prefills joining one batch
+    finally:
+        cached.unload()
+        plain.unload()
+
+
+async def _gather(model: CausalLMModel, prompts: list[str]) -> list[str]:
+    done = await asyncio.gather(*(run(model, p, max_tokens=8, temperature=0) for p in prompts))
+    return [text for text, _ in done]

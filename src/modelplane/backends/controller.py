@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from modelplane.backends.seam import REPOSITORY_ANNOTATION, Backend, Objects, Traffic
+from modelplane.backends.seam import PREFIX_ROUTING_ANNOTATION, REPOSITORY_ANNOTATION, Backend, Objects, Traffic
 from modelplane.control.api import InferenceService, ServingRuntime
 from modelplane.control.reconciler import reconcile, template_hash, templates
 from modelplane.control.revision import Revision, now
@@ -148,6 +148,7 @@ class Controller:
             tags={t["tag"]: keys[t["revisionName"]] for ts in desired.traffic.values() for t in ts if t.get("tag")},
             timeouts={c: float(w["timeout"]) for c, w in wanted.items() if w.get("timeout")},
             repository_api=meta.annotations.get(REPOSITORY_ANNOTATION) == "true",
+            prefix_routing=meta.annotations.get(PREFIX_ROUTING_ANNOTATION) != "false",
             blocks=desired.traffic,
         )
         self.backend.route(meta.namespace, meta.name, traffic)

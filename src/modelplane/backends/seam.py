@@ -12,6 +12,7 @@ from modelplane.control.reconciler import Observed
 from modelplane.control.revision import Revision
 
 REPOSITORY_ANNOTATION = "modelplane.io/repository-api"  # "true": the V2 repository load/unload API is exposed
+PREFIX_ROUTING_ANNOTATION = "modelplane.io/prefix-routing"  # "false": LLM requests are not routed by prompt prefix
 
 
 class Objects(Protocol):
@@ -34,6 +35,7 @@ class Traffic:
     tags: dict[str, str] = field(default_factory=dict)  # "latest"/"prev" -> revision (tag routing)
     timeouts: dict[str, float] = field(default_factory=dict)  # component -> seconds (the component's `timeout`)
     repository_api: bool = False  # the isvc exposes V2 repository load/unload
+    prefix_routing: bool = True  # generation requests sharing a prompt prefix prefer one replica
     # component -> the reconciler's targets as KServe writes them (revisionName, percent, tag, latestRevision):
     # what a Knative Service's traffic block is made of
     blocks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)

@@ -17,6 +17,7 @@ class EngineStats(NamedTuple):
     waiting: int = 0  # sequences queued for a slot
     kv_cache_usage: float = 0.0  # share of the KV-cache bound in use (0..1)
     generated_tokens: int = 0  # tokens the engine produced since it started, read or not
+    prefix_hit_tokens: int = 0  # prompt tokens taken from the prefix cache instead of prefilled
 
 
 class GenerativeModel(Model):

@@ -162,6 +162,9 @@ class _EngineCollector:
         made = CounterMetricFamily(
             "modelplane_llm_engine_tokens", "Tokens the engine generated (read or not)", labels=["model_name"]
         )
+        hits = CounterMetricFamily(
+            "modelplane_llm_prefix_cache_hit_tokens", "Prompt tokens taken from the prefix cache", labels=["model_name"]
+        )
         for name in self.registry.names():
             model = self.registry.entry(name).model
             if isinstance(model, GenerativeModel) and model.ready:
@@ -170,4 +173,5 @@ class _EngineCollector:
                 waiting.add_metric([name], stats.waiting)
                 kv.add_metric([name], stats.kv_cache_usage)
                 made.add_metric([name], stats.generated_tokens)
-        yield from (running, waiting, kv, made)
+                hits.add_metric([name], stats.prefix_hit_tokens)
+        yield from (running, waiting, kv, made, hits)

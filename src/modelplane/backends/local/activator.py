@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -83,6 +85,13 @@ class Meter:
         return out
 
 
+BOUNDED_LOAD = 1.25  # an affine request may go to a replica while its load is under 1.25x the mean (Mirrokni et al.)
+
+
+def _rendezvous(affinity: int, url: str) -> int:
+    return int.from_bytes(hashlib.blake2b(b"%d %s" % (affinity, url.encode()), digest_size=8).digest(), "little")
+
+
 class RevisionPool:
     """One revision's slice of the data path."""
 
@@ -107,25 +116,39 @@ class RevisionPool:
         self._prober: asyncio.Task[None] | None = None
         self.closed = False  # set when the revision is removed: waiting requests give up
 
-    def _free(self, ready: list[Endpoint]) -> Endpoint | None:
+    def _free(self, ready: list[Endpoint], affinity: int | None = None) -> Endpoint | None:
         if not ready:
             return None
+        if affinity is not None and len(ready) > 1:
+            return self._affine(ready, affinity)
         if not self.concurrency:
             return ready[next(self._rr) % len(ready)]
         best = min(ready, key=lambda e: self.inflight.get(e, 0))
         return best if self.inflight.get(best, 0) < self.concurrency else None
 
-    async def acquire(self, exclude: tuple[Endpoint, ...] = ()) -> Endpoint | None:
+    def _affine(self, ready: list[Endpoint], affinity: int) -> Endpoint | None:
+        """Consistent hashing with bounded loads: replicas in rendezvous-hash order for `affinity`, the first whose
+        in-flight count is under BOUNDED_LOAD x the mean (one hot prefix spills to the next replica in its order
+        instead of overloading the first) and under containerConcurrency."""
+        total = sum(self.inflight.get(e, 0) for e in ready) + 1
+        cap = max(1, math.ceil(BOUNDED_LOAD * total / len(ready)))
+        for endpoint in sorted(ready, key=lambda e: _rendezvous(affinity, e.http), reverse=True):
+            load = self.inflight.get(endpoint, 0)
+            if load < cap and (not self.concurrency or load < self.concurrency):
+                return endpoint
+        return None
+
+    async def acquire(self, exclude: tuple[Endpoint, ...] = (), affinity: int | None = None) -> Endpoint | None:
         """A replica with a free slot (its slot is now taken), waiting if there is none; a new arrival queues behind
         the requests already waiting. None when every ready replica is in `exclude` (they failed this request).
-        QueueFull when the queue is at its bound."""
+        QueueFull when the queue is at its bound. Requests with the same `affinity` prefer the same replica."""
         arriving = True
         while True:
             all_ready = self.replicas.ready(self.revision)
             ready = [e for e in all_ready if e not in exclude]
             if all_ready and not ready:
                 return None
-            endpoint = None if arriving and self.waiters else self._free(ready)
+            endpoint = None if arriving and self.waiters else self._free(ready, affinity)
             if endpoint is not None:
                 self.inflight[endpoint] = self.inflight.get(endpoint, 0) + 1
                 return endpoint

@@ -122,6 +122,7 @@ class LocalBackend:
             activatable=frozenset(k for k, scaler in scalers if scaler.spec.scale_to_zero),
             concurrency={k: scaler.spec.container_concurrency for k, scaler in scalers},
             repository_api=traffic.repository_api,
+            prefix_routing=traffic.prefix_routing,
         )
         self.gateway.set_route(namespace, name, route)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from modelplane.backends.local.activator import RECHECK_S, Endpoint, RevisionPool
 from modelplane.protocol.errors import ModelplaneError, Status
@@ -65,6 +65,8 @@ async def forward(
     call: Callable[[Endpoint], Awaitable[T]],
     failed: Callable[[Exception], bool],
     address: Callable[[Endpoint], str],
+    affinity: int | None = None,
+    held: Callable[[T], Held | None] | None = None,
 ) -> T:
     """`call(endpoint)` on a replica of `pool`'s revision, within `within_s` seconds (acquire, send, retries).
 
@@ -72,19 +74,29 @@ async def forward(
     inference requests are repeatable); anything else propagates as the answer. A replica that no longer accepts
     connections at `address(endpoint)` is dead: the request waits for its replacement (or another ready replica),
     as the activator holds requests at zero. Raises TimedOut, the pool's QueueFull / Gone, or the last failure of
-    `call` once replicas that are alive failed ATTEMPTS_ON_A_LIVE_REPLICA times."""
+    `call` once replicas that are alive failed ATTEMPTS_ON_A_LIVE_REPLICA times.
+
+    `affinity` prefers a replica for requests that share it (bounded load: see `RevisionPool.acquire`). `held(result)`
+    returns what still streams from the replica after `call` returned (None if nothing): the replica's slot and the
+    in-flight count are then released when that ends, not before."""
     dead: tuple[Endpoint, ...] = ()
     attempts = 0
+    keep = False  # a streamed answer holds its slot until the stream ends
     pool.meter.begin()
     try:
         async with asyncio.timeout(within_s):
             while True:
-                endpoint = await pool.acquire(dead)
+                endpoint = await pool.acquire(dead, affinity)
                 if endpoint is None:  # every ready replica is one that died under this request: await a new one
                     await asyncio.sleep(RECHECK_S)
                     continue
                 try:
-                    return await call(endpoint)
+                    result = await call(endpoint)
+                    stream = held(result) if held is not None else None
+                    if stream is not None:
+                        keep = True
+                        stream.on_done = _releaser(pool, endpoint)
+                    return result
                 except Exception as exc:
                     if not failed(exc):
                         raise
@@ -95,9 +107,23 @@ async def forward(
                     if attempts >= ATTEMPTS_ON_A_LIVE_REPLICA:
                         raise  # the last failure is the answer
                 finally:
-                    pool.release(endpoint)
+                    if not keep:
+                        pool.release(endpoint)
     except TimeoutError:
         state = "did not answer" if attempts or dead or pool.replicas.ready(pool.revision) else "had no ready replica"
         raise TimedOut(f"the {what} ({pool.revision}) {state} within its {within_s:g}s timeout") from None
     finally:
+        if not keep:
+            pool.meter.end()
+
+
+class Held(Protocol):
+    on_done: Callable[[], None] | None
+
+
+def _releaser(pool: RevisionPool, endpoint: Endpoint) -> Callable[[], None]:
+    def release() -> None:
+        pool.release(endpoint)
         pool.meter.end()
+
+    return release

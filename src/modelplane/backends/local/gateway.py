@@ -48,6 +48,7 @@ class Route:
     activatable: frozenset[str] = frozenset()  # revisions that may be at zero: requests wait for the activator
     concurrency: dict[str, int] = field(default_factory=dict)  # revision -> containerConcurrency (0: unlimited)
     repository_api: bool = False  # forward V2 repository load/unload (the isvc opted in with REPOSITORY_ANNOTATION)
+    prefix_routing: bool = True  # generation requests sharing a prompt prefix prefer one replica (bounded load)
 
 
 class Gateway:
@@ -228,7 +229,8 @@ class Gateway:
             selected = self.select("", f"/serving/{namespace}/{name}{path}", _repository_mutation)
         route, component, revision, upstream = selected
         target = upstream + ("?" + query.decode("ascii") if query else "")
-        return await self._send(route, component, revision, method, target, headers, body)
+        affinity = openai.prefix_key(upstream, body) if route.prefix_routing and method == "POST" else None
+        return await self._send(route, component, revision, method, target, headers, body, affinity)
 
     async def _send(
         self,
@@ -239,6 +241,7 @@ class Gateway:
         target: str,
         headers: list[tuple[bytes, bytes]],
         body: bytes,
+        affinity: int | None = None,
     ) -> tuple[int, list[tuple[bytes, bytes]], Any]:
         async def call(endpoint: Endpoint) -> tuple[int, list[tuple[bytes, bytes]], bytes | Stream]:
             try:
@@ -249,7 +252,8 @@ class Gateway:
                 raise Unreachable(f"no replica of {revision} answered: {exc}") from exc
 
         pool = self.pool(revision, route)
-        return await forward(pool, self.timeout(route, component), component, call, _no_answer, _http_address)
+        timeout = self.timeout(route, component)
+        return await forward(pool, timeout, component, call, _no_answer, _http_address, affinity, _streamed)
 
     async def _all_models(self, path: str, headers: list[tuple[bytes, bytes]]) -> bytes:
         """`GET /openai/v1/models` on the gateway itself: every model the ready predictors serve (a predictor at
@@ -270,6 +274,10 @@ class Gateway:
         if pool is None:
             pool = self._upstreams[url] = Upstream(url)
         return pool
+
+
+def _streamed(result: tuple[int, Any, Any]) -> Stream | None:
+    return result[2] if isinstance(result[2], Stream) else None
 
 
 def _no_answer(exc: Exception) -> bool:
@@ -298,6 +306,7 @@ async def _relay(status: int, headers: list[tuple[bytes, bytes]], stream: Stream
         pass  # the replica broke off: end the stream (the client sees no [DONE])
     finally:
         watcher.cancel()
+        stream.close()  # a no-op when it ended: otherwise the replica must see this client leave
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

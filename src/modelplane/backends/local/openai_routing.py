@@ -1,9 +1,11 @@
-"""Local backend: model-name routing for the OpenAI routes — a request on the gateway's own host (no
-InferenceService named by host or path) goes to the InferenceService its body's `model` names, and the model list
-is the union of what the ready predictors serve."""
+"""Local backend: what the gateway reads from OpenAI requests — model-name routing (a request on the gateway's own
+host goes to the InferenceService its body's `model` names; the model list is the union of what the ready
+predictors serve) and the prompt-prefix key that sends requests sharing a prefix to the replica that has it
+cached."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -61,3 +63,30 @@ def merge_model_lists(answers: Iterable[tuple[int, Any, Any]]) -> bytes:
             if isinstance(item, dict) and isinstance(item.get("id"), str):
                 seen.setdefault(item["id"], item)
     return orjson.dumps({"object": "list", "data": [seen[k] for k in sorted(seen)]})
+
+
+PREFIX_CHARS = 256  # a completion prompt's key: its first characters (the gateway has no tokenizer)
+_GENERATION = ("/v1/completions", "/v1/chat/completions")
+
+
+def prefix_key(path: str, body: bytes) -> int | None:
+    """The shared prefix a generation request probably has cached somewhere: a chat's messages before its last
+    one (the system prompt and the history), else the first PREFIX_CHARS characters of its first message or
+    prompt. None for anything else (nothing worth keeping together)."""
+    if not path.split("?", 1)[0].endswith(_GENERATION):
+        return None
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    messages = doc.get("messages")
+    if isinstance(messages, list) and messages:
+        shared: object = messages[:-1] if len(messages) > 1 else str(messages[0])[:PREFIX_CHARS]
+    elif isinstance(doc.get("prompt"), str):
+        shared = doc["prompt"][:PREFIX_CHARS]
+    else:
+        return None
+    digest = hashlib.blake2b(orjson.dumps([doc.get("model"), shared]), digest_size=8).digest()
+    return int.from_bytes(digest, "little")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -176,6 +176,7 @@ class Stream:
     def __init__(self, owner: Upstream, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], keep: bool) -> None:
         self.owner, self.conn, self.keep = owner, conn, keep
         self.finished = False
+        self.on_done: Callable[[], None] | None = None  # called once when the stream ends or is closed
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
@@ -194,8 +195,15 @@ class Stream:
         if not self.finished:
             self.finished = True
             self.owner._done(self.conn, self.keep)
+            self._ended()
 
     def close(self) -> None:
         if not self.finished:
             self.finished = True
             self.conn[1].close()
+            self._ended()
+
+    def _ended(self) -> None:
+        done, self.on_done = self.on_done, None
+        if done is not None:
+            done()

@@ -18,7 +18,7 @@ from modelplane.runtimes.tensor import threads
 GENERATIVE_TASKS = ("text_generation", "text2text_generation")
 
 
-def _int_option(options: dict[str, Any], name: str, default: int) -> int:
+def _int_option(options: dict[str, Any], name: str, default: int, minimum: int = 1) -> int:
     value = options.get(name)
     if value in (None, ""):
         return default
@@ -26,14 +26,15 @@ def _int_option(options: dict[str, Any], name: str, default: int) -> int:
         number = int(value)
     except (TypeError, ValueError):
         raise ValueError(f"--{name} must be a whole number, got {value!r}") from None
-    if number < 1:
-        raise ValueError(f"--{name} must be at least 1, got {number}")
+    if number < minimum:
+        raise ValueError(f"--{name} must be at least {minimum}, got {number}")
     return number
 
 
 class CausalLMModel(GenerativeModel):
     """Options (KServe's and vLLM's spellings): --max_model_len, --max_num_seqs, --max_num_batched_tokens,
-    --kv_cache_tokens, --max_waiting, --dtype (float32 | bfloat16), --intra_op_threads."""
+    --kv_cache_tokens, --max_waiting, --prefix_cache_tokens (0: off), --dtype (float32 | bfloat16 | auto),
+    --intra_op_threads."""
 
     def __init__(self, name: str, model_dir: str | Path | None = None, options: dict[str, Any] | None = None) -> None:
         super().__init__(name)
@@ -47,6 +48,7 @@ class CausalLMModel(GenerativeModel):
             max_cached_tokens=_int_option(self.options, "kv_cache_tokens", 131072),
             max_waiting=_int_option(self.options, "max_waiting", 512),
             prefill_budget=_int_option(self.options, "max_num_batched_tokens", 4096),
+            prefix_cache_tokens=_int_option(self.options, "prefix_cache_tokens", 16384, minimum=0),
         )
         self.dtype = str(self.options.get("dtype") or "float32")
         if self.dtype not in ("float32", "bfloat16", "auto"):

@@ -17,6 +17,7 @@ from modelplane.model.generative import EngineStats
 from modelplane.protocol.errors import InvalidInput, Overloaded
 from modelplane.protocol.generation import Delta, SamplingParams, TokenLogprob
 from modelplane.runtimes.llm.kv import BatchCache
+from modelplane.runtimes.llm.prefix import PrefixCache
 from modelplane.runtimes.llm.sampling import choose, logprobs_of, needs_rowwise
 from modelplane.runtimes.llm.text import TextStream
 
@@ -29,6 +30,7 @@ class EngineLimits:
     max_cached_tokens: int = 131072  # rows x length of the batch's KV cache, padding included
     max_waiting: int = 512  # beyond it a request is refused with 429
     prefill_budget: int = 4096  # prompt tokens prefilled in one step (a longer prompt goes alone)
+    prefix_cache_tokens: int = 16384  # prompt KV kept for later prompts with the same start (0: off)
 
 
 @dataclass(eq=False, slots=True)
@@ -49,6 +51,7 @@ class Sequence:
     last: int = -1
     pending_ids: list[int] = field(default_factory=list)
     pending_logprobs: list[TokenLogprob] = field(default_factory=list)
+    cached: tuple[int, list[tuple[Any, Any]]] | None = None  # a prefix found in the prefix cache
 
 
 class Engine:
@@ -62,6 +65,7 @@ class Engine:
         self._waiting: deque[Sequence] = deque()
         self._running: list[Sequence] = []
         self._batch = BatchCache()
+        self.prefix = PrefixCache(limits.prefix_cache_tokens)
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -103,7 +107,7 @@ class Engine:
     def stats(self) -> EngineStats:
         waiting = len(self._waiting) + len(self._inbox)
         use = self._batch.cells() / self.limits.max_cached_tokens
-        return EngineStats(len(self._running), waiting, use, self.generated)
+        return EngineStats(len(self._running), waiting, use, self.generated, self.prefix.hit_tokens)
 
     def start(self) -> None:
         import torch
@@ -151,11 +155,15 @@ class Engine:
             self._batch.keep(keep)
         new = self._admit()
         if new:
+            import torch
+
             self._admitting = new
-            logits = self._prefill(new)
-            self._running.extend(new)
+            misses = [s for s in new if s.cached is None]
+            hits = [s for s in new if s.cached is not None]
+            logits = ([self._prefill(misses)] if misses else []) + [self._prefill_cached(s) for s in hits]
+            self._running.extend(misses + hits)  # the order their rows joined the batch
             self._admitting = []
-            self._advance(logits, len(self._running) - len(new), out)
+            self._advance(torch.cat(logits), len(self._running) - len(new), out)
         if self._running:
             self.steps += 1
             logits = self._decode()
@@ -165,10 +173,13 @@ class Engine:
         new: list[Sequence] = []
         budget, rows, longest = self.limits.prefill_budget, self._batch.rows, self._batch.length
         while self._waiting and rows + len(new) < self.limits.max_seqs:
-            size = len(self._waiting[0].prompt_ids)
+            head = self._waiting[0]
+            if head.cached is None and self.prefix.capacity:
+                head.cached = self.prefix.lookup(head.prompt_ids)
+            size = len(head.prompt_ids) - (head.cached[0] if head.cached else 0)
             if new and size > budget:
                 break
-            longest = max(longest, size)
+            longest = max(longest, len(head.prompt_ids))
             if (rows or new) and (rows + len(new) + 1) * (longest + 1) > self.limits.max_cached_tokens:
                 break
             new.append(self._waiting.popleft())
@@ -176,6 +187,7 @@ class Engine:
         return new
 
     def _prefill(self, seqs: list[Sequence]) -> Any:
+        """Prefill prompts together (left-padded); their rows join the batch and their KV the prefix cache."""
         import torch
         from transformers import DynamicCache
 
@@ -186,12 +198,47 @@ class Engine:
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         cache = DynamicCache()
         result = self._forward(ids, mask, positions, cache)
+        if self.prefix.capacity:
+            for row, seq in enumerate(seqs):
+                start = width - len(seq.prompt_ids)
+                layers = [
+                    (layer.keys[row : row + 1, :, start:], layer.values[row : row + 1, :, start:])
+                    for layer in cache.layers
+                ]
+                self.prefix.store(seq.prompt_ids, layers)
         self._batch.join(cache, mask)
         for seq in seqs:
-            seq.stream = TextStream(self.tokenizer, seq.prompt_ids, seq.params.stop)
-            seed = seq.params.seed
-            seq.generator = self._generator if seed is None else torch.Generator().manual_seed(seed + seq.index)
+            self._start(seq)
         return result.logits[:, -1, :].float()
+
+    def _prefill_cached(self, seq: Sequence) -> Any:
+        """Prefill only what follows the cached prefix of one prompt."""
+        import torch
+        from transformers import DynamicCache
+
+        assert seq.cached is not None
+        length, layers = seq.cached
+        seq.cached = None  # the cache's tensors are not held past this step
+        cache = DynamicCache()
+        for index, (keys, values) in enumerate(layers):
+            cache.update(keys, values, index)
+        rest = seq.prompt_ids[length:]
+        total = len(seq.prompt_ids)
+        mask = torch.ones((1, total), dtype=torch.long)
+        positions = torch.arange(length, total, dtype=torch.long).unsqueeze(0)
+        result = self._forward(torch.tensor([rest], dtype=torch.long), mask, positions, cache)
+        self.prefix.hit_tokens += length
+        self.prefix.store(seq.prompt_ids, [(layer.keys, layer.values) for layer in cache.layers])
+        self._batch.join(cache, mask)
+        self._start(seq)
+        return result.logits[:, -1, :].float()
+
+    def _start(self, seq: Sequence) -> None:
+        import torch
+
+        seq.stream = TextStream(self.tokenizer, seq.prompt_ids, seq.params.stop)
+        seed = seq.params.seed
+        seq.generator = self._generator if seed is None else torch.Generator().manual_seed(seed + seq.index)
 
     def _decode(self) -> Any:
         import torch
