@@ -79,3 +79,29 @@ def test_openai_client_through_the_gateway(tmp_path: Path) -> None:
         while running(plat.gateway) != 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert running(plat.gateway) == 0
+
+
+@pytest.mark.timeout(300)
+def test_scaling_on_running_sequences_not_requests(tmp_path: Path) -> None:
+    """One streamed request with n=4 is one request in flight but four sequences: with `scaleMetric: sequences`
+    and a target of 2 the predictor goes to its second replica (on concurrency it would stay at one)."""
+    lm = llm_models.causal_lm(tmp_path / "tiny", context=4096)
+    doc = isvc("tiny", lm)
+    doc["metadata"]["annotations"] = {"autoscaling.knative.dev/window": "6s"}
+    doc["spec"]["predictor"].update({"minReplicas": 1, "maxReplicas": 2, "scaleMetric": "sequences", "scaleTarget": 2})
+    with applied(tmp_path, [doc]) as plat:
+        wait_for(lambda: plat.ready("tiny"), "the InferenceService Ready", timeout=240)
+        assert len(plat.replica_pids()) == 1
+        body = {
+            "model": "tiny",
+            "prompt": "Hi",
+            "max_tokens": 4000,
+            "n": 4,
+            "temperature": 1.0,
+            "stream": True,
+            "ignore_eos": True,
+        }
+        with httpx.stream("POST", plat.gateway + "/openai/v1/completions", json=body, timeout=120) as response:
+            chunks = response.iter_raw()
+            next(chunks)
+            wait_for(lambda: len(plat.replica_pids()) == 2, "a second replica for four running sequences", timeout=60)

@@ -227,3 +227,19 @@ def test_the_config_file_is_read_when_it_changes_and_a_broken_one_keeps_the_last
     os.utime(path, (1, 1))  # a different mtime, whatever the clock's resolution
     a.reload()
     assert a.config.stable_window == 10.0 and "stable-window must be" in a.config_error
+
+
+def test_llm_metrics_scale_with_the_kpa_on_their_own_targets() -> None:
+    c = AutoscalerConfig()
+    seqs = resolve(c, {"scaleMetric": "sequences"}, {})
+    assert (seqs.klass, seqs.metric, seqs.total) == ("kpa", "sequences", 32.0)
+    assert seqs.target == pytest.approx(32.0 * 0.7)
+    tokens = resolve(c, {"scaleMetric": "queued-tokens", "scaleTarget": 1000}, {})
+    assert (tokens.metric, tokens.total, tokens.target) == ("queued-tokens", 1000.0, pytest.approx(700.0))
+    with pytest.raises(ValueError, match="not an hpa metric"):
+        resolve(c, {"scaleMetric": "sequences"}, {}, raw=True)
+    with pytest.raises(ValueError, match="queued-tokens"):
+        resolve(c, {"scaleMetric": "tokens"}, {})
+    decider = KpaDecider(dataclasses.replace(seqs, target=4.0), now=0.0)
+    t = feed(decider, 0.0, 60, concurrency=20.0)  # the LLM signal is fed where concurrency would be
+    assert decider.decide(t - 1, 5).desired == 5

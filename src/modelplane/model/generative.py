@@ -18,6 +18,7 @@ class EngineStats(NamedTuple):
     kv_cache_usage: float = 0.0  # share of the KV-cache bound in use (0..1)
     generated_tokens: int = 0  # tokens the engine produced since it started, read or not
     prefix_hit_tokens: int = 0  # prompt tokens taken from the prefix cache instead of prefilled
+    waiting_tokens: int = 0  # prompt tokens of the sequences waiting for a slot
 
 
 class GenerativeModel(Model):

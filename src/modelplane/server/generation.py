@@ -162,6 +162,9 @@ class _EngineCollector:
         made = CounterMetricFamily(
             "modelplane_llm_engine_tokens", "Tokens the engine generated (read or not)", labels=["model_name"]
         )
+        queued = GaugeMetricFamily(
+            "modelplane_llm_waiting_tokens", "Prompt tokens of the sequences waiting for a slot", labels=["model_name"]
+        )
         hits = CounterMetricFamily(
             "modelplane_llm_prefix_cache_hit_tokens", "Prompt tokens taken from the prefix cache", labels=["model_name"]
         )
@@ -174,4 +177,5 @@ class _EngineCollector:
                 kv.add_metric([name], stats.kv_cache_usage)
                 made.add_metric([name], stats.generated_tokens)
                 hits.add_metric([name], stats.prefix_hit_tokens)
-        yield from (running, waiting, kv, made, hits)
+                queued.add_metric([name], stats.waiting_tokens)
+        yield from (running, waiting, kv, made, hits, queued)

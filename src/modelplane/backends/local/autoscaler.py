@@ -122,8 +122,11 @@ class Autoscaler:
         return fresh
 
     # --- the loop ------------------------------------------------------------------------------------------
-    def sample(self, pools: dict[str, RevisionPool], scalers: dict[str, Scaler]) -> None:
-        """Once a second: each revision's mean concurrency and request rate from its data-path pool into its KPA."""
+    def sample(
+        self, pools: dict[str, RevisionPool], scalers: dict[str, Scaler], llm: dict[str, float] | None = None
+    ) -> None:
+        """Once a second: each revision's mean concurrency and request rate from its data-path pool into its KPA;
+        for a revision scaling on an LLM signal, that signal (read from its replicas) in place of concurrency."""
         now = self.clock()
         if now - self._sampled < 1.0:
             return
@@ -132,7 +135,7 @@ class Autoscaler:
             concurrency, rps = pool.meter.collect()
             scaler = scalers.get(key)
             if scaler is not None and isinstance(scaler.decider, KpaDecider):
-                scaler.decider.record(now, concurrency, rps)
+                scaler.decider.record(now, (llm or {}).get(key, concurrency), rps)
 
     def decide(self, state: RevisionState, wall: str) -> int:
         """The replica count this revision should run now (ticks its decider when due)."""

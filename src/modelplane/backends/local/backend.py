@@ -13,6 +13,7 @@ from typing import Any
 from modelplane.backends.local.autoscaler import Autoscaler
 from modelplane.backends.local.gateway import Gateway, Route
 from modelplane.backends.local.launch import Launcher
+from modelplane.backends.local.llm_load import LlmLoad
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.backends.local.revision import Revisions, RevisionState
 from modelplane.backends.local.store import Store
@@ -42,6 +43,7 @@ class LocalBackend:
         self.domain = gateway.domain
         self.launcher = Launcher(store, gateway_url, gateway_grpc)
         self.autoscaler = Autoscaler(replicas.home)
+        self.llm_load = LlmLoad(gateway.replicas, gateway.upstream)
 
     async def commit(self) -> None:
         """Nothing to write out: routes and replicas changed in the calls of the pass."""
@@ -51,7 +53,8 @@ class LocalBackend:
         self.gateway.queue_depth = self.autoscaler.config.activator_queue_depth
         await self.replicas.tick()
         scalers = {s.key: s.scaler for s in self.revisions if s.scaler is not None}
-        self.autoscaler.sample(self.gateway.pools, scalers)
+        llm = await self.llm_load.read({key: scaler.spec.metric for key, scaler in scalers.items()})
+        self.autoscaler.sample(self.gateway.pools, scalers, llm)
 
     def observe(self, isvc: InferenceService, component: str, revision: Revision) -> Observed:
         state = self.revisions.get(revision.key)

@@ -245,7 +245,7 @@ class Gateway:
     ) -> tuple[int, list[tuple[bytes, bytes]], Any]:
         async def call(endpoint: Endpoint) -> tuple[int, list[tuple[bytes, bytes]], bytes | Stream]:
             try:
-                return await self._upstream(endpoint.http).request(method, target, headers, body)
+                return await self.upstream(endpoint.http).request(method, target, headers, body)
             except ValueError as exc:  # a header the gateway will not put on the wire
                 raise BadTarget(str(exc)) from None
             except UpstreamError as exc:
@@ -269,7 +269,8 @@ class Gateway:
         answers = await asyncio.gather(*asks, return_exceptions=True)
         return openai.merge_model_lists(a for a in answers if isinstance(a, tuple) and a[0] == 200)
 
-    def _upstream(self, url: str) -> Upstream:
+    def upstream(self, url: str) -> Upstream:
+        """The keep-alive pool to one replica (the autoscaler's LLM scrape shares it)."""
         pool = self._upstreams.get(url)
         if pool is None:
             pool = self._upstreams[url] = Upstream(url)

@@ -38,6 +38,11 @@ def _bool(value: Any) -> bool:
     return text == "true"
 
 
+# LLM signals, read from the generative engines of a revision's replicas (summed over them), with the per-replica
+# target used when the isvc sets no scaleTarget: running + waiting sequences, and prompt tokens waiting for a slot
+LLM_METRICS = {"sequences": 32.0, "queued-tokens": 4096.0}
+
+
 @dataclass(frozen=True, slots=True)
 class AutoscalerConfig:
     """Platform-wide defaults, named as Knative's config-autoscaler keys (underscores for dashes). The last block
@@ -134,7 +139,7 @@ class ScalingSpec:
     """Everything the deciders need for one revision."""
 
     klass: str = KPA  # kpa | hpa | none (fixed at min)
-    metric: str = "concurrency"  # concurrency | rps (kpa); cpu | memory (hpa)
+    metric: str = "concurrency"  # concurrency | rps | sequences | queued-tokens (kpa); cpu | memory (hpa)
     target: float = 70.0  # per replica: in-flight requests, rps, or utilisation percent (hpa)
     total: float = 100.0  # per-replica capacity before utilisation (for burst capacity)
     min_scale: int = 1
@@ -185,10 +190,15 @@ def resolve(
     if klass not in (KPA, HPA, NONE):
         raise ValueError(f"unknown autoscaler class {klass!r} (kpa, hpa, none)")
     metric = str(template.get("scaleMetric") or a.get("metric") or ("cpu" if klass == HPA else "concurrency"))
-    if metric not in ("concurrency", "rps", "cpu", "memory"):
-        raise ValueError(f"unknown metric {metric!r} (concurrency, rps; cpu, memory with the hpa class)")
-    if klass == KPA and metric not in ("concurrency", "rps"):
-        raise ValueError(f"metric {metric!r} needs the hpa class (raw mode); kpa scales on concurrency or rps")
+    if metric not in ("concurrency", "rps", *LLM_METRICS, "cpu", "memory"):
+        raise ValueError(
+            f"unknown metric {metric!r} (concurrency, rps, sequences, queued-tokens; cpu, memory with the hpa class)"
+        )
+    if klass == KPA and metric not in ("concurrency", "rps", *LLM_METRICS):
+        raise ValueError(
+            f"metric {metric!r} needs the hpa class (raw mode); kpa scales on concurrency, rps, sequences or "
+            "queued-tokens"
+        )
     if klass == HPA and metric not in ("cpu", "memory"):
         raise ValueError(f"metric {metric!r} is not an hpa metric (cpu, memory)")
     cc = int(template.get("containerConcurrency") or 0)
@@ -198,6 +208,8 @@ def resolve(
     else:
         if metric == "rps":
             total = float(explicit or config.requests_per_second_target_default)
+        elif metric in LLM_METRICS:
+            total = float(explicit or LLM_METRICS[metric])
         else:
             total = float(cc or config.container_concurrency_target_default)
             if explicit:

@@ -71,6 +71,8 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._generator: Any = None
         self._admitting: list[Sequence] = []  # being prefilled: they get the error if the forward fails
+        self._inbox_tokens = 0  # prompt tokens in the inbox (under the lock)
+        self._queued = (0, 0)  # waiting sequences and their prompt tokens, published by the engine thread
         self.steps = 0
         self.generated = 0  # tokens produced, whether or not anyone read them
         params = inspect.signature(model.forward).parameters
@@ -96,6 +98,7 @@ class Engine:
             if len(self._inbox) + len(self._waiting) + len(seqs) > self.limits.max_waiting:
                 raise Overloaded("too many requests are waiting for the model; retry shortly", 1.0)
             self._inbox.extend(seqs)
+            self._inbox_tokens += sum(len(s.prompt_ids) for s in seqs)
             self._wake.notify()
 
     def cancel(self, seqs: list[Sequence]) -> None:
@@ -105,9 +108,12 @@ class Engine:
             self._wake.notify()
 
     def stats(self) -> EngineStats:
-        waiting = len(self._waiting) + len(self._inbox)
+        """Read from any thread: counts the engine thread publishes once a step, plus what is in the inbox."""
+        waiting, tokens = self._queued
+        with self._wake:
+            waiting, tokens = waiting + len(self._inbox), tokens + self._inbox_tokens
         use = self._batch.cells() / self.limits.max_cached_tokens
-        return EngineStats(len(self._running), waiting, use, self.generated, self.prefix.hit_tokens)
+        return EngineStats(len(self._running), waiting, use, self.generated, self.prefix.hit_tokens, tokens)
 
     def start(self) -> None:
         import torch
@@ -136,6 +142,7 @@ class Engine:
                         break
                     self._waiting.extend(self._inbox)
                     self._inbox.clear()
+                    self._inbox_tokens = 0
                 out: list[tuple[Any, Delta | BaseException]] = []
                 try:
                     self._step(out)
@@ -143,6 +150,7 @@ class Engine:
                     for seq in [*self._running, *self._admitting]:
                         out.append((seq, exc))
                     self._running, self._batch = [], BatchCache()
+                self._queued = (len(self._waiting), sum(len(s.prompt_ids) for s in self._waiting))
                 self._flush(out)
         for seq in [*self._running, *self._waiting, *self._inbox]:
             self._flush([(seq, RuntimeError("the model was unloaded"))])

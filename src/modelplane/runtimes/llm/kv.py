@@ -32,8 +32,9 @@ class BatchCache:
         return 0 if self.mask is None else int(self.mask.shape[1])
 
     def cells(self) -> int:
-        """Cached positions held, padding included (what the memory bound counts)."""
-        return self.rows * self.length
+        """Cached positions held, padding included (what the memory bound counts); safe to read from any thread."""
+        mask = self.mask
+        return 0 if mask is None else int(mask.shape[0] * mask.shape[1])
 
     def join(self, cache: Any, mask: Any) -> None:
         """Append the rows of a freshly prefilled cache."""

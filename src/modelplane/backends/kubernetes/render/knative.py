@@ -10,6 +10,7 @@ from modelplane.backends.kubernetes.config import ClusterConfig
 from modelplane.backends.kubernetes.render.meta import component_name, metadata, top_labels
 from modelplane.backends.kubernetes.render.pod import Pod
 from modelplane.control.api import ComponentExtension, InferenceService
+from modelplane.control.autoscaling.config import LLM_METRICS
 
 KPA = "kpa.autoscaling.knative.dev"
 EXPLAIN_REGEX = r"^/v1/models/[\w-]+:explain$"
@@ -36,6 +37,11 @@ def knative_service(
         template_annos["autoscaling.knative.dev/max-scale"] = str(spec.max_replicas)
     if spec.scale_target is not None:
         template_annos["autoscaling.knative.dev/target"] = str(spec.scale_target)
+    if spec.scale_metric in LLM_METRICS:  # read from the engines by the local autoscaler; Knative has no such metric
+        raise ValueError(
+            f"scaleMetric {spec.scale_metric} is served by the local platform's autoscaler only; on Kubernetes "
+            "scale LLM servers on concurrency (Knative) or with KEDA on the modelplane_llm_* metrics"
+        )
     if spec.scale_metric:
         template_annos["autoscaling.knative.dev/metric"] = spec.scale_metric
     podspec = {k: v for k, v in pod.spec.items() if k not in _NOT_IN_KNATIVE}
