@@ -1,9 +1,10 @@
 """Benchmark: prefix-aware routing across replicas — time to first token through the platform's gateway for chat
 requests that share one of 16 long system prompts, sent to two InferenceServices of the same model with 2 replicas
-each (one CPU each: one intra-op thread): one routed by prompt prefix (the default), one round robin (`modelplane.io/prefix-routing: "false"`). Each
-replica's prefix cache holds about 10 of the 16 prompts, so a replica that sees every prompt keeps evicting them
-while one that sees its share keeps them. Random-weight Llama (4 layers, hidden 256) built here; c=8, 8 new tokens
-per request, one warm-up pass over the prompts per InferenceService, 2 interleaved rounds, medians.
+each (one CPU each: one intra-op thread): one routed by prompt prefix (the default), one round robin
+(`modelplane.io/prefix-routing: "false"`). Each replica's prefix cache holds about 10 of the 16 prompts, so a
+replica that sees every prompt keeps evicting them while one that sees its share keeps them. Random-weight Llama
+(4 layers, hidden 256, context 2048) built here; c=8, 8 new tokens per request, one warm-up pass over the prompts
+per InferenceService, 2 interleaved rounds, medians.
 
     python benchmarks/bench_prefix.py [--requests 160] [--rounds 2] [--out FILE]
 """

@@ -5,6 +5,7 @@ framing byte by byte, a client that disconnects mid-stream, Triton's generate ex
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import time
@@ -224,3 +225,18 @@ def test_route_prefix_follows_kserves_variable(repo: Path, logs: Path) -> None:
         assert done.status_code == 200  # plain /v1 always
     finally:
         other.stop()
+
+
+def test_json_object_mode_through_the_client(client: openai.OpenAI) -> None:
+    done = client.chat.completions.create(
+        model="tiny", messages=CHAT, max_tokens=200, temperature=0, response_format={"type": "json_object"}
+    )
+    text = done.choices[0].message.content or ""
+    if done.choices[0].finish_reason == "stop":  # the object closed: it parses as one
+        assert isinstance(json.loads(text), dict)
+    else:
+        assert text.lstrip().startswith("{")
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model="tiny", messages=CHAT, response_format={"type": "json_schema", "json_schema": {"name": "x"}}
+        )

@@ -86,7 +86,7 @@ def test_out_of_range_fields_are_refused_by_name(extra: dict, param: str) -> Non
     [
         ({"logit_bias": {"5": 10}}, "logit_bias"),
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format"),
         ({"audio": {"voice": "x"}}, "audio"),
         ({"frobnicate": 1}, "frobnicate"),
     ],
@@ -183,3 +183,8 @@ def test_errors_have_openai_shape() -> None:
     }
     assert rs.error("x", 429)["error"]["type"] == "rate_limit_error"
     assert rs.error("x", 503)["error"]["type"] == "server_error"
+
+
+def test_json_object_mode_is_asked_through_response_format() -> None:
+    assert rq.chat({**CHAT, "response_format": {"type": "json_object"}}).requests[0].params.json_object
+    assert not rq.chat(CHAT).requests[0].params.json_object

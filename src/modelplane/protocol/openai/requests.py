@@ -185,11 +185,12 @@ def chat(body: Any) -> Call:
         kind = fmt.get("type") if isinstance(fmt, dict) else None
         if kind not in ("text", "json_object", "json_schema"):
             raise InvalidInput("'response_format.type' must be text, json_object or json_schema", "response_format")
-        if kind != "text":
+        if kind == "json_schema":
             raise InvalidInput(
-                f"response_format {kind} is not supported: this engine cannot constrain its output",
+                "response_format json_schema is not supported: the engine constrains output to any JSON object only",
                 param="response_format",
             )
+    params.json_object = fmt is not None and fmt.get("type") == "json_object"
     request = GenerationRequest("", params, n)
     return Call(
         model,

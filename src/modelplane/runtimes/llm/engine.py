@@ -16,9 +16,10 @@ from typing import Any
 from modelplane.model.generative import EngineStats
 from modelplane.protocol.errors import InvalidInput, Overloaded
 from modelplane.protocol.generation import Delta, SamplingParams, TokenLogprob
+from modelplane.runtimes.llm.json_mode import JsonObject, acceptor
 from modelplane.runtimes.llm.kv import BatchCache
 from modelplane.runtimes.llm.prefix import PrefixCache
-from modelplane.runtimes.llm.sampling import choose, logprobs_of, needs_rowwise
+from modelplane.runtimes.llm.sampling import choose, choose_allowed, logprobs_of, needs_rowwise
 from modelplane.runtimes.llm.text import TextStream
 
 Deliver = Callable[[list[tuple[Any, Delta | BaseException]]], None]
@@ -52,6 +53,7 @@ class Sequence:
     pending_ids: list[int] = field(default_factory=list)
     pending_logprobs: list[TokenLogprob] = field(default_factory=list)
     cached: tuple[int, list[tuple[Any, Any]]] | None = None  # a prefix found in the prefix cache
+    json: JsonObject | None = None  # response_format json_object: the text so far, as a JSON recognizer
 
 
 class Engine:
@@ -75,6 +77,7 @@ class Engine:
         self._queued = (0, 0)  # waiting sequences and their prompt tokens, published by the engine thread
         self.steps = 0
         self.generated = 0  # tokens produced, whether or not anyone read them
+        self._texts: dict[int, str] = {}  # token id -> its text alone (JSON mode's checks)
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5
         self._keep_kw = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
@@ -245,6 +248,7 @@ class Engine:
         import torch
 
         seq.stream = TextStream(self.tokenizer, seq.prompt_ids, seq.params.stop)
+        seq.json = JsonObject() if seq.params.json_object else None
         seed = seq.params.seed
         seq.generator = self._generator if seed is None else torch.Generator().manual_seed(seed + seq.index)
 
@@ -272,8 +276,13 @@ class Engine:
         done: set[int] = set()
         for i, seq in enumerate(seqs):
             row = logits[i]
-            token = greedy[i] if greedy is not None else choose(row, seq.params, seq.generator, seq.counts)
-            reason = self._accept(seq, token, row)
+            if seq.json is not None:
+                allowed = acceptor(seq.json, self._text_of)
+                chosen = choose_allowed(row, seq.params, seq.generator, seq.counts, allowed)
+                reason = "stop" if chosen is None else self._accept(seq, chosen, row)
+            else:
+                token = greedy[i] if greedy is not None else choose(row, seq.params, seq.generator, seq.counts)
+                reason = self._accept(seq, token, row)
             assert seq.stream is not None
             piece = seq.stream.take(final=reason is not None)
             if piece or reason is not None:
@@ -303,11 +312,19 @@ class Engine:
         seq.stream.push(token)
         if seq.stream.stopped:
             return "stop"
+        if seq.json is not None and seq.json.feed(self._text_of(token)) and seq.json.done:
+            return "stop"  # the JSON object is complete
         if params.max_tokens is not None and seq.out >= params.max_tokens:
             return "length"
         if len(seq.prompt_ids) + seq.out >= self.context:
             return "length"
         return None
+
+    def _text_of(self, token: int) -> str:
+        text = self._texts.get(token)
+        if text is None:
+            text = self._texts[token] = self.tokenizer.decode([token], skip_special_tokens=True)
+        return text
 
     @staticmethod
     def _delta(seq: Sequence, text: str, reason: str | None) -> Delta:

@@ -3,6 +3,7 @@ per-sequence seeded generator, and log-probabilities of the model's own distribu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from modelplane.protocol.generation import SamplingParams
@@ -15,6 +16,7 @@ def needs_rowwise(params: SamplingParams) -> bool:
         or params.presence_penalty != 0
         or params.frequency_penalty != 0
         or params.logprobs is not None
+        or params.json_object
     )
 
 
@@ -62,3 +64,30 @@ def logprobs_of(logits: Any, token: int, top: int) -> tuple[float, list[tuple[in
         values, ids = torch.topk(logp, min(top, logp.numel()))
         best = [(int(i), float(v)) for i, v in zip(ids, values, strict=True)]
     return float(logp[token]), best
+
+
+def choose_allowed(
+    logits: Any, params: SamplingParams, generator: Any, counts: dict[int, int], allowed: Callable[[int], bool]
+) -> int | None:
+    """The next token among those `allowed` says may come next (constrained decoding): sample as `choose` does and
+    draw again without each refused token; after TRIES refusals, the most likely allowed token. None: no token may
+    follow."""
+    import torch
+
+    logits = penalize(logits, params, counts)
+    if params.temperature > 0:
+        probs = torch.softmax(logits / params.temperature, dim=-1)
+        for _ in range(TRIES):
+            if float(probs.sum()) <= 0:
+                break
+            token = int(torch.multinomial(probs, 1, generator=generator))
+            if allowed(token):
+                return token
+            probs[token] = 0.0
+    for token in torch.argsort(logits, descending=True).tolist():
+        if allowed(token):
+            return token
+    return None
+
+
+TRIES = 16
