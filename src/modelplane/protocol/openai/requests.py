@@ -75,7 +75,8 @@ def _object(doc: Any) -> dict[str, Any]:
     return doc
 
 
-def _sampling(doc: dict[str, Any], max_tokens: int | None, logprobs: int | None) -> SamplingParams:
+def sampling(doc: dict[str, Any], max_tokens: int | None, logprobs: int | None) -> SamplingParams:
+    """The sampling fields of a request (OpenAI's names; Triton's generate `parameters` use the same)."""
     return SamplingParams(
         max_tokens=max_tokens,
         temperature=f.number(doc, "temperature", 1.0, 0.0, 2.0),
@@ -114,7 +115,7 @@ def completion(body: Any) -> Call:
     n = f.integer(doc, "n", 1, 1, MAX_N) or 1
     stream = f.boolean(doc, "stream")
     logprobs = f.integer(doc, "logprobs", None, 0, 20)
-    params = _sampling(doc, f.integer(doc, "max_tokens", 16, 0, 1 << 20), logprobs)
+    params = sampling(doc, f.integer(doc, "max_tokens", 16, 0, 1 << 20), logprobs)
     echo = f.boolean(doc, "echo")
     requests = [GenerationRequest(p, params, n, echo) for p in _prompts(doc["prompt"])]
     return Call(model, requests, stream, f.stream_options(doc, stream))
@@ -179,7 +180,7 @@ def chat(body: Any) -> Call:
     max_tokens = f.integer(doc, "max_completion_tokens", None, 1, 1 << 20)
     if max_tokens is None:
         max_tokens = f.integer(doc, "max_tokens", None, 1, 1 << 20)
-    params = _sampling(doc, max_tokens, (top or 0) if wants else None)
+    params = sampling(doc, max_tokens, (top or 0) if wants else None)
     fmt = doc.get("response_format")
     if fmt is not None:
         kind = fmt.get("type") if isinstance(fmt, dict) else None

@@ -4,17 +4,19 @@ OpenAI routes."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
 from modelplane.model.generative import GenerativeModel
 from modelplane.protocol.errors import InvalidInput
-from modelplane.protocol.generation import GenerationRequest, SamplingParams
+from modelplane.protocol.generation import GenerationRequest
 from modelplane.protocol.openai import fields as f
+from modelplane.protocol.openai import requests as rq
 from modelplane.server.generation import Generation
+from modelplane.server.rest import sse
 from modelplane.server.rest.http import JSON, Receive, Send, read_body, respond
-from modelplane.server.rest.openai import SSE_HEADERS, until_gone
 
 PARAMETERS = frozenset(
     {
@@ -45,17 +47,7 @@ def parse(doc: Any) -> GenerationRequest:
     if not isinstance(params, dict):
         raise InvalidInput("'parameters' must be an object")
     f.refuse_unknown(params, PARAMETERS)
-    sampling = SamplingParams(
-        max_tokens=f.integer(params, "max_tokens", 16, 1, 1 << 20),
-        temperature=f.number(params, "temperature", 1.0, 0.0, 2.0),
-        top_p=f.number(params, "top_p", 1.0, 0.0, 1.0) or 1.0,
-        top_k=f.integer(params, "top_k", 0, -1, 1 << 20) or 0,
-        seed=f.integer(params, "seed", None, -(1 << 63), (1 << 63) - 1),
-        presence_penalty=f.number(params, "presence_penalty", 0.0, -2.0, 2.0),
-        frequency_penalty=f.number(params, "frequency_penalty", 0.0, -2.0, 2.0),
-        stop=f.stops(params),
-        ignore_eos=f.boolean(params, "ignore_eos"),
-    )
+    sampling = rq.sampling(params, f.integer(params, "max_tokens", 16, 1, 1 << 20), None)
     return GenerationRequest(text, sampling, request_id=str(doc.get("id") or ""))
 
 
@@ -68,7 +60,7 @@ async def generate(gen: Generation, name: str, stream: bool, max_body: int, rece
     request = parse(doc)
     model = gen.model(name, GenerativeModel)
     gen.prepare(model, [request], [], None)
-    await until_gone(receive, _answer(gen, name, model, request, stream, send))
+    await sse.until_gone(receive, _answer(gen, name, model, request, stream, send))
 
 
 async def _answer(
@@ -90,21 +82,13 @@ async def _answer(
             [(b"content-type", JSON)],
         )
         return
-    started = False
-    try:
+
+    async def pieces() -> AsyncIterator[dict[str, Any]]:
         async for d in deltas:
-            if not started:
-                await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-                started = True
-            piece = {**head, "text_output": d.text, "finish_reason": d.finish_reason}
-            await send(
-                {"type": "http.response.body", "body": b"data: " + orjson.dumps(piece) + b"\n\n", "more_body": True}
-            )
-    except Exception as exc:
-        if not started:
-            raise
-        doc = {"error": getattr(exc, "message", str(exc))}
-        await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(doc) + b"\n\n", "more_body": True})
-    if not started:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            yield {**head, "text_output": d.text, "finish_reason": d.finish_reason}
+
+    await sse.stream(send, pieces(), _error_event, b"")
+
+
+def _error_event(exc: Exception) -> dict[str, Any]:
+    return {"error": getattr(exc, "message", None) or f"{type(exc).__name__} : {exc}"}

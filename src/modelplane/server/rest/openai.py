@@ -4,7 +4,6 @@ envelope, and a client that disconnects cancels its sequences at once."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -19,14 +18,10 @@ from modelplane.protocol.generation import Delta
 from modelplane.protocol.openai import requests as rq
 from modelplane.protocol.openai import responses as rs
 from modelplane.server.generation import Generation
+from modelplane.server.rest import sse
 from modelplane.server.rest.http import JSON, Receive, Scope, Send, read_body, respond
 
 log = logging.getLogger("modelplane.openai")
-SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
 DONE = b"data: [DONE]\n\n"
 
 
@@ -76,7 +71,7 @@ class OpenAIRoutes:
             else:
                 chat = rest == "/chat/completions"
                 call = rq.chat(doc) if chat else rq.completion(doc)
-                await until_gone(receive, self._generate(call, chat, send))
+                await sse.until_gone(receive, self._generate(call, chat, send))
         except Exception as exc:
             status, doc = _error(exc)
             extra = getattr(exc, "headers", None) or {}
@@ -108,7 +103,7 @@ class OpenAIRoutes:
         rid, created = rs.response_id("chatcmpl" if chat else "cmpl"), int(time.time())
         logprobs = call.top_logprobs is not None if chat else call.requests[0].params.logprobs is not None
         if call.stream:
-            await _stream(send, _chunks(call, chat, deltas, rid, created, prompt_tokens))
+            await sse.stream(send, _chunks(call, chat, deltas, rid, created, prompt_tokens), _error_event, DONE)
             return
         choices: dict[int, rs.Choice] = {}
         async for delta in deltas:
@@ -149,48 +144,8 @@ async def _chunks(
         yield rs.usage_chunk(rid, created, model, kind, prompt_tokens, sum(completion_tokens.values()))
 
 
-async def _stream(send: Send, chunks: AsyncIterator[dict[str, Any]]) -> None:
-    """SSE: one `data: {json}` event per chunk, `data: [DONE]` last. The headers go once the first chunk is ready,
-    so an error before it is an ordinary error response; after it, an error event precedes [DONE]."""
-    started = False
-    try:
-        async for chunk in chunks:
-            if not started:
-                await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-                started = True
-            await send(
-                {"type": "http.response.body", "body": b"data: " + orjson.dumps(chunk) + b"\n\n", "more_body": True}
-            )
-    except Exception as exc:
-        if not started:
-            raise
-        _, doc = _error(exc)
-        await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(doc) + b"\n\n", "more_body": True})
-    if not started:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-    await send({"type": "http.response.body", "body": DONE, "more_body": False})
-
-
-async def until_gone(receive: Receive, work: Any) -> None:
-    """Run `work`; if the client disconnects first, cancel it (its generator's cleanup frees the sequences)."""
-    task = asyncio.current_task()
-    assert task is not None
-
-    async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        gone.set()
-        task.cancel()
-
-    gone = asyncio.Event()
-    watcher = asyncio.ensure_future(watch())
-    try:
-        await work
-    except asyncio.CancelledError:
-        if not gone.is_set():
-            raise
-    finally:
-        watcher.cancel()
+def _error_event(exc: Exception) -> dict[str, Any]:
+    return _error(exc)[1]
 
 
 def _error(exc: BaseException) -> tuple[int, dict[str, Any]]:
