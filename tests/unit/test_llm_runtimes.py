@@ -1,4 +1,4 @@
-"""The vLLM and llama.cpp ClusterServingRuntimes shipped as samples (config/samples/llm-runtimes.yaml): they are
+"""The vLLM and llama.cpp ClusterServingRuntimes shipped as samples (docs/samples/llm-runtimes.yaml): they are
 valid KServe runtimes beside the built-ins, an InferenceService of their model format selects them, and what they
 become on Kubernetes carries their own command, the model's name, the runtime's GPU and readiness probe — and
 passes the Kubernetes schemas. (Neither engine runs here: vLLM is GPU only; llama.cpp is not installed.)"""
@@ -17,7 +17,7 @@ from modelplane.control.api import InferenceService, ServingRuntime
 from modelplane.control.runtime_webhook import validate_runtime
 from modelplane.control.runtimes import builtin_runtimes, with_builtins
 
-SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples" / "llm-runtimes.yaml"
+SAMPLES = Path(__file__).resolve().parents[2] / "docs" / "samples" / "llm-runtimes.yaml"
 
 
 def runtimes() -> list[ServingRuntime]:
