@@ -47,3 +47,20 @@ if [ ! -x .cache/pytriton/bin/python ] || [ ! -e .cache/pytriton/.ready ]; then
     touch .cache/pytriton/.ready
   fi
 fi
+# llama.cpp for the llama.cpp ServingRuntime test: llama-cpp-python compiles llama.cpp on install (cmake and a C++
+# compiler), so it is built once per machine into ~/.cache/modelplane (like the test API server); llama.cpp's
+# HF-to-GGUF converter comes from the same sdist. Without cmake or a compiler the test is skipped.
+LLAMA_CPP_VERSION=0.3.36
+LLAMA_CPP="${MODELPLANE_LLAMA_CPP_CACHE:-$HOME/.cache/modelplane/llama-cpp-$LLAMA_CPP_VERSION}"
+if command -v cmake >/dev/null && command -v c++ >/dev/null && [ ! -e "$LLAMA_CPP/.ready" ]; then
+  "$PY" -m venv "$LLAMA_CPP"
+  if CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$LLAMA_CPP/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "llama-cpp-python[server]==$LLAMA_CPP_VERSION" &&
+    "$LLAMA_CPP/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+      "llama-cpp-python==$LLAMA_CPP_VERSION" -d "$LLAMA_CPP/sdist" &&
+    tar xzf "$LLAMA_CPP/sdist/llama_cpp_python-$LLAMA_CPP_VERSION.tar.gz" -C "$LLAMA_CPP/sdist" --wildcards \
+      '*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
+  then
+    touch "$LLAMA_CPP/.ready"
+  fi
+fi
