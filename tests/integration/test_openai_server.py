@@ -240,3 +240,18 @@ def test_json_object_mode_through_the_client(client: openai.OpenAI) -> None:
         client.chat.completions.create(
             model="tiny", messages=CHAT, response_format={"type": "json_schema", "json_schema": {"name": "x"}}
         )
+
+
+def test_llm_metrics_are_exported(server: srv.RunningServer, client: openai.OpenAI) -> None:
+    client.completions.create(
+        model="tiny", prompt="Hello", max_tokens=4, temperature=0, extra_body={"ignore_eos": True}
+    )
+    for name in (
+        "modelplane_llm_time_to_first_token_seconds_count",
+        "modelplane_llm_inter_token_latency_seconds_count",
+    ):
+        assert metric(server, name) > 0
+    assert metric(server, "modelplane_llm_tokens_total", 'direction="prompt",model_name="tiny"') > 0
+    assert metric(server, "modelplane_llm_tokens_total", 'direction="generation",model_name="tiny"') >= 4
+    assert metric(server, "modelplane_llm_waiting_sequences") == 0
+    assert 0 <= metric(server, "modelplane_llm_kv_cache_usage") <= 1
