@@ -105,7 +105,7 @@ def test_head_and_204_have_no_body_and_keep_the_connection():
 def test_draining_a_refused_body_never_waits_for_a_disconnect():
     """After a 413 the gateway drops what the client still sends; a body that was already complete must not make
     it wait for the next ASGI message, which would only come at disconnect."""
-    from modelplane.backends.local.gateway import _drain
+    from modelplane.backends.local.gateway_http import drain as _drain
 
     async def run() -> list[str]:
         seen = []

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from modelplane.backends.local import openai_routing as openai
 from modelplane.backends.local.activator import Endpoint, ReplicaView, RevisionPool
 from modelplane.backends.local.forward import (
@@ -23,6 +21,7 @@ from modelplane.backends.local.forward import (
     Unreachable,
     forward,
 )
+from modelplane.backends.local.gateway_http import DRAIN_BYTES, declared_length, drain, relay, reply
 from modelplane.backends.local.upstream import HOP_BY_HOP, Stream, Upstream, UpstreamError
 from modelplane.backends.seam import REPOSITORY_ANNOTATION
 from modelplane.protocol.errors import InvalidInput, ModelplaneError, PayloadTooLarge
@@ -34,8 +33,6 @@ DEFAULT_TIMEOUT_S = 300.0  # Knative's default request timeout
 DEFAULT_MAX_BODY = 64 * 2**20  # the model server's own default, so both hops refuse the same bodies
 # a request target is forwarded exactly as the client encoded it, so it may hold only visible ASCII
 _UNSAFE_TARGET = re.compile(rb"[^\x21-\x7e]")
-DRAIN_BYTES = 64 * 2**20  # at most this much of a refused body is read (and dropped) before the 413
-DRAIN_PAUSE_S = 0.2  # a client silent this long has sent all it will (or the body was already complete)
 
 
 @dataclass
@@ -192,12 +189,12 @@ class Gateway:
         except ModelplaneError as exc:
             extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
             if isinstance(exc, PayloadTooLarge):
-                await _drain(receive, DRAIN_BYTES)  # read and drop the rest: closing on unread data resets the 413
+                await drain(receive, DRAIN_BYTES)  # read and drop the rest: closing on unread data resets the 413
                 extra.append((b"connection", b"close"))
-            await _reply(send, exc.status.http, {"error": exc.message}, extra)
+            await reply(send, exc.status.http, {"error": exc.message}, extra)
             return
         if isinstance(body, Stream):
-            await _relay(status, headers, body, receive, send)
+            await relay(status, headers, body, receive, send)
             return
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -218,7 +215,7 @@ class Gateway:
                 raise
             selected = None  # an OpenAI route on no InferenceService's host: the body's `model` picks one
         try:
-            body = await read_body(receive, self.max_body, _declared_length(scope["headers"]))
+            body = await read_body(receive, self.max_body, declared_length(scope["headers"]))
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
@@ -289,51 +286,6 @@ def _http_address(endpoint: Endpoint) -> str:
     return endpoint.http.removeprefix("http://")
 
 
-async def _relay(status: int, headers: list[tuple[bytes, bytes]], stream: Stream, receive: Any, send: Any) -> None:
-    """Forward an event stream chunk by chunk; a client that leaves closes the replica's connection (the replica
-    then frees what it was generating)."""
-
-    async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        stream.close()
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        async for chunk in stream:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    except UpstreamError:
-        pass  # the replica broke off: end the stream (the client sees no [DONE])
-    finally:
-        watcher.cancel()
-        stream.close()  # a no-op when it ended: otherwise the replica must see this client leave
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _drain(receive: Any, cap: int) -> None:
-    """Read and discard what the client is still sending (bounded): a socket closed with unread data is reset, and
-    the reset can destroy the 413 before the client reads it."""
-    dropped = 0
-    while dropped < cap:
-        try:  # the body may already be complete: then the next message only comes at disconnect
-            message = await asyncio.wait_for(receive(), DRAIN_PAUSE_S)
-        except TimeoutError:
-            return
-        if message["type"] == "http.disconnect" or not message.get("more_body"):
-            return
-        dropped += len(message.get("body", b""))
-
-
-def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    for key, value in headers:
-        if key == b"content-length":
-            if not value.isdigit():
-                raise ValueError("Content-Length must be a number")
-            return int(value)
-    return None
-
-
 def _repository_mutation(path: str) -> bool:
     """A V2 repository call other than the read-only index (decoded as the replica will decode it)."""
     if "%" in path:
@@ -342,19 +294,3 @@ def _repository_mutation(path: str) -> bool:
         path = unquote(path)
     path = path.split("?", 1)[0]
     return path.startswith("/v2/repository/") and path.rstrip("/") != "/v2/repository/index"
-
-
-async def _reply(send: Any, status: int, doc: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = orjson.dumps(doc)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -12,7 +12,8 @@ from typing import Any
 from modelplane.model.generative import EngineStats, GenerativeModel
 from modelplane.protocol.errors import InferenceError, InvalidInput, ModelLoadError, ModelNotReady
 from modelplane.protocol.generation import Delta, GenerationRequest
-from modelplane.runtimes.llm.engine import Engine, EngineLimits, Sequence
+from modelplane.runtimes.llm.engine import Engine
+from modelplane.runtimes.llm.sequence import EngineLimits, Sequence
 from modelplane.runtimes.tensor import threads
 
 GENERATIVE_TASKS = ("text_generation", "text2text_generation")

@@ -9,8 +9,6 @@ import inspect
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from modelplane.model.generative import EngineStats
@@ -20,40 +18,8 @@ from modelplane.runtimes.llm.json_mode import JsonObject, acceptor
 from modelplane.runtimes.llm.kv import BatchCache
 from modelplane.runtimes.llm.prefix import PrefixCache
 from modelplane.runtimes.llm.sampling import choose, choose_allowed, logprobs_of, needs_rowwise
+from modelplane.runtimes.llm.sequence import EngineLimits, Sequence
 from modelplane.runtimes.llm.text import TextStream
-
-Deliver = Callable[[list[tuple[Any, Delta | BaseException]]], None]
-
-
-@dataclass(frozen=True, slots=True)
-class EngineLimits:
-    max_seqs: int = 32  # sequences decoded together
-    max_cached_tokens: int = 131072  # rows x length of the batch's KV cache, padding included
-    max_waiting: int = 512  # beyond it a request is refused with 429
-    prefill_budget: int = 4096  # prompt tokens prefilled in one step (a longer prompt goes alone)
-    prefix_cache_tokens: int = 16384  # prompt KV kept for later prompts with the same start (0: off)
-
-
-@dataclass(eq=False, slots=True)
-class Sequence:
-    """One choice being generated. `sink` is the consumer (an asyncio queue), `deliver` hands it results on its
-    loop. Only the engine thread touches the fields below `cancelled`."""
-
-    index: int
-    prompt_ids: list[int]
-    params: SamplingParams
-    sink: Any
-    deliver: Deliver
-    cancelled: bool = False
-    stream: TextStream | None = None
-    generator: Any = None
-    out: int = 0
-    counts: dict[int, int] = field(default_factory=dict)
-    last: int = -1
-    pending_ids: list[int] = field(default_factory=list)
-    pending_logprobs: list[TokenLogprob] = field(default_factory=list)
-    cached: tuple[int, list[tuple[Any, Any]]] | None = None  # a prefix found in the prefix cache
-    json: JsonObject | None = None  # response_format json_object: the text so far, as a JSON recognizer
 
 
 class Engine:
