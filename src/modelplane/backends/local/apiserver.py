@@ -17,6 +17,7 @@ from modelplane.control.api import KINDS, InferenceService, parse
 from modelplane.control.runtime_webhook import runtimes_beside, validate_runtime
 from modelplane.control.strict import MODES, unknown_fields
 from modelplane.control.webhook import ValidationError, default, validate
+from modelplane.server.rest.http import respond_json
 
 PLURALS = {
     "inferenceservices": ("InferenceService", "v1beta1", True),
@@ -91,7 +92,7 @@ class ApiServer:
         except ApiError as exc:
             status, doc = exc.code, exc.body()
         if doc is not None:
-            await _json(send, status, doc, headers)
+            await respond_json(send, status, doc, headers)
 
     async def handle(
         self, scope: dict[str, Any], receive: Any, send: Any, headers: list[tuple[bytes, bytes]]
@@ -358,19 +359,3 @@ def _check_identity(doc: dict[str, Any], kind: str, plural: str, namespace: str 
     owned = [f"metadata.{k}" for k in SERVER_OWNED if k in meta] + (["status"] if doc.get("status") else [])
     if owned:
         raise ApiError(400, "BadRequest", f"{', '.join(owned)} are set by the server; remove them from the request")
-
-
-async def _json(send: Any, status: int, doc: Any, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = orjson.dumps(doc)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(extra or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

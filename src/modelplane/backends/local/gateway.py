@@ -21,11 +21,11 @@ from modelplane.backends.local.forward import (
     Unreachable,
     forward,
 )
-from modelplane.backends.local.gateway_http import DRAIN_BYTES, declared_length, drain, relay, reply
+from modelplane.backends.local.gateway_http import DRAIN_BYTES, declared_length, drain, relay
 from modelplane.backends.local.upstream import HOP_BY_HOP, Stream, Upstream, UpstreamError
 from modelplane.backends.seam import REPOSITORY_ANNOTATION
 from modelplane.protocol.errors import InvalidInput, ModelplaneError, PayloadTooLarge
-from modelplane.server.rest.http import read_body
+from modelplane.server.rest.http import read_body, respond_json
 
 Scope = dict[str, Any]
 COMPONENTS = ("predictor", "transformer", "explainer")
@@ -191,7 +191,7 @@ class Gateway:
             if isinstance(exc, PayloadTooLarge):
                 await drain(receive, DRAIN_BYTES)  # read and drop the rest: closing on unread data resets the 413
                 extra.append((b"connection", b"close"))
-            await reply(send, exc.status.http, {"error": exc.message}, extra)
+            await respond_json(send, exc.status.http, {"error": exc.message}, extra)
             return
         if isinstance(body, Stream):
             await relay(status, headers, body, receive, send)

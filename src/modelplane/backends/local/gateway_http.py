@@ -1,12 +1,10 @@
 """Local backend: the gateway's HTTP plumbing — relaying an event stream chunk by chunk, draining a refused body
-before its 413, reading a declared Content-Length, and the gateway's own JSON replies."""
+before its 413, reading a declared Content-Length."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
-
-import orjson
 
 from modelplane.backends.local.upstream import Stream, UpstreamError
 
@@ -57,19 +55,3 @@ def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
                 raise ValueError("Content-Length must be a number")
             return int(value)
     return None
-
-
-async def reply(send: Any, status: int, doc: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = orjson.dumps(doc)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

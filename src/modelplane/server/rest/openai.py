@@ -19,7 +19,7 @@ from modelplane.protocol.openai import requests as rq
 from modelplane.protocol.openai import responses as rs
 from modelplane.server.generation import Generation
 from modelplane.server.rest import sse
-from modelplane.server.rest.http import JSON, Receive, Scope, Send, read_body, respond
+from modelplane.server.rest.http import Receive, Scope, Send, read_body, respond_json
 
 log = logging.getLogger("modelplane.openai")
 DONE = b"data: [DONE]\n\n"
@@ -55,7 +55,7 @@ class OpenAIRoutes:
                 if method != "GET":
                     raise InvalidInput(f"Method {method} not allowed; use GET")
                 doc = self.model_list() if rest == "/models" else self.model_object(rest[8:])
-                await _json(send, 200, doc)
+                await respond_json(send, 200, doc)
                 return
             if method != "POST":
                 raise InvalidInput(f"Method {method} not allowed; use POST")
@@ -75,7 +75,7 @@ class OpenAIRoutes:
         except Exception as exc:
             status, doc = _error(exc)
             extra = getattr(exc, "headers", None) or {}
-            await _json(send, status, doc, [(k.encode(), v.encode()) for k, v in extra.items()])
+            await respond_json(send, status, doc, [(k.encode(), v.encode()) for k, v in extra.items()])
 
     def model_list(self) -> dict[str, Any]:
         return rs.model_list(self.generation.served())
@@ -87,13 +87,15 @@ class OpenAIRoutes:
         call = rq.embedding(doc)
         model = self.generation.model(call.model, EmbeddingModel)
         vectors, tokens = await model.embed(call.texts)
-        await _json(send, 200, rs.embeddings(call.model, vectors, call.base64, tokens))
+        await respond_json(send, 200, rs.embeddings(call.model, vectors, call.base64, tokens))
 
     async def _rerank(self, doc: Any, send: Send) -> None:
         call = rq.rerank(doc)
         model = self.generation.model(call.model, EmbeddingModel)
         scores, tokens = await model.rerank(call.query, call.documents)
-        await _json(send, 200, rs.rerank(call.model, call.documents, scores, call.top_n, call.return_documents, tokens))
+        await respond_json(
+            send, 200, rs.rerank(call.model, call.documents, scores, call.top_n, call.return_documents, tokens)
+        )
 
     async def _generate(self, call: rq.Call, chat: bool, send: Send) -> None:
         gen = self.generation
@@ -110,7 +112,7 @@ class OpenAIRoutes:
             choices.setdefault(delta.index, rs.Choice(delta.index)).add(delta)
         ordered = [choices[i] for i in sorted(choices)]
         build = rs.chat_completion if chat else rs.text_completion
-        await _json(send, 200, build(rid, created, call.model, ordered, logprobs, prompt_tokens))
+        await respond_json(send, 200, build(rid, created, call.model, ordered, logprobs, prompt_tokens))
 
 
 async def _chunks(
@@ -158,7 +160,3 @@ def _error(exc: BaseException) -> tuple[int, dict[str, Any]]:
         return status, rs.error(message, status, getattr(exc, "param", None), code)
     log.exception("unhandled error in an OpenAI route")
     return status, rs.error(f"{type(exc).__name__} : {exc}", status)
-
-
-async def _json(send: Send, status: int, doc: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await respond(send, status, [orjson.dumps(doc)], [(b"content-type", JSON), *(headers or [])])
