@@ -79,11 +79,10 @@ class Generation:
         requests: list[GenerationRequest],
         messages: list[dict[str, Any]],
         template: str | None,
-    ) -> int:
-        """Render a chat into its prompt; check every prompt fits. Returns the prompt tokens of all prompts."""
+    ) -> None:
+        """Render a chat into its prompt (the runtime tokenizes it once and reports its tokens on every delta)."""
         if messages:
             requests[0].prompt = model.chat_prompt(messages, template)
-        return sum(model.count_tokens(r.prompt) for r in requests)
 
     async def run(self, name: str, model: GenerativeModel, requests: list[GenerationRequest]) -> AsyncIterator[Delta]:
         """The deltas of every prompt's choices as they come; prompt p's choice i is reported as p * n + i."""

@@ -59,7 +59,6 @@ async def generate(gen: Generation, name: str, stream: bool, max_body: int, rece
         raise InvalidInput(f"Unrecognized request format: {exc}") from None
     request = parse(doc)
     model = gen.model(name, GenerativeModel)
-    gen.prepare(model, [request], [], None)
     await sse.until_gone(receive, _answer(gen, name, model, request, stream, send))
 
 

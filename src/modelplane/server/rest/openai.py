@@ -100,30 +100,35 @@ class OpenAIRoutes:
     async def _generate(self, call: rq.Call, chat: bool, send: Send) -> None:
         gen = self.generation
         model = gen.model(call.model, GenerativeModel)
-        prompt_tokens = gen.prepare(model, call.requests, call.messages, call.chat_template)
+        gen.prepare(model, call.requests, call.messages, call.chat_template)
         deltas = gen.run(call.model, model, call.requests)
         rid, created = rs.response_id("chatcmpl" if chat else "cmpl"), int(time.time())
         logprobs = call.top_logprobs is not None if chat else call.requests[0].params.logprobs is not None
         if call.stream:
-            await sse.stream(send, _chunks(call, chat, deltas, rid, created, prompt_tokens), _error_event, DONE)
+            await sse.stream(send, _chunks(call, chat, deltas, rid, created), _error_event, DONE)
             return
         choices: dict[int, rs.Choice] = {}
         async for delta in deltas:
             choices.setdefault(delta.index, rs.Choice(delta.index)).add(delta)
         ordered = [choices[i] for i in sorted(choices)]
         build = rs.chat_completion if chat else rs.text_completion
+        n = call.requests[0].n
+        prompt_tokens = sum({c.index // n: c.prompt_tokens for c in ordered}.values())  # once per prompt, not choice
         await respond_json(send, 200, build(rid, created, call.model, ordered, logprobs, prompt_tokens))
 
 
 async def _chunks(
-    call: rq.Call, chat: bool, deltas: AsyncIterator[Delta], rid: str, created: int, prompt_tokens: int
+    call: rq.Call, chat: bool, deltas: AsyncIterator[Delta], rid: str, created: int
 ) -> AsyncIterator[dict[str, Any]]:
     model, usage = call.model, call.include_usage
     begun: set[int] = set()
     offsets: dict[int, int] = {}
     completion_tokens: dict[int, int] = {}
+    prompts: dict[int, int] = {}  # prompt -> its tokens, as the runtime counted them
+    n = call.requests[0].n
     async for d in deltas:
         completion_tokens[d.index] = d.completion_tokens
+        prompts[d.index // n] = d.prompt_tokens
         if chat:
             if d.index not in begun:  # the first chunk of a choice carries the role
                 begun.add(d.index)
@@ -143,6 +148,7 @@ async def _chunks(
             yield rs.completion_chunk(rid, created, model, d.index, text, d.finish_reason, d.logprobs, offset, usage)
     if usage:
         kind = "chat.completion.chunk" if chat else "text_completion"
+        prompt_tokens = sum(prompts.values())
         yield rs.usage_chunk(rid, created, model, kind, prompt_tokens, sum(completion_tokens.values()))
 
 
