@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/kube-test-cluster.sh build  # once per machine (~7-9 min), cached: the operator tests' API server
 .venv/bin/ruff check src tests benchmarks scripts
 .venv/bin/lint-imports
 exec .venv/bin/pytest "$@"

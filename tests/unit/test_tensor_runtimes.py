@@ -136,3 +136,9 @@ def test_threads_come_from_the_options_and_a_broken_file_fails_the_load(
     (broken / "model.pt").write_bytes(b"not an archive")
     with pytest.raises(ModelLoadError, match=r"cannot load model\.pt with torch"):
         PyTorchModel("m", broken, {}).load()
+
+
+def test_mlservers_settings_file_beside_a_model_is_not_taken_for_an_xgboost_model(tmp_path: Path) -> None:
+    (tmp_path / "model-settings.json").write_text('{"name": "m", "implementation": "mlserver_sklearn.SKLearnModel"}')
+    (tmp_path / "model.joblib").write_bytes(b"")
+    assert detect_runtime(tmp_path) == "sklearn"

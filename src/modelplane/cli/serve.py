@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,14 @@ def parse_extra_args(args: list[str]) -> dict[str, str]:
     return options
 
 
+@functools.cache
+def _accepts(cls: type[Model]) -> frozenset[str]:
+    """The constructor parameters of a model class (read once per class: a repository creates thousands)."""
+    return frozenset(inspect.signature(cls).parameters)
+
+
 def build_model(cls: type[Model], name: str, path: Path | None, options: dict[str, Any]) -> Model:
-    params = inspect.signature(cls).parameters
+    params = _accepts(cls)
     kwargs: dict[str, Any] = {}
     if "model_dir" in params and path is not None:
         kwargs["model_dir"] = path
@@ -94,4 +101,4 @@ def make_server(
             raise ModelNotFound(name)
         return build_model(_runtime_for(sub, runtime, None, options), name, sub, options)
 
-    return ModelServer(settings, factory=factory, discover=discover, preload=discover())
+    return ModelServer(settings, factory=factory, discover=discover, preload=discover(), locate=lambda n: path / n)

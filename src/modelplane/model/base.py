@@ -42,6 +42,11 @@ class Model:
         """Release resources; the registry marks the model not ready afterwards."""
         self.ready = False
 
+    def memory_bytes(self) -> int | None:
+        """Bytes this loaded model holds, for the model cache's accounting (--model-cache-bytes); None: unknown,
+        the cache keeps charging its files' size on disk."""
+        return None
+
     def preprocess(self, payload: Any, headers: Headers | None = None) -> Any:
         return payload
 

@@ -44,6 +44,19 @@ def comma_join(values: tuple[Any, ...]) -> str:
     return ",".join(str(v) for v in values)
 
 
+UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def byte_quantity(text: str) -> int:
+    """A number of bytes as Kubernetes writes memory: `1073741824`, `512Mi`, `2G`."""
+    value = text.strip()
+    number = value.rstrip("KMGTi")
+    unit = value[len(number) :]
+    if unit not in UNITS or not number.isdigit():
+        raise ValueError(f"expected bytes such as 1073741824, 512Mi or 2G, got {text!r}")
+    return int(number) * UNITS[unit]
+
+
 def truthy(text: str) -> bool:
     """KServe-style boolean values (--enable_grpc false)."""
     value = text.strip().lower()

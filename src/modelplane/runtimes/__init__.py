@@ -51,6 +51,9 @@ def import_object(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+NOT_MODELS = frozenset({"model-settings.json", "settings.json"})  # MLServer's settings beside a model: not XGBoost
+
+
 def detect_runtime(model_dir: Path) -> str | None:
     """Guess the runtime from the model file in `model_dir` (None when the directory holds no model file)."""
     if (model_dir / "config.pbtxt").is_file():  # a model directory in Triton's layout
@@ -68,6 +71,8 @@ def detect_runtime(model_dir: Path) -> str | None:
     else:
         return None
     for path in sorted(files):
+        if path.name in NOT_MODELS:
+            continue
         if path.suffix == ".bst":
             with path.open("rb") as fh:  # LightGBM's text format starts with "tree"; XGBoost's .bst is binary
                 return "lightgbm" if fh.read(4) == b"tree" else "xgboost"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,14 @@ class FileModel(Model):
     """A model loaded from exactly one file with one of `extensions` in `model_dir` (or `model_dir` itself)."""
 
     extensions: tuple[str, ...] = ()
+    pickle_sized: bool = False  # memory_bytes() is the loaded object's pickled size (for plain Python/numpy models)
 
     def __init__(self, name: str, model_dir: str | Path, options: dict[str, Any] | None = None) -> None:
         super().__init__(name)
         self.model_dir = Path(model_dir)
         self.options = options or {}
         self.model: Any = None
+        self._bytes: int | None = None
 
     def model_file(self) -> Path:
         if self.model_dir.is_file():
@@ -35,12 +38,16 @@ class FileModel(Model):
 
     def load(self) -> bool:
         self.model = self.load_file(self.model_file())
+        self._bytes = pickled_size(self.model) if self.pickle_sized else None
         self.ready = True
         return True
 
     def unload(self) -> None:
         self.model = None
         self.ready = False
+
+    def memory_bytes(self) -> int | None:
+        return self._bytes
 
     def load_file(self, path: Path) -> Any:
         raise NotImplementedError
@@ -72,3 +79,31 @@ class FileModel(Model):
         except Exception as exc:
             raise InferenceError(f"{type(exc).__name__}: {exc}") from exc
         return predict_response(payload, result, self.name)
+
+
+class _Counter:
+    """A write-only file that counts what is written to it."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def write(self, data: bytes) -> int:
+        self.n += len(data)
+        return len(data)
+
+
+def pickled_size(obj: Any) -> int | None:
+    """The bytes of `obj` pickled (protocol 5), its array buffers counted out of band, never copied: close to what
+    a numpy-backed model (scikit-learn, an XGBoost or LightGBM booster) holds. None when it does not pickle."""
+    counter = _Counter()
+
+    def buffer(view: pickle.PickleBuffer) -> None:
+        counter.n += view.raw().nbytes
+
+    try:
+        pickle.dump(obj, counter, protocol=5, buffer_callback=buffer)
+    except Exception:  # an object that refuses pickling: the cache keeps its size on disk
+        return None
+    return counter.n

@@ -11,6 +11,7 @@ from modelplane.runtimes.base import FileModel
 
 class LightGBMModel(FileModel):
     extensions = (".bst", ".txt")
+    pickle_sized = True
 
     def load_file(self, path: Path) -> Any:
         import lightgbm as lgb

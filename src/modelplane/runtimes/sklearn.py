@@ -12,6 +12,7 @@ from modelplane.runtimes.base import FileModel
 
 class SKLearnModel(FileModel):
     extensions = (".joblib", ".pkl", ".pickle")
+    pickle_sized = True
 
     def load_file(self, path: Path) -> Any:
         import joblib

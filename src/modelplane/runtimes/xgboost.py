@@ -10,6 +10,7 @@ from modelplane.runtimes.base import FileModel
 
 class XGBoostModel(FileModel):
     extensions = (".bst", ".json", ".ubj")
+    pickle_sized = True
 
     def load_file(self, path: Path) -> Any:
         import xgboost as xgb

@@ -6,13 +6,15 @@ import asyncio
 import gc
 import logging
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from modelplane.model.base import Model
 from modelplane.protocol.errors import ModelplaneError
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.metrics import Metrics
+from modelplane.server.multimodel import ModelCache
 from modelplane.server.payload_log import PayloadLogger
 from modelplane.server.registry import Discover, ModelFactory, ModelRegistry
 from modelplane.server.rest.app import RestApp
@@ -31,7 +33,10 @@ class ModelServer:
         factory: ModelFactory | None = None,
         discover: Discover | None = None,
         preload: Iterable[str] = (),
+        locate: Callable[[str], Path | None] | None = None,
     ) -> None:
+        """`preload`: repository models loaded at start — or, with the model cache on, registered in standby and
+        loaded on their first request; `locate` gives their files, whose size the cache charges before a load."""
         self.settings = settings
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(settings.thread_count(), thread_name_prefix="model")
@@ -49,8 +54,15 @@ class ModelServer:
             self.registry.register(model)
         self._preload = list(preload)
         self.registry.expect(self.registry.names())  # the models it was started for (a repository's may come and go)
+        self.cache: ModelCache | None = None
+        if settings.model_cache is not None:
+            self.cache = ModelCache(self.registry, settings.model_cache, self.metrics, locate or (lambda _: None))
+            for name in self.registry.names():
+                self.cache.register(name, pinned=True)  # given as objects: loaded at start, never evicted
+            for name in self._preload:
+                self.cache.register(name)
         self.payload_log = PayloadLogger(settings.logger, self.metrics) if settings.logger else None
-        self.dataplane = DataPlane(self.registry, settings.server_name, self.metrics, self.payload_log)
+        self.dataplane = DataPlane(self.registry, settings.server_name, self.metrics, self.payload_log, self.cache)
         self.rest_app = RestApp(self.dataplane, self.metrics, settings.max_body_bytes)
         self._loaded = False
 
@@ -58,6 +70,10 @@ class ModelServer:
         if self._loaded:  # already loaded in the parent before the fork (--fork-after-load)
             return
         self._loaded = True
+        if self.cache is not None:
+            await self.cache.preload()
+            log.info("%d models registered, %d loaded", len(self.cache), len(self.cache.lru))
+            return
         for name in [*self.registry.names(), *self._preload]:
             try:
                 await self.registry.load(name)

@@ -13,6 +13,7 @@ from modelplane.server.batch_kinds import V1, V2
 from modelplane.server.batching import Gone, Kind
 from modelplane.server.generation import Generation
 from modelplane.server.metrics import Metrics
+from modelplane.server.multimodel import ModelCache, State
 from modelplane.server.payload_log import PayloadLogger
 from modelplane.server.registry import Entry, ModelRegistry
 from modelplane.server.responses import to_infer_response
@@ -29,18 +30,21 @@ class DataPlane:
         server_name: str = "modelplane",
         metrics: Metrics | None = None,
         payload_log: PayloadLogger | None = None,
+        cache: ModelCache | None = None,
     ) -> None:
         self.registry = registry
+        self.cache = cache  # many models, loaded on first request (--model-cache-bytes)
         self.server_name = server_name
         self.metrics = metrics or Metrics()
         self.payload_log = payload_log
         self.generation = Generation(registry, self.metrics)  # OpenAI and V2 generate routes
 
     # --- what every inference request goes through on either transport ----------------------------------
-    def admit(self, name: str, verb: str = "predict") -> Entry:
+    async def admit(self, name: str, verb: str = "predict") -> Entry:
         """The ready model a request is for, before its body is read: 404 / 503, and 429 when a prediction would
-        only join a full queue."""
-        entry = self.registry.ready_entry(name)
+        only join a full queue. With the model cache on, a model not loaded is loaded first."""
+        cache = self.cache
+        entry = self.registry.ready_entry(name) if cache is None else await cache.acquire(name)
         if verb == "predict":
             entry.admission.precheck()
         return entry
@@ -97,12 +101,17 @@ class DataPlane:
 
     def model_ready(self, name: str, version: str | None = None) -> bool:
         """Ready or not; a model the repository has but that is not loaded is not ready (as Triton answers)."""
-        if self.registry.unloaded(name):
+        if self.cache is not None:  # never the repository's directory listing: O(1) in the number of models
+            if self.cache.state(name) is not State.READY:
+                return False
+        elif self.registry.unloaded(name):
             return False
         self._check_version(name, version)
         return self.registry.entry(name).model.ready
 
-    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+    async def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        if self.cache is not None:
+            await self.cache.acquire(name)  # a model in standby loads to describe itself
         self._check_version(name, version)
         model = self.registry.entry(name).model
         described = model.version_model(version) if version else model  # a version's own tensors
@@ -188,13 +197,21 @@ class DataPlane:
     # --- repository extension --------------------------------------------------------------------------
     async def load(self, name: str) -> None:
         self.registry.check_mutable(name)
-        await self.registry.load(name)
+        if self.cache is not None:
+            await self.cache.load(name)
+        else:
+            await self.registry.load(name)
 
     async def unload(self, name: str) -> None:
         self.registry.check_mutable(name)
-        await self.registry.unload(name)
+        if self.cache is not None:
+            await self.cache.unload(name)
+        else:
+            await self.registry.unload(name)
 
     def index(self, ready_only: bool = False) -> list[dict[str, str]]:
+        if self.cache is not None:
+            return self.cache.index(ready_only)
         return self.registry.index(ready_only)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -65,6 +66,21 @@ class Metrics:
             "modelplane_payload_log_sent", "Payload-log events delivered", ["model_name"], registry=self.registry
         )
         self._children: dict[tuple[str, ...], Any] = {}
+        self._by_model: dict[str, list[tuple[str, ...]]] = {}  # forget() is O(that model's children)
+        self._families: dict[str, Any] = {}
+        cache = "modelplane_model_cache"
+        self.cache_hits = Counter(f"{cache}_hits", "Requests whose model was loaded", registry=self.registry)
+        self.cache_misses = Counter(
+            f"{cache}_misses", "Requests that waited for their model to load", registry=self.registry
+        )
+        self.cache_evictions = Counter(f"{cache}_evictions", "Models unloaded to make room", registry=self.registry)
+        self.cache_load_failures = Counter(f"{cache}_load_failures", "Model loads that failed", registry=self.registry)
+        self.cache_load_seconds = Histogram(
+            f"{cache}_load_seconds",
+            "Time to load a model on a cache miss",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
 
     def observe(self, stage: str, model_name: str, seconds: float) -> None:
         self._child(stage, self.stage[stage], model_name).observe(seconds)
@@ -77,7 +93,22 @@ class Metrics:
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*labels)
+            self._families[family] = metric
+            self._by_model.setdefault(labels[0], []).append(key)
         return child
+
+    def watch_cache(self, cache: Any) -> None:
+        """Gauges read from the model cache at scrape time (bytes, capacity, models by state, LRU age)."""
+        prefix = "modelplane_model_cache"
+        lru = cache.lru
+        for name, doc, read in (
+            (f"{prefix}_capacity_bytes", "Bytes the loaded models may hold", lambda: lru.capacity),
+            (f"{prefix}_loaded_bytes", "Bytes charged for loaded and loading models", lambda: lru.used),
+            (f"{prefix}_loaded_models", "Models loaded or loading", lambda: len(lru)),
+            (f"{prefix}_registered_models", "Models registered (loaded or not)", lambda: len(cache)),
+            (f"{prefix}_lru_age_seconds", "Seconds since the least recently used model was used", cache.lru_age),
+        ):
+            Gauge(name, doc, registry=self.registry).set_function(read)
 
     def observe_batch(self, model_name: str, rows: int) -> None:
         self._child("batch", self.batch_size, model_name).observe(rows)
@@ -101,7 +132,11 @@ class Metrics:
             self._child("log_dropped", self.log_dropped, model_name).inc(count)
 
     def forget(self, model_name: str) -> None:
-        self._children = {k: v for k, v in self._children.items() if model_name not in k[1:]}
+        """Drop an unloaded model's series (label values stay bounded by the models loaded)."""
+        for key in self._by_model.pop(model_name, ()):
+            self._children.pop(key, None)
+            with contextlib.suppress(KeyError):
+                self._families[key[0]].remove(*key[1:])
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -126,6 +126,21 @@ class ModelRegistry:
             raise ModelNotFound(name)
         return entry
 
+    def loaded(self, name: str) -> Entry | None:
+        """The entry of `name` if it is loaded, ready and not being unloaded (the model cache's hit test)."""
+        entry = self._entries.get(name)
+        if entry is None or entry.closing or not entry.model.ready:
+            return None
+        return entry
+
+    async def discard(self, name: str) -> None:
+        """Drop the entry a failed load left behind (nothing was loaded: its unload is not called)."""
+        async with self._lock(name):
+            entry = self._entries.get(name)
+            if entry is not None and not entry.model.ready:
+                del self._entries[name]
+                self._metrics.forget(name)
+
     def ready_entry(self, name: str) -> Entry:
         entry = self.entry(name)
         if not entry.model.ready:

@@ -9,7 +9,17 @@ import os
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
-from modelplane.model.fields import FLAGS, GROUP, comma_join, comma_names, group, lower, option, truthy
+from modelplane.model.fields import (
+    FLAGS,
+    GROUP,
+    byte_quantity,
+    comma_join,
+    comma_names,
+    group,
+    lower,
+    option,
+    truthy,
+)
 from modelplane.model.options import Batching, Limits
 
 MIB = 2**20
@@ -44,6 +54,36 @@ class LoggerConfig:
             raise ValueError(f"logger mode must be one of {', '.join(MODES)}, got {self.mode!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class ModelCacheConfig:
+    """Many models in one server (ModelMesh-style): a repository's models are registered without loading, loaded on
+    their first request and evicted least-recently-used when the loaded ones would exceed `capacity_bytes`."""
+
+    capacity_bytes: int = option(
+        MISSING,
+        "--model-cache-bytes",
+        help="Bytes of loaded models (512Mi, 2G); turns on loading on first request and LRU eviction",
+        parse=byte_quantity,
+    )
+    min_age_s: float = option(10.0, "--cache-min-age", help="Seconds: a model used this recently is never evicted")
+    max_loads: int = option(2, "--max-concurrent-loads", help="Models loading at once")
+    load_timeout_s: float = option(90.0, "--load-timeout", help="Seconds a request waits for its model to load")
+    retry_s: float = option(
+        30.0, "--load-retry", help="Seconds before a failed load is tried again (doubles, 16x most)"
+    )
+    pinned: tuple[str, ...] = option(
+        (),
+        "--pin-models",
+        help="Comma list of models loaded at start and never evicted",
+        parse=comma_names,
+        show=comma_join,
+    )
+
+    def __post_init__(self) -> None:
+        if self.capacity_bytes <= 0 or self.max_loads < 1 or self.load_timeout_s <= 0 or self.retry_s < 0:
+            raise ValueError("--model-cache-bytes, --max-concurrent-loads and --load-timeout must be positive")
+
+
 @dataclass(slots=True)
 class ServerSettings:
     host: str = option("127.0.0.1", "--host", help="Bind address (0.0.0.0 to serve other machines)")
@@ -74,6 +114,7 @@ class ServerSettings:
     )  # for every model that does not set its own
     limits: Limits = group(Limits)  # overload limits for every model that does not set its own
     logger: LoggerConfig | None = group(LoggerConfig, optional=True)  # on with --log-url
+    model_cache: ModelCacheConfig | None = group(ModelCacheConfig, optional=True)  # on with --model-cache-bytes
     graceful_timeout_s: float = option(30.0, "--graceful-timeout", help="Seconds in-flight requests get on shutdown")
     model_control_mode: str = option(
         "explicit",

@@ -74,7 +74,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @_mapped
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
-        meta = self.dp.model_metadata(request.name, request.version or None)
+        meta = await self.dp.model_metadata(request.name, request.version or None)
         tensors = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
             name=meta["name"],
@@ -87,7 +87,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
     @_mapped
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         name = request.model_name
-        entry = self.dp.admit(name)
+        entry = await self.dp.admit(name)
         infer_request = codec.decode_request(request)
         headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         remaining = context.time_remaining()

@@ -22,6 +22,7 @@ from modelplane.protocol.openai.responses import model_object as openai_model
 from modelplane.protocol.types import InferResponse
 from modelplane.server.dataplane import DataPlane, deadline_from_ms
 from modelplane.server.metrics import Metrics
+from modelplane.server.multimodel import cache_header
 from modelplane.server.rest import cloudevents
 from modelplane.server.rest.generate import generate
 from modelplane.server.rest.http import (
@@ -120,7 +121,7 @@ class RestApp:
             ready = dp.model_ready(name, version)
             await respond_json(send, 200 if ready else 503, {"name": name, "ready": ready})
         elif action == "":
-            await respond_json(send, 200, dp.model_metadata(name, version))
+            await respond_json(send, 200, await dp.model_metadata(name, version))
         else:
             raise RouteNotFound("Not Found")
 
@@ -136,7 +137,7 @@ class RestApp:
             elif key == b"content-length":
                 declared = _int_header(value, "Content-Length")
         dp = self.dataplane
-        entry = dp.admit(name)  # 404 / 503 / 429 before reading a large body
+        entry = await dp.admit(name)  # 404 / 503 / 429 before reading a large body
         body = await read_body(receive, self.max_body, declared)
         request = decode_request(body, header_length, name)
         request.model_version = version
@@ -145,6 +146,8 @@ class RestApp:
         response, extra = await dp.infer(request, headers_in, entry, deadline, partial(_gone, receive))
         parts, ihcl = encode_response(response, binary_outputs(request, response))
         headers = [(k.encode(), v.encode()) for k, v in extra.items()]
+        if dp.cache is not None:
+            headers.append(cache_header())
         if ihcl is None:
             headers.append((b"content-type", JSON))
         else:
@@ -168,7 +171,7 @@ class RestApp:
             raise RouteNotFound("Not Found")
         _allow(method, "POST")
         dp = self.dataplane
-        entry = dp.admit(name, verb)  # 404 / 503 (and 429 for a prediction) before reading the body
+        entry = await dp.admit(name, verb)  # 404 / 503 (and 429 for a prediction) before reading the body
         headers = header_dict(scope)
         declared = headers.get("content-length")
         body = await read_body(
@@ -180,6 +183,8 @@ class RestApp:
         logged = dp.received(name, headers, body)
         result, extra = await dp.predict_v1(name, payload, headers, verb, entry, deadline, partial(_gone, receive))
         out_headers = [(k.encode(), v.encode()) for k, v in extra.items()]
+        if dp.cache is not None:
+            out_headers.append(cache_header())
         if event is not None:
             body_out, ce_headers = cloudevents.encode(dumps(_v1_jsonable(result)), event, self.ce_config, name)
             out_headers.extend(ce_headers)

@@ -1,0 +1,257 @@
+"""Benchmark: many models in one server (issue 18).
+
+1. `zipf`: 100,000 registered scikit-learn trees of mixed sizes (a few KB to a few MB), the model cache at 25% of
+   their total charge, Zipf(1.1) traffic from a separate process (mm_client.py): req/s, hit ratio against an ideal
+   byte-LRU of the same capacity replayed over the same trace, request p50/p99 for hits and misses, load time, RSS
+   against the capacity, errors.
+2. `repository`: 1,000 and 5,000 models loaded one by one through the V2 repository API — modelplane (then all
+   unloaded, RSS again), KServe 0.21's ModelRepository as its sklearnserver uses it, MLServer 1.7.1 (a sample of
+   loads: each takes seconds). Per-load time and RSS.
+
+Every server runs from the virtualenvs bench_peers.py builds (the same scikit-learn). Usage:
+
+    python benchmarks/bench_multimodel.py [--only zipf|repository] [--models 100000] [--duration 60] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import OrderedDict
+from pathlib import Path
+
+from bench_peers import HERE, RESULTS, Server, iris_setup, venv
+
+POOL = RESULTS / "mm-pool"
+CLASSES = ((0.70, 12, 100), (0.25, 100, 1600), (0.05, 1600, 20000))  # share, tree samples (min, max)
+
+
+def build_pool(out: Path, files: int = 300, seed: int = 3) -> None:
+    """Runs in the benchmark venv: `files` regression trees (4 features) whose sizes follow CLASSES; writes
+    pool.json with each tree's size as the server measures it (its pickled size)."""
+    import joblib
+    import numpy as np
+    from sklearn.tree import DecisionTreeRegressor
+
+    from modelplane.runtimes.base import pickled_size
+
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = []
+    for i in range(files):
+        share = rng.random()
+        cls = 0 if share < CLASSES[0][0] else 1 if share < CLASSES[0][0] + CLASSES[1][0] else 2
+        lo, hi = CLASSES[cls][1:]
+        n = int(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        x = rng.random((n, 4))
+        tree = DecisionTreeRegressor(random_state=i).fit(x, rng.random(n))
+        joblib.dump(tree, out / f"p{i}.joblib")
+        meta.append({"file": f"p{i}.joblib", "class": cls, "bytes": pickled_size(tree)})
+    (out / "pool.json").write_text(json.dumps(meta))
+
+
+def build_repo(root: Path, models: int, pool: list[dict], seed: int = 11) -> list[int]:
+    """`models` directories, each with a hard link to one pool file (disk holds the pool once; every model loads
+    its own copy). Returns each model's charge: what the server charges it (measured size + per-model overhead)."""
+    import random
+
+    from modelplane.server.multimodel import OVERHEAD_BYTES
+
+    rnd = random.Random(seed)
+    by_class = [[p for p in pool if p["class"] == c] for c in range(3)]
+    charges = []
+    marker = root / f".built-{models}"
+    for i in range(models):
+        cls = rnd.choices(range(3), weights=[c[0] for c in CLASSES])[0]
+        pick = rnd.choice(by_class[cls])
+        charges.append(pick["bytes"] + OVERHEAD_BYTES)
+        if not marker.exists():
+            d = root / f"m{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            target = d / "model.joblib"
+            if not target.exists():
+                os.link(POOL / pick["file"], target)
+    marker.touch()
+    return charges
+
+
+def ideal_lru_hits(trace: list[int], charges: list[int], capacity: int) -> float:
+    """Hit ratio of a byte-capacity LRU that loads instantly, replayed over `trace`."""
+    lru: OrderedDict[int, int] = OrderedDict()
+    used = hits = 0
+    for m in trace:
+        if m in lru:
+            hits += 1
+            lru.move_to_end(m)
+            continue
+        while used + charges[m] > capacity and lru:
+            _, size = lru.popitem(last=False)
+            used -= size
+        lru[m] = charges[m]
+        used += charges[m]
+    return hits / len(trace)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(len(s) * q))]
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("modelplane_model_cache") and " " in line:
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def histogram_quantile(metrics: dict[str, float], name: str, q: float) -> float:
+    buckets = sorted(
+        (float(k.split('le="')[1].rstrip('"}')), v) for k, v in metrics.items() if k.startswith(f"{name}_bucket")
+    )
+    total = metrics.get(f"{name}_count", 0)
+    if not total:
+        return float("nan")
+    prev_le, prev_n = 0.0, 0.0
+    for le, n in buckets:
+        if n >= q * total:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * (q * total - prev_n) / max(n - prev_n, 1e-9)
+        prev_le, prev_n = le, n
+    return prev_le
+
+
+def zipf(args: argparse.Namespace, py: str) -> dict:
+    if not (POOL / "pool.json").exists():
+        subprocess.run([py, __file__, "build-pool"], check=True)
+    pool = json.loads((POOL / "pool.json").read_text())
+    repo = RESULTS / "mm-repo"
+    t0 = time.time()
+    charges = build_repo(repo, args.models, pool)
+    total = sum(charges)
+    capacity = int(total * args.capacity_share)
+    print(
+        f"repository of {args.models} models ready in {time.time() - t0:.0f} s; total {total / 2**30:.2f} GiB, "
+        f"capacity {capacity / 2**30:.2f} GiB",
+        flush=True,
+    )
+    port = 9740
+    server = Server(
+        "mm-modelplane",
+        [
+            py,
+            "-m",
+            "modelplane",
+            "serve",
+            "--model-dir",
+            str(repo),
+            "--http-port",
+            str(port),
+            "--grpc-port",
+            str(port + 1),
+            "--model-cache-bytes",
+            str(capacity),
+            "--log-level",
+            "warning",
+        ],
+        f"http://127.0.0.1:{port}/v2/health/ready",
+    )
+    t0 = time.time()
+    server.start()
+    try:
+        server.wait(600)
+        started_s = time.time() - t0
+        baseline = server.rss_kib() * 1024
+        out_file = RESULTS / "mm-client.json"
+        client = [
+            sys.executable,
+            str(HERE / "mm_client.py"),
+            "--ports",
+            str(port),
+            "--models",
+            str(args.models),
+            "--duration",
+            str(args.duration),
+            "--concurrency",
+            str(args.concurrency),
+            "--out",
+            str(out_file),
+        ]
+        before = scrape(port)
+        subprocess.run(client, check=True)
+        after = scrape(port)
+        rss = server.rss_kib() * 1024
+        peak = server.rss_kib("VmHWM") * 1024
+    finally:
+        server.stop()
+    res = json.loads(out_file.read_text())
+    ok = [s == 200 for s in res["status"]]
+    hit_ms = [ms for ms, c, good in zip(res["ms"], res["cache"], ok, strict=True) if good and c == "hit"]
+    miss_ms = [ms for ms, c, good in zip(res["ms"], res["cache"], ok, strict=True) if good and c == "miss"]
+    name = "modelplane_model_cache_load_seconds"
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after if k.startswith(name)}
+    n = len(res["ms"])
+    return {
+        "models": args.models,
+        "startup_s": started_s,
+        "total_charge_bytes": total,
+        "capacity_bytes": capacity,
+        "requests": n,
+        "rps": n / res["seconds"],
+        "errors": n - sum(ok),
+        "hit_ratio": len(hit_ms) / max(1, sum(ok)),
+        "ideal_lru_hit_ratio": ideal_lru_hits(res["sent"], charges, capacity),
+        "hit_p50_ms": pct(hit_ms, 0.5),
+        "hit_p99_ms": pct(hit_ms, 0.99),
+        "miss_p50_ms": pct(miss_ms, 0.5),
+        "miss_p99_ms": pct(miss_ms, 0.99),
+        "load_p50_ms": histogram_quantile(delta, name, 0.5) * 1000,
+        "load_p99_ms": histogram_quantile(delta, name, 0.99) * 1000,
+        "loads": delta.get(f"{name}_count", 0),
+        "evictions": after.get("modelplane_model_cache_evictions_total", 0)
+        - before.get("modelplane_model_cache_evictions_total", 0),
+        "loaded_bytes": after.get("modelplane_model_cache_loaded_bytes", 0),
+        "rss_baseline_bytes": baseline,
+        "rss_bytes": rss,
+        "rss_peak_bytes": peak,
+    }
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["build-pool"]:
+        build_pool(POOL)
+        return
+    p = argparse.ArgumentParser()
+    p.add_argument("--only", choices=["zipf", "repository"])
+    p.add_argument("--models", type=int, default=100_000)
+    p.add_argument("--capacity-share", type=float, default=0.25)
+    p.add_argument("--duration", type=float, default=60)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--out", type=Path, default=RESULTS / "multimodel.json")
+    args = p.parse_args()
+    py, _ = iris_setup()
+    result: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
+    if args.only in (None, "zipf"):
+        result["zipf"] = zipf(args, py)
+        print(json.dumps(result["zipf"], indent=1), flush=True)
+    if args.only in (None, "repository"):
+        from bench_mm_repository import repository
+
+        result["repository"] = repository(py, venv)
+        print(json.dumps(result["repository"], indent=1), flush=True)
+    args.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
