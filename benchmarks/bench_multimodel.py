@@ -55,21 +55,23 @@ def build_pool(out: Path, files: int = 300, seed: int = 3) -> None:
     (out / "pool.json").write_text(json.dumps(meta))
 
 
-def build_repo(root: Path, models: int, pool: list[dict], seed: int = 11) -> list[int]:
+def build_repo(root: Path, models: int, pool: list[dict], seed: int = 11) -> tuple[list[int], list[int]]:
     """`models` directories, each with a hard link to one pool file (disk holds the pool once; every model loads
-    its own copy). Returns each model's charge: what the server charges it (measured size + per-model overhead)."""
+    its own copy). Returns each model's charge — what the server charges it (measured size + per-model overhead) —
+    and its size class."""
     import random
 
     from modelplane.server.multimodel import OVERHEAD_BYTES
 
     rnd = random.Random(seed)
     by_class = [[p for p in pool if p["class"] == c] for c in range(3)]
-    charges = []
+    charges, classes = [], []
     marker = root / f".built-{models}"
     for i in range(models):
         cls = rnd.choices(range(3), weights=[c[0] for c in CLASSES])[0]
         pick = rnd.choice(by_class[cls])
         charges.append(pick["bytes"] + OVERHEAD_BYTES)
+        classes.append(cls)
         if not marker.exists():
             d = root / f"m{i}"
             d.mkdir(parents=True, exist_ok=True)
@@ -77,16 +79,17 @@ def build_repo(root: Path, models: int, pool: list[dict], seed: int = 11) -> lis
             if not target.exists():
                 os.link(POOL / pick["file"], target)
     marker.touch()
-    return charges
+    return charges, classes
 
 
-def ideal_lru_hits(trace: list[int], charges: list[int], capacity: int) -> float:
-    """Hit ratio of a byte-capacity LRU that loads instantly, replayed over `trace`."""
+def ideal_lru_hits(trace: list[int], charges: list[int], capacity: int, warm: list[int] = ()) -> float:
+    """Hit ratio over `trace` of a byte-capacity LRU that loads instantly, warmed by replaying `warm` first (the
+    server's own warm-up traffic)."""
     lru: OrderedDict[int, int] = OrderedDict()
     used = hits = 0
-    for m in trace:
+    for i, m in enumerate([*warm, *trace]):
         if m in lru:
-            hits += 1
+            hits += i >= len(warm)
             lru.move_to_end(m)
             continue
         while used + charges[m] > capacity and lru:
@@ -94,7 +97,7 @@ def ideal_lru_hits(trace: list[int], charges: list[int], capacity: int) -> float
             used -= size
         lru[m] = charges[m]
         used += charges[m]
-    return hits / len(trace)
+    return hits / max(1, len(trace))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -132,100 +135,185 @@ def histogram_quantile(metrics: dict[str, float], name: str, q: float) -> float:
     return prev_le
 
 
-def zipf(args: argparse.Namespace, py: str) -> dict:
+def prepare(args: argparse.Namespace, py: str) -> tuple[Path, list[int], list[int], int]:
+    """The pool, the repository, each model's charge and class, and the total capacity."""
     if not (POOL / "pool.json").exists():
         subprocess.run([py, __file__, "build-pool"], check=True)
     pool = json.loads((POOL / "pool.json").read_text())
     repo = RESULTS / "mm-repo"
-    t0 = time.time()
-    charges = build_repo(repo, args.models, pool)
-    total = sum(charges)
-    capacity = int(total * args.capacity_share)
+    charges, classes = build_repo(repo, args.models, pool)
+    capacity = int(sum(charges) * args.capacity_share)
     print(
-        f"repository of {args.models} models ready in {time.time() - t0:.0f} s; total {total / 2**30:.2f} GiB, "
-        f"capacity {capacity / 2**30:.2f} GiB",
-        flush=True,
+        f"{args.models} models: {sum(charges) / 2**30:.2f} GiB in all, capacity {capacity / 2**30:.2f} GiB", flush=True
     )
+    return repo, charges, classes, capacity
+
+
+def traffic(args: argparse.Namespace, port: int, prefix: str = "") -> tuple[dict, list[int]]:
+    """Warm-up traffic (its trace), then the measured run (its results), from separate processes."""
+    out = RESULTS / "mm-client.json"
+    client = [sys.executable, str(HERE / "mm_client.py"), "--ports", str(port), "--models", str(args.models)]
+    client += ["--concurrency", str(args.concurrency), "--prefix", prefix]
+    warm: list[int] = []
+    if args.warmup:  # fill the cache first: the measured run is the steady state, with evictions
+        subprocess.run([*client, "--duration", str(args.warmup), "--seed", "99", "--out", str(out)], check=True)
+        warm = json.loads(out.read_text())["sent"]
+    return {"client": client, "out": out}, warm
+
+
+def measure(plan: dict, args: argparse.Namespace) -> dict:
+    subprocess.run([*plan["client"], "--duration", str(args.duration), "--out", str(plan["out"])], check=True)
+    return json.loads(plan["out"].read_text())
+
+
+def summarize(res: dict, warm: list[int], charges: list[int], classes: list[int], capacity: int, delta: dict) -> dict:
+    ok = [s == 200 for s in res["status"]]
+    rows = list(zip(res["ms"], res["sent"], res["cache"], ok, strict=True))
+    hit_ms = [ms for ms, _, c, good in rows if good and c == "hit"]
+    miss_ms = [ms for ms, _, c, good in rows if good and c == "miss"]
+    by_class = {
+        f"miss_p50_ms_class{k}": pct([ms for ms, m, c, good in rows if good and c == "miss" and classes[m] == k], 0.5)
+        for k in range(3)
+    }
+    name = "modelplane_model_cache_load_seconds"
+    n = len(rows)
+    return {
+        "capacity_bytes": capacity,
+        "requests": n,
+        "rps": n / res["seconds"],
+        "errors": n - sum(ok),
+        "hit_ratio": len(hit_ms) / max(1, sum(ok)),
+        "ideal_lru_hit_ratio": ideal_lru_hits(res["sent"], charges, capacity, warm),
+        "hit_p50_ms": pct(hit_ms, 0.5),
+        "hit_p99_ms": pct(hit_ms, 0.99),
+        "miss_p50_ms": pct(miss_ms, 0.5),
+        "miss_p99_ms": pct(miss_ms, 0.99),
+        **by_class,
+        "load_p50_ms": histogram_quantile(delta, name, 0.5) * 1000,
+        "load_p99_ms": histogram_quantile(delta, name, 0.99) * 1000,
+        "loads": delta.get(f"{name}_count", 0),
+        "evictions": delta.get("modelplane_model_cache_evictions_total", 0),
+    }
+
+
+def delta_of(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after.get(k, 0) - before.get(k, 0) for k in after}
+
+
+def zipf(args: argparse.Namespace, py: str) -> dict:
+    """One `modelplane serve` process, clients straight to it."""
+    repo, charges, classes, capacity = prepare(args, py)
     port = 9740
-    server = Server(
-        "mm-modelplane",
-        [
-            py,
-            "-m",
-            "modelplane",
-            "serve",
-            "--model-dir",
-            str(repo),
-            "--http-port",
-            str(port),
-            "--grpc-port",
-            str(port + 1),
-            "--model-cache-bytes",
-            str(capacity),
-            "--log-level",
-            "warning",
-        ],
-        f"http://127.0.0.1:{port}/v2/health/ready",
-    )
+    argv = [py, "-m", "modelplane", "serve", "--model-dir", str(repo), "--http-port", str(port)]
+    argv += ["--grpc-port", str(port + 1), "--model-cache-bytes", str(capacity), "--log-level", "warning"]
+    server = Server("mm-modelplane", argv, f"http://127.0.0.1:{port}/v2/health/ready")
     t0 = time.time()
     server.start()
     try:
         server.wait(600)
         started_s = time.time() - t0
         baseline = server.rss_kib() * 1024
-        out_file = RESULTS / "mm-client.json"
-        client = [
-            sys.executable,
-            str(HERE / "mm_client.py"),
-            "--ports",
-            str(port),
-            "--models",
-            str(args.models),
-            "--duration",
-            str(args.duration),
-            "--concurrency",
-            str(args.concurrency),
-            "--out",
-            str(out_file),
-        ]
+        plan, warm = traffic(args, port)
         before = scrape(port)
-        subprocess.run(client, check=True)
+        res = measure(plan, args)
         after = scrape(port)
-        rss = server.rss_kib() * 1024
-        peak = server.rss_kib("VmHWM") * 1024
+        rss, peak = server.rss_kib() * 1024, server.rss_kib("VmHWM") * 1024
     finally:
         server.stop()
-    res = json.loads(out_file.read_text())
-    ok = [s == 200 for s in res["status"]]
-    hit_ms = [ms for ms, c, good in zip(res["ms"], res["cache"], ok, strict=True) if good and c == "hit"]
-    miss_ms = [ms for ms, c, good in zip(res["ms"], res["cache"], ok, strict=True) if good and c == "miss"]
-    name = "modelplane_model_cache_load_seconds"
-    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after if k.startswith(name)}
-    n = len(res["ms"])
-    return {
-        "models": args.models,
-        "startup_s": started_s,
-        "total_charge_bytes": total,
-        "capacity_bytes": capacity,
-        "requests": n,
-        "rps": n / res["seconds"],
-        "errors": n - sum(ok),
-        "hit_ratio": len(hit_ms) / max(1, sum(ok)),
-        "ideal_lru_hit_ratio": ideal_lru_hits(res["sent"], charges, capacity),
-        "hit_p50_ms": pct(hit_ms, 0.5),
-        "hit_p99_ms": pct(hit_ms, 0.99),
-        "miss_p50_ms": pct(miss_ms, 0.5),
-        "miss_p99_ms": pct(miss_ms, 0.99),
-        "load_p50_ms": histogram_quantile(delta, name, 0.5) * 1000,
-        "load_p99_ms": histogram_quantile(delta, name, 0.99) * 1000,
-        "loads": delta.get(f"{name}_count", 0),
-        "evictions": after.get("modelplane_model_cache_evictions_total", 0)
-        - before.get("modelplane_model_cache_evictions_total", 0),
-        "loaded_bytes": after.get("modelplane_model_cache_loaded_bytes", 0),
-        "rss_baseline_bytes": baseline,
-        "rss_bytes": rss,
-        "rss_peak_bytes": peak,
+    out = summarize(res, warm, charges, classes, capacity, delta_of(before, after))
+    out.update(startup_s=started_s, rss_baseline_bytes=baseline, rss_bytes=rss, rss_peak_bytes=peak)
+    out["loaded_bytes"] = after.get("modelplane_model_cache_loaded_bytes", 0)
+    return out
+
+
+def replicas(args: argparse.Namespace, py: str, count: int) -> dict:
+    """`count` replicas of one InferenceService on the platform (model routing on), each with 1/count of the
+    capacity, clients through the gateway."""
+    import shutil
+
+    import yaml
+
+    repo, charges, classes, capacity = prepare(args, py)
+    home = RESULTS / f"mm-home-{count}"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    env = {**os.environ, "MODELPLANE_HOME": str(home)}
+    port, api, grpc = 9770, 9771, 9772
+    up = [py, "-m", "modelplane", "up", "--port", str(port), "--api-port", str(api), "--grpc-port", str(grpc)]
+    platform = Server(
+        f"mm-platform-{count}",
+        [*up, "--file-root", str(RESULTS)],
+        f"http://127.0.0.1:{api}/healthz",
+        env={"MODELPLANE_HOME": str(home)},
+    )
+    doc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "mm", "annotations": {"modelplane.io/model-routing": "true"}},
+        "spec": {
+            "predictor": {
+                "minReplicas": count,
+                "maxReplicas": count,
+                "model": {
+                    "modelFormat": {"name": "sklearn"},
+                    "storageUri": str(repo),
+                    "args": [f"--model-cache-bytes={capacity // count}", "--log-level=warning"],
+                },
+            }
+        },
     }
+    (home / "mm.yaml").write_text(yaml.safe_dump(doc))
+    platform.start()
+    try:
+        platform.wait(120)
+        subprocess.run([py, "-m", "modelplane", "apply", "-f", str(home / "mm.yaml")], env=env, check=True)
+        deadline = time.time() + 600
+        while len(_replicas(home)) < count or not all(_ready(r["http_port"]) for r in _replicas(home)):
+            if time.time() > deadline:
+                raise RuntimeError(f"{count} replicas not ready; see {home}")
+            time.sleep(0.5)
+        time.sleep(2)  # the gateway sees them ready
+        pss0 = sum(_pss(r["pid"]) for r in _replicas(home))
+        plan, warm = traffic(args, port, "/serving/default/mm")
+        before = _scrape_all(home)
+        res = measure(plan, args)
+        after = _scrape_all(home)
+        pss = sum(_pss(r["pid"]) for r in _replicas(home))
+    finally:
+        platform.stop()
+    out = summarize(res, warm, charges, classes, capacity, delta_of(before, after))
+    out.update(replicas=count, pss_baseline_bytes=pss0, pss_bytes=pss)
+    out["loaded_bytes"] = after.get("modelplane_model_cache_loaded_bytes", 0)
+    return out
+
+
+def _replicas(home: Path) -> list[dict]:
+    try:
+        return json.loads((home / "replicas.json").read_text())["replicas"]
+    except (FileNotFoundError, ValueError, KeyError):
+        return []
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size: pages shared with the zygote the replicas fork from count once, split among them."""
+    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    return int(text.split("Pss:")[1].split()[0]) * 1024
+
+
+def _scrape_all(home: Path) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for r in _replicas(home):
+        for k, v in scrape(r["http_port"]).items():
+            total[k] = total.get(k, 0) + v
+    return total
 
 
 def main() -> None:
@@ -233,11 +321,13 @@ def main() -> None:
         build_pool(POOL)
         return
     p = argparse.ArgumentParser()
-    p.add_argument("--only", choices=["zipf", "repository"])
+    p.add_argument("--only", choices=["zipf", "replicas", "repository"])
+    p.add_argument("--replicas", type=int, nargs="*", default=[1, 2, 4])
     p.add_argument("--models", type=int, default=100_000)
     p.add_argument("--capacity-share", type=float, default=0.25)
     p.add_argument("--duration", type=float, default=60)
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--warmup", type=float, default=90, help="seconds of traffic before the measured run")
     p.add_argument("--out", type=Path, default=RESULTS / "multimodel.json")
     args = p.parse_args()
     py, _ = iris_setup()
@@ -245,6 +335,10 @@ def main() -> None:
     if args.only in (None, "zipf"):
         result["zipf"] = zipf(args, py)
         print(json.dumps(result["zipf"], indent=1), flush=True)
+    if args.only in (None, "replicas"):
+        for count in args.replicas:
+            result[f"replicas {count}"] = replicas(args, py, count)
+            print(json.dumps(result[f"replicas {count}"], indent=1), flush=True)
     if args.only in (None, "repository"):
         from bench_mm_repository import repository
 

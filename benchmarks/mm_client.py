@@ -2,6 +2,7 @@
 of its own, on keep-alive HTTP/1.1 connections (asyncio streams; no client library in the way).
 
 Usage: python mm_client.py --ports P[,P2…] --models N --duration S --concurrency C --out FILE [--zipf 1.1]
+       [--prefix /serving/default/mm]
 Each worker owns one connection to one port (workers spread over the ports). Writes the trace in send order (model
 index per request), per-request latency, the server's `x-model-cache` answer, and the status codes.
 """
@@ -29,7 +30,7 @@ def zipf_trace(models: int, a: float, length: int, seed: int) -> np.ndarray:
     return rng.permutation(models)[ranks]
 
 
-async def worker(port: int, trace: np.ndarray, cursor: list[int], stop: float, out: dict) -> None:
+async def worker(port: int, prefix: str, trace: np.ndarray, cursor: list[int], stop: float, out: dict) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.monotonic() < stop:
@@ -37,7 +38,7 @@ async def worker(port: int, trace: np.ndarray, cursor: list[int], stop: float, o
             cursor[0] += 1
             model = int(trace[i % len(trace)])
             head = (
-                f"POST /v2/models/m{model}/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                f"POST {prefix}/v2/models/m{model}/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
                 f"content-length: {len(BODY)}\r\n\r\n"
             ).encode()
             t0 = time.perf_counter()
@@ -69,7 +70,9 @@ async def run(args: argparse.Namespace) -> dict:
     cursor = [0]
     stop = time.monotonic() + args.duration
     started = time.monotonic()
-    await asyncio.gather(*(worker(ports[i % len(ports)], trace, cursor, stop, out) for i in range(args.concurrency)))
+    await asyncio.gather(
+        *(worker(ports[i % len(ports)], args.prefix, trace, cursor, stop, out) for i in range(args.concurrency))
+    )
     out["seconds"] = time.monotonic() - started
     return out
 
@@ -83,6 +86,7 @@ def main() -> None:
     p.add_argument("--zipf", type=float, default=1.1)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", required=True)
+    p.add_argument("--prefix", default="", help="path prefix, e.g. /serving/default/mm through the gateway")
     args = p.parse_args()
     try:
         import uvloop

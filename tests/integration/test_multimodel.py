@@ -8,12 +8,11 @@ from __future__ import annotations
 import re
 
 import httpx
-import joblib
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from sklearn.linear_model import LinearRegression
+from support import mm_models
 from support import server as srv
 from tritonclient.utils import InferenceServerException
 
@@ -21,21 +20,9 @@ MODELS = 12
 CAPACITY_MODELS = 4  # the cache holds about this many
 
 
-def _model(i: int) -> LinearRegression:
-    """A regression whose answer at x = 0 is its own index: every reply says which model served it."""
-    x = np.random.default_rng(i).random((20, 3))
-    return LinearRegression().fit(x, x @ np.array([1.0, 2.0, 3.0]) + i)
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mm") / "repo"
-    for i in range(MODELS):
-        (root / f"m{i}").mkdir(parents=True)
-        joblib.dump(_model(i), root / f"m{i}" / "model.joblib")
-    (root / "broken").mkdir()
-    (root / "broken" / "model.joblib").write_bytes(b"not a pickle")
-    return root
+    return mm_models.repository(tmp_path_factory.mktemp("mm") / "repo", MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +30,7 @@ def server(repo, logs):
     from modelplane.runtimes.base import pickled_size
     from modelplane.server.multimodel import OVERHEAD_BYTES
 
-    capacity = CAPACITY_MODELS * (pickled_size(_model(0)) + OVERHEAD_BYTES) + 100
+    capacity = CAPACITY_MODELS * (pickled_size(mm_models.regression(0)) + OVERHEAD_BYTES) + 100
     args = ["serve", "--model-dir", str(repo), "--model-cache-bytes", str(capacity), "--cache-min-age", "0"]
     running = srv.start([*args, "--pin-models", f"m{MODELS - 1}", "--load-retry", "60"], logs)
     yield running

@@ -16,7 +16,7 @@ from modelplane.protocol.errors import ModelNotFound, ModelNotReady, Overloaded
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.lru import ByteLRU, NoRoom
 from modelplane.server.metrics import Metrics
-from modelplane.server.multimodel import OVERHEAD_BYTES, ModelCache, State
+from modelplane.server.multimodel import OVERHEAD_BYTES, LoadFailed, ModelCache, State
 from modelplane.server.registry import ModelRegistry
 from modelplane.server.settings import ModelCacheConfig
 
@@ -267,3 +267,13 @@ async def test_metrics_series_of_an_evicted_model_are_dropped() -> None:
         dp.answered(name, "rest", "200", None, {}, b"")
     text = dp.metrics.exposition()[0].decode()
     assert 'model_name="b"' in text and 'model_name="a"' not in text
+
+
+@sync
+async def test_a_failed_load_says_so_in_a_header_a_gateway_can_act_on() -> None:
+    _, dp, _ = make(10 * charge(10))
+    Sized.broken = {"a"}
+    for _ in range(2):  # the load itself, then a request inside the back-off
+        with pytest.raises(LoadFailed) as failed:
+            await dp.admit("a")
+        assert failed.value.headers == {"x-model-cache": "failed"} and failed.value.status.http == 503

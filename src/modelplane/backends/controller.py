@@ -9,7 +9,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from modelplane.backends.seam import PREFIX_ROUTING_ANNOTATION, REPOSITORY_ANNOTATION, Backend, Objects, Traffic
+from modelplane.backends.seam import (
+    MODEL_ROUTING_ANNOTATION,
+    PREFIX_ROUTING_ANNOTATION,
+    REPOSITORY_ANNOTATION,
+    Backend,
+    Objects,
+    Traffic,
+)
 from modelplane.control.api import InferenceService, ServingRuntime
 from modelplane.control.reconciler import reconcile, template_hash, templates
 from modelplane.control.revision import Revision, now
@@ -149,6 +156,7 @@ class Controller:
             timeouts={c: float(w["timeout"]) for c, w in wanted.items() if w.get("timeout")},
             repository_api=meta.annotations.get(REPOSITORY_ANNOTATION) == "true",
             prefix_routing=meta.annotations.get(PREFIX_ROUTING_ANNOTATION) != "false",
+            model_routing=meta.annotations.get(MODEL_ROUTING_ANNOTATION) == "true",
             blocks=desired.traffic,
         )
         self.backend.route(meta.namespace, meta.name, traffic)

@@ -13,6 +13,7 @@ from modelplane.control.revision import Revision
 
 REPOSITORY_ANNOTATION = "modelplane.io/repository-api"  # "true": the V2 repository load/unload API is exposed
 PREFIX_ROUTING_ANNOTATION = "modelplane.io/prefix-routing"  # "false": LLM requests are not routed by prompt prefix
+MODEL_ROUTING_ANNOTATION = "modelplane.io/model-routing"  # "true": many models per replica, routed by model name
 
 
 class Objects(Protocol):
@@ -36,6 +37,7 @@ class Traffic:
     timeouts: dict[str, float] = field(default_factory=dict)  # component -> seconds (the component's `timeout`)
     repository_api: bool = False  # the isvc exposes V2 repository load/unload
     prefix_routing: bool = True  # generation requests sharing a prompt prefix prefer one replica
+    model_routing: bool = False  # requests go to a replica holding their model, placed by ModelMesh's rules
     # component -> the reconciler's targets as KServe writes them (revisionName, percent, tag, latestRevision):
     # what a Knative Service's traffic block is made of
     blocks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)

@@ -44,6 +44,13 @@ _MISSED: contextvars.ContextVar[bool] = contextvars.ContextVar("modelplane_model
 INDEX_STATE = {State.READY: "READY", State.LOADING: "LOADING"}  # the rest are UNAVAILABLE, with a reason
 
 
+class LoadFailed(ModelNotReady):
+    """The model could not be loaded here (now, or within its back-off): a gateway routing by model tries another
+    replica when it sees the header."""
+
+    headers = {"x-model-cache": "failed"}
+
+
 @dataclass(slots=True)
 class Registration:
     """One model the server knows. `estimate`: its files' bytes, read at its first load."""
@@ -119,7 +126,7 @@ class ModelCache:
             raise ModelNotReady(name, "it was unloaded through the repository API; load it to serve it again")
         if reg.state is State.FAILED and reg.loading is None and self._clock() < reg.retry_at:
             wait = reg.retry_at - self._clock()
-            raise ModelNotReady(name, f"its last load failed ({reg.reason}); it is tried again in {wait:.0f} s")
+            raise LoadFailed(name, f"its last load failed ({reg.reason}); it is tried again in {wait:.0f} s")
         self.metrics.cache_misses.inc()
         _MISSED.set(True)
         return await self._wait(reg)
@@ -198,7 +205,7 @@ class ModelCache:
             reg.state = State.FAILED
             reg.reason = exc.message if isinstance(exc, ModelplaneError) else f"{type(exc).__name__}: {exc}"
             self.metrics.cache_load_failures.inc()
-            raise
+            raise LoadFailed(name, f"loading it failed: {reg.reason}") from exc
         self.metrics.cache_load_seconds.observe(time.perf_counter() - started)
         measured = model.memory_bytes()
         if measured is not None and self.lru.resize(name, measured + OVERHEAD_BYTES) > 0:

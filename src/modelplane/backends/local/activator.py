@@ -14,9 +14,12 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from modelplane.backends.local.upstream import Upstream, UpstreamError
+
+if TYPE_CHECKING:
+    from modelplane.backends.local.mesh import Placement
 from modelplane.protocol.errors import ModelplaneError, Status
 
 log = logging.getLogger("modelplane.activator")
@@ -115,10 +118,16 @@ class RevisionPool:
         self._rr = itertools.count()
         self._prober: asyncio.Task[None] | None = None
         self.closed = False  # set when the revision is removed: waiting requests give up
+        self.placement: Placement | None = None  # many models per replica: route each to a replica holding it
 
-    def _free(self, ready: list[Endpoint], affinity: int | None = None) -> Endpoint | None:
+    def _free(self, ready: list[Endpoint], affinity: int | None = None, model: str | None = None) -> Endpoint | None:
         if not ready:
             return None
+        if model is not None and self.placement is not None:
+            chosen = self.placement.choose(model, ready, self.inflight)
+            if chosen is None or (self.concurrency and self.inflight.get(chosen, 0) >= self.concurrency):
+                return None
+            return chosen
         if affinity is not None and len(ready) > 1:
             return self._affine(ready, affinity)
         if not self.concurrency:
@@ -138,7 +147,9 @@ class RevisionPool:
                 return endpoint
         return None
 
-    async def acquire(self, exclude: tuple[Endpoint, ...] = (), affinity: int | None = None) -> Endpoint | None:
+    async def acquire(
+        self, exclude: tuple[Endpoint, ...] = (), affinity: int | None = None, model: str | None = None
+    ) -> Endpoint | None:
         """A replica with a free slot (its slot is now taken), waiting if there is none; a new arrival queues behind
         the requests already waiting. None when every ready replica is in `exclude` (they failed this request).
         QueueFull when the queue is at its bound. Requests with the same `affinity` prefer the same replica."""
@@ -148,7 +159,7 @@ class RevisionPool:
             ready = [e for e in all_ready if e not in exclude]
             if all_ready and not ready:
                 return None
-            endpoint = None if arriving and self.waiters else self._free(ready, affinity)
+            endpoint = None if arriving and self.waiters else self._free(ready, affinity, model)
             if endpoint is not None:
                 self.inflight[endpoint] = self.inflight.get(endpoint, 0) + 1
                 return endpoint

@@ -14,6 +14,7 @@ from modelplane.backends.local.autoscaler import Autoscaler
 from modelplane.backends.local.gateway import Gateway, Route
 from modelplane.backends.local.launch import Launcher
 from modelplane.backends.local.llm_load import LlmLoad
+from modelplane.backends.local.mesh_watch import MeshWatch
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.backends.local.revision import Revisions, RevisionState
 from modelplane.backends.local.store import Store
@@ -44,6 +45,7 @@ class LocalBackend:
         self.launcher = Launcher(store, gateway_url, gateway_grpc)
         self.autoscaler = Autoscaler(replicas.home)
         self.llm_load = LlmLoad(gateway.replicas, gateway.upstream)
+        self.mesh_watch = MeshWatch(gateway.upstream)
 
     async def commit(self) -> None:
         """Nothing to write out: routes and replicas changed in the calls of the pass."""
@@ -54,6 +56,7 @@ class LocalBackend:
         await self.replicas.tick()
         scalers = {s.key: s.scaler for s in self.revisions if s.scaler is not None}
         llm = await self.llm_load.read({key: scaler.spec.metric for key, scaler in scalers.items()})
+        await self.mesh_watch.read(self.gateway.pools)
         self.autoscaler.sample(self.gateway.pools, scalers, llm)
 
     def observe(self, isvc: InferenceService, component: str, revision: Revision) -> Observed:
@@ -126,6 +129,7 @@ class LocalBackend:
             concurrency={k: scaler.spec.container_concurrency for k, scaler in scalers},
             repository_api=traffic.repository_api,
             prefix_routing=traffic.prefix_routing,
+            model_routing=traffic.model_routing,
         )
         self.gateway.set_route(namespace, name, route)
 

@@ -67,6 +67,7 @@ async def forward(
     address: Callable[[Endpoint], str],
     affinity: int | None = None,
     held: Callable[[T], Held | None] | None = None,
+    model: str | None = None,
 ) -> T:
     """`call(endpoint)` on a replica of `pool`'s revision, within `within_s` seconds (acquire, send, retries).
 
@@ -78,7 +79,8 @@ async def forward(
 
     `affinity` prefers a replica for requests that share it (bounded load: see `RevisionPool.acquire`). `held(result)`
     returns what still streams from the replica after `call` returned (None if nothing): the replica's slot and the
-    in-flight count are then released when that ends, not before."""
+    in-flight count are then released when that ends, not before. `model`: the pool's placement picks a replica
+    holding it (multi-model revisions)."""
     dead: tuple[Endpoint, ...] = ()
     attempts = 0
     keep = False  # a streamed answer holds its slot until the stream ends
@@ -86,7 +88,7 @@ async def forward(
     try:
         async with asyncio.timeout(within_s):
             while True:
-                endpoint = await pool.acquire(dead, affinity)
+                endpoint = await pool.acquire(dead, affinity, model)
                 if endpoint is None:  # every ready replica is one that died under this request: await a new one
                     await asyncio.sleep(RECHECK_S)
                     continue

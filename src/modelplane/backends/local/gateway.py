@@ -22,6 +22,7 @@ from modelplane.backends.local.forward import (
     forward,
 )
 from modelplane.backends.local.gateway_http import DRAIN_BYTES, declared_length, drain, relay
+from modelplane.backends.local.mesh import Placement
 from modelplane.backends.local.upstream import HOP_BY_HOP, Stream, Upstream, UpstreamError
 from modelplane.backends.seam import REPOSITORY_ANNOTATION
 from modelplane.protocol.errors import InvalidInput, ModelplaneError, PayloadTooLarge
@@ -46,6 +47,7 @@ class Route:
     concurrency: dict[str, int] = field(default_factory=dict)  # revision -> containerConcurrency (0: unlimited)
     repository_api: bool = False  # forward V2 repository load/unload (the isvc opted in with REPOSITORY_ANNOTATION)
     prefix_routing: bool = True  # generation requests sharing a prompt prefix prefer one replica (bounded load)
+    model_routing: bool = False  # many models per replica: a request goes where its model is (backends/local/mesh.py)
 
 
 class Gateway:
@@ -76,6 +78,8 @@ class Gateway:
             pool = self.pools[revision] = RevisionPool(revision, self.replicas, self.activate)
         pool.concurrency = route.concurrency.get(revision, 0)
         pool.queue_depth = self.queue_depth
+        if route.model_routing and pool.placement is None:
+            pool.placement = Placement()
         return pool
 
     def forget(self, revision: str) -> None:
@@ -227,7 +231,8 @@ class Gateway:
         route, component, revision, upstream = selected
         target = upstream + ("?" + query.decode("ascii") if query else "")
         affinity = openai.prefix_key(upstream, body) if route.prefix_routing and method == "POST" else None
-        return await self._send(route, component, revision, method, target, headers, body, affinity)
+        model = model_in_path(upstream) if route.model_routing else None
+        return await self._send(route, component, revision, method, target, headers, body, affinity, model)
 
     async def _send(
         self,
@@ -239,18 +244,27 @@ class Gateway:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         affinity: int | None = None,
+        model: str | None = None,
     ) -> tuple[int, list[tuple[bytes, bytes]], Any]:
+        pool = self.pool(revision, route)
+
         async def call(endpoint: Endpoint) -> tuple[int, list[tuple[bytes, bytes]], bytes | Stream]:
             try:
-                return await self.upstream(endpoint.http).request(method, target, headers, body)
+                answer = await self.upstream(endpoint.http).request(method, target, headers, body)
             except ValueError as exc:  # a header the gateway will not put on the wire
                 raise BadTarget(str(exc)) from None
             except UpstreamError as exc:
                 raise Unreachable(f"no replica of {revision} answered: {exc}") from exc
+            if model is not None and pool.placement is not None and load_failed(answer):
+                pool.placement.failed(model, endpoint.http, bytes(answer[2])[:500].decode("utf-8", "replace"))
+                raise LoadFailed(answer)  # tried on another replica; the last answer goes back if all fail
+            return answer
 
-        pool = self.pool(revision, route)
         timeout = self.timeout(route, component)
-        return await forward(pool, timeout, component, call, _no_answer, _http_address, affinity, _streamed)
+        try:
+            return await forward(pool, timeout, component, call, _no_answer, _http_address, affinity, _streamed, model)
+        except LoadFailed as exc:
+            return exc.answer
 
     async def _all_models(self, path: str, headers: list[tuple[bytes, bytes]]) -> bytes:
         """`GET /openai/v1/models` on the gateway itself: every model the ready predictors serve (a predictor at
@@ -279,7 +293,30 @@ def _streamed(result: tuple[int, Any, Any]) -> Stream | None:
 
 
 def _no_answer(exc: Exception) -> bool:
-    return isinstance(exc, Unreachable)
+    return isinstance(exc, Unreachable | LoadFailed)
+
+
+class LoadFailed(Exception):
+    """The replica could not load the request's model (its answer says `x-model-cache: failed`)."""
+
+    def __init__(self, answer: tuple[int, list[tuple[bytes, bytes]], Any]) -> None:
+        super().__init__("model load failed")
+        self.answer = answer
+
+
+def load_failed(answer: tuple[int, list[tuple[bytes, bytes]], Any]) -> bool:
+    status, headers, _ = answer
+    return status == 503 and (b"x-model-cache", b"failed") in headers
+
+
+def model_in_path(path: str) -> str | None:
+    """The model a data-plane path names: /v2/models/{m}/..., /v1/models/{m}:verb (None for anything else)."""
+    for prefix in ("/v2/models/", "/v1/models/"):
+        if path.startswith(prefix):
+            rest = path[len(prefix) :].split("?", 1)[0]
+            name = rest.split("/", 1)[0].split(":", 1)[0]
+            return name or None
+    return None
 
 
 def _http_address(endpoint: Endpoint) -> str:
