@@ -1,16 +1,20 @@
 """Many models across the replicas of one InferenceService (annotation `modelplane.io/model-routing: "true"`, a
 repository storageUri, `--model-cache-bytes`): the gateway sends each model's requests to the replica that holds
-it — one load per model, not one per replica — a model that fails to load is tried on the other replica and its
-failure answered, and when a replica is killed its models are served by the other."""
+it — one load per model, not one per replica, over REST and gRPC — a model that fails to load is tried on the
+other replica and its failure answered, and when a replica is killed its models are served by the other."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 from support import mm_models
 from support.observe import wait_for
 from support.platform import applied
@@ -37,6 +41,15 @@ def isvc(repo: Path) -> dict:
     }
 
 
+def cache_misses(plat) -> float:  # type: ignore[no-untyped-def]
+    """Requests that waited for a load, summed over the replicas (read from each one's own /metrics)."""
+    total = 0.0
+    for replica in json.loads((plat.home / "replicas.json").read_text())["replicas"]:
+        text = httpx.get(f"http://127.0.0.1:{replica['http_port']}/metrics").text
+        total += float(re.search(r"^modelplane_model_cache_misses_total (\S+)$", text, re.M).group(1))
+    return total
+
+
 def infer(gateway: str, name: str) -> httpx.Response:
     return httpx.post(f"{gateway}/serving/default/mm/v2/models/{name}/infer", json=mm_models.ZERO_V2, timeout=30)
 
@@ -54,6 +67,16 @@ def test_each_model_is_loaded_once_and_served_where_it_is(tmp_path: Path) -> Non
                 assert reply.json()["outputs"][0]["data"][0] == pytest.approx(i)
                 misses += reply.headers["x-model-cache"] == "miss"
         assert misses == MODELS  # round robin over two replicas would load most models twice
+
+        before = cache_misses(plat)
+        with grpcclient.InferenceServerClient(f"127.0.0.1:{plat.grpc_port}") as grpc:
+            route = {"x-modelplane-route": "/serving/default/mm"}
+            for i in range(MODELS):  # gRPC is routed by the request's model_name too: every call is a hit
+                inp = grpcclient.InferInput("input-0", [1, 3], "FP64")
+                inp.set_data_from_numpy(np.zeros((1, 3)))
+                answer = grpc.infer(f"m{i}", [inp], headers=route).as_numpy("output-0")
+                assert float(answer[0]) == pytest.approx(i)
+        assert cache_misses(plat) == before
 
         broken = infer(plat.gateway, "broken")
         assert broken.status_code == 503 and "not a pickle" not in broken.text and "broken" in broken.text

@@ -60,18 +60,18 @@ def test_replicas_much_busier_than_the_least_loaded_are_passed_over() -> None:
 def test_a_busy_holder_gets_a_second_copy_and_rate_sets_the_wanted_copies() -> None:
     p, _ = placement()
     p.choose("hot", [A, B, C], {})
-    holder = next(e for e in (A, B, C) if e.http in p.registry.model("hot").copies)
+    holder = next(e for e in (A, B, C) if e.http in p.registry.copies("hot"))
     others = [e for e in (A, B, C) if e != holder]
     second = p.choose("hot", [A, B, C], {holder: BUSY_SLACK + 1})
-    assert second in others and len(p.registry.model("hot").copies) == 2
+    assert second in others and len(p.registry.copies("hot")) == 2
     cold, _ = placement()
     for _ in range(int(SCALEUP_RPS * 3 * 10)):  # three copies' worth of requests over 10 s
         cold.choose("hot", [A, B, C], {})
     cold.tick(10)
-    assert cold.registry.model("hot").wanted == 3
+    assert cold.wanted("hot") == 3
     for _ in range(3):
         cold.choose("hot", [A, B, C], {})
-    assert set(cold.registry.model("hot").copies) == {A.http, B.http, C.http}
+    assert set(cold.registry.copies("hot")) == {A.http, B.http, C.http}
 
 
 def test_a_failed_load_moves_the_model_and_expires() -> None:
@@ -93,7 +93,7 @@ def test_a_stopped_replica_hands_its_models_to_the_others() -> None:
     p.gone(gone.http)
     survivor = B if gone == A else A
     assert all(p.choose(name, [survivor], {}) == survivor for name in placed)
-    assert all(gone.http not in p.registry.model(name).copies for name in placed)
+    assert all(gone.http not in p.registry.copies(name) for name in placed)
 
 
 def test_the_index_of_a_replica_replaces_its_copies_but_keeps_fresh_placements() -> None:
@@ -102,8 +102,8 @@ def test_the_index_of_a_replica_replaces_its_copies_but_keeps_fresh_placements()
     clock.now += PENDING_S + 1
     p.choose("new", [A], {})
     p.observe(A.http, ReplicaStats(), loaded=["other"])  # "old" was evicted; "new" is still loading
-    assert set(p.registry.model("other").copies) == {A.http}
-    assert A.http not in p.registry.model("old").copies and A.http in p.registry.model("new").copies
+    assert set(p.registry.copies("other")) == {A.http}
+    assert A.http not in p.registry.copies("old") and A.http in p.registry.copies("new")
 
 
 def test_the_model_is_read_from_data_plane_paths() -> None:
@@ -119,3 +119,15 @@ def test_stats_are_parsed_from_a_real_servers_exposition() -> None:
     cache.lru.charge("a", 1000, now=0)
     stats = parse_stats(metrics.exposition()[0])
     assert (stats.capacity, stats.used, stats.models) == (4096, 1000, 1) and stats.free == 3096
+
+
+def test_the_model_is_read_from_grpc_requests_without_decoding_them() -> None:
+    from modelplane.backends.local.grpc_gateway import model_field
+    from modelplane.grpcproto import inference_pb2 as pb
+
+    infer = pb.ModelInferRequest(id="x", model_version="2", model_name="fraud", raw_input_contents=[b"\x00" * 9])
+    infer.inputs.add(name="input-0", datatype="FP32", shape=[1, 2])
+    assert model_field(infer.SerializeToString()) == "fraud"
+    assert model_field(pb.ModelReadyRequest(name="churn", version="1").SerializeToString()) == "churn"
+    assert model_field(pb.ModelInferRequest(id="only").SerializeToString()) is None
+    assert model_field(b"\x0a\xff") is None and model_field(b"\xff" * 12) is None

@@ -277,3 +277,14 @@ async def test_a_failed_load_says_so_in_a_header_a_gateway_can_act_on() -> None:
         with pytest.raises(LoadFailed) as failed:
             await dp.admit("a")
         assert failed.value.headers == {"x-model-cache": "failed"} and failed.value.status.http == 503
+
+
+def test_without_per_model_metrics_every_model_counts_under_one_series() -> None:
+    metrics = Metrics(per_model=False)
+    for name in ("a", "b", "c"):
+        metrics.count(name, "rest", "200")
+        metrics.observe("predict", name, 0.001)
+        metrics.forget(name)  # nothing per model to drop
+    text = metrics.exposition()[0].decode()
+    assert 'modelplane_requests_total{model_name="",protocol="rest",status="200"} 3.0' in text
+    assert 'model_name="a"' not in text and 'request_predict_seconds_count{model_name=""} 3.0' in text

@@ -21,6 +21,7 @@ from modelplane.control.api import InferenceService, ServingRuntime
 from modelplane.control.reconciler import reconcile, template_hash, templates
 from modelplane.control.revision import Revision, now
 from modelplane.control.runtimes import RuntimeResolutionError, with_builtins
+from modelplane.control.trainedmodel import is_mms
 
 log = logging.getLogger("modelplane.controller")
 
@@ -156,7 +157,7 @@ class Controller:
             timeouts={c: float(w["timeout"]) for c, w in wanted.items() if w.get("timeout")},
             repository_api=meta.annotations.get(REPOSITORY_ANNOTATION) == "true",
             prefix_routing=meta.annotations.get(PREFIX_ROUTING_ANNOTATION) != "false",
-            model_routing=meta.annotations.get(MODEL_ROUTING_ANNOTATION) == "true",
+            model_routing=meta.annotations.get(MODEL_ROUTING_ANNOTATION) == "true" or is_mms(isvc),
             blocks=desired.traffic,
         )
         self.backend.route(meta.namespace, meta.name, traffic)

@@ -8,6 +8,7 @@ from typing import Any
 
 from modelplane.backends.seam import REPOSITORY_ANNOTATION
 from modelplane.control.api import InferenceService
+from modelplane.control.trainedmodel import is_mms
 from modelplane.model.options import Batching
 from modelplane.server.settings import LoggerConfig, ServerSettings, argv
 
@@ -15,8 +16,10 @@ from modelplane.server.settings import LoggerConfig, ServerSettings, argv
 def server_flags(isvc: InferenceService, component: str, template: dict[str, Any]) -> list[str]:
     """The settings written as `modelplane serve` options by the settings themselves (defaults omitted)."""
     settings = ServerSettings()
-    if isvc.metadata.annotations.get(REPOSITORY_ANNOTATION) != "true":
-        settings.model_control_mode = "none"  # the model it was started for, and nothing else
+    if isvc.metadata.annotations.get(REPOSITORY_ANNOTATION) != "true" and not is_mms(isvc):
+        # the model it was started for, and nothing else (a multi-model server's loads come from the platform,
+        # which unloads and reloads its TrainedModels; clients still reach load/unload only with the annotation)
+        settings.model_control_mode = "none"
     logger, batcher = template.get("logger"), template.get("batcher")
     if logger and logger.get("url"):
         settings.logger = LoggerConfig(

@@ -16,6 +16,7 @@ PATHS = {
     "ServingRuntime": "/apis/serving.kserve.io/v1alpha1/namespaces/{ns}/servingruntimes",
     "ClusterServingRuntime": "/apis/serving.kserve.io/v1alpha1/clusterservingruntimes",
     "Revision": "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/revisions",
+    "TrainedModel": "/apis/serving.kserve.io/v1alpha1/namespaces/{ns}/trainedmodels",
 }
 Namespace = Annotated[str, typer.Option("--namespace", "-n")]
 
@@ -95,6 +96,9 @@ def kind_of(resource: str) -> str:
         "revision": "Revision",
         "revisions": "Revision",
         "rev": "Revision",
+        "tm": "TrainedModel",
+        "trainedmodel": "TrainedModel",
+        "trainedmodels": "TrainedModel",
     }
     if resource.lower() not in names:
         raise typer.BadParameter(f"unknown resource {resource!r}")

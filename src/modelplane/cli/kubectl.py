@@ -88,6 +88,13 @@ def _row(isvc: dict[str, Any]) -> list[str]:
 OUTPUTS = ("table", "wide", "yaml", "json", "name")
 
 
+def _ready(obj: dict[str, Any]) -> str:
+    for c in (obj.get("status") or {}).get("conditions", []):
+        if c.get("type") == "Ready":
+            return str(c.get("status", "Unknown"))
+    return "Unknown"
+
+
 def _table(rows: list[list[str]]) -> None:
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     for r in rows:
@@ -126,7 +133,10 @@ def _replicas() -> None:
 
 def get(
     resource: Annotated[
-        str, typer.Argument(help="isvc | servingruntimes | clusterservingruntimes | revisions | replicas")
+        str,
+        typer.Argument(
+            help="isvc | servingruntimes | clusterservingruntimes | trainedmodels (tm) | revisions | replicas"
+        ),
     ],
     name: Annotated[str | None, typer.Argument()] = None,
     namespace: Namespace = "default",
@@ -175,6 +185,16 @@ def _show(kind: str, items: list[dict[str, Any]], output: str, wide_ns: bool, si
                 str(i["status"]["readyReplicas"]),
                 str(i["status"]["actualReplicas"]),
                 str(i["status"]["desiredReplicas"]),
+                _age(i["metadata"].get("creationTimestamp")),
+            ]
+            for i in items
+        ]
+    elif kind == "TrainedModel":  # KServe's printer columns
+        rows = [["NAME", "URL", "READY", "AGE"]] + [
+            [
+                i["metadata"]["name"],
+                (i.get("status") or {}).get("url", ""),
+                _ready(i),
                 _age(i["metadata"].get("creationTimestamp")),
             ]
             for i in items

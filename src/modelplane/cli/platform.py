@@ -40,6 +40,9 @@ def up(
     header_timeout: Annotated[
         float, typer.Option("--header-timeout", help="Seconds a client has to send a request's headers")
     ] = 10.0,
+    mesh_etcd: Annotated[
+        str, typer.Option("--mesh-etcd", help="etcd URL: share multi-model placement with other platforms")
+    ] = "",
     domain: str = "example.com",
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background")] = False,
 ) -> None:
@@ -83,6 +86,7 @@ def up(
         ]
         argv += [a for h in api_allowed_host or [] for a in ("--api-allowed-host", h)]
         argv += [a for r in file_root or [] for a in ("--file-root", str(r))]
+        argv += ["--mesh-etcd", mesh_etcd] if mesh_etcd else []
         log_path = root / "platform.log"
         start = log_path.stat().st_size if log_path.exists() else 0
         with log_path.open("ab") as out:
@@ -119,6 +123,7 @@ def up(
         max_body_bytes=max_body_bytes,
         limits=ConnectionLimits(max_connections=max_connections, header_timeout_s=header_timeout),
         allowed_hosts=tuple(api_allowed_host or ()),
+        mesh_etcd=mesh_etcd,
     )
     from modelplane.backends.local.platform import PortInUse
     from modelplane.backends.local.store import StoreError

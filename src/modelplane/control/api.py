@@ -200,10 +200,11 @@ KINDS = {
     "InferenceService": InferenceService,
     "ServingRuntime": ServingRuntime,
     "ClusterServingRuntime": ServingRuntime,
+    "TrainedModel": TrainedModel,
 }
 
 
-def parse(doc: dict[str, Any]) -> InferenceService | ServingRuntime:
+def parse(doc: dict[str, Any]) -> InferenceService | ServingRuntime | TrainedModel:
     """A manifest dict as its typed object; raises ValueError naming the problem."""
     from pydantic import ValidationError
 

@@ -38,7 +38,7 @@ class ModelServer:
         """`preload`: repository models loaded at start — or, with the model cache on, registered in standby and
         loaded on their first request; `locate` gives their files, whose size the cache charges before a load."""
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = Metrics(per_model=settings.model_cache is None)
         self.executor = ThreadPoolExecutor(settings.thread_count(), thread_name_prefix="model")
         self.registry = ModelRegistry(
             self.executor,

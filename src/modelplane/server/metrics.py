@@ -12,7 +12,11 @@ STAGES = ("preprocess", "predict", "postprocess", "explain")
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, per_model: bool = True) -> None:
+        """`per_model`: label request metrics with the model's name. Off for a model cache of thousands of models
+        (each would be a series of every metric, and scraping them would cost more than serving): they are then
+        counted under model_name="", and the cache's own metrics tell models apart."""
+        self.per_model = per_model
         self.registry = CollectorRegistry(auto_describe=True)
         self.stage = {
             stage: Histogram(f"request_{stage}_seconds", f"{stage} latency", ["model_name"], registry=self.registry)
@@ -89,6 +93,8 @@ class Metrics:
         self._child("count", self.requests, model_name, protocol, status).inc()
 
     def _child(self, family: str, metric: Any, *labels: str) -> Any:
+        if not self.per_model:
+            labels = ("", *labels[1:])
         key = (family, *labels)
         child = self._children.get(key)
         if child is None:
@@ -133,6 +139,8 @@ class Metrics:
 
     def forget(self, model_name: str) -> None:
         """Drop an unloaded model's series (label values stay bounded by the models loaded)."""
+        if not self.per_model:
+            return
         for key in self._by_model.pop(model_name, ()):
             self._children.pop(key, None)
             with contextlib.suppress(KeyError):

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelplane.protocol.errors import ModelNotFound, ModelNotReady, ModelplaneError, Overloaded
+from modelplane.protocol.errors import InvalidInput, ModelNotFound, ModelNotReady, ModelplaneError, Overloaded
 from modelplane.server.lru import ByteLRU, NoRoom
 from modelplane.server.metrics import Metrics
-from modelplane.server.registry import Entry, ModelRegistry
+from modelplane.server.registry import Entry, ModelRegistry, check_model_name
 from modelplane.server.settings import ModelCacheConfig
 
 log = logging.getLogger("modelplane.server")
@@ -119,7 +119,7 @@ class ModelCache:
             self.lru.touch(name, self._clock())
             self.metrics.cache_hits.inc()
             return entry
-        reg = self._regs.get(name)
+        reg = self._regs.get(name) or self._discover(name)
         if reg is None:
             raise ModelNotFound(name)
         if reg.state is State.UNLOADED:
@@ -131,12 +131,24 @@ class ModelCache:
         _MISSED.set(True)
         return await self._wait(reg)
 
+    def _discover(self, name: str) -> Registration | None:
+        """A model directory that appeared after the start (a TrainedModel pulled in): registered on its first
+        request. Nothing is registered for a name without a directory, so unknown names cannot grow the table."""
+        try:
+            check_model_name(name)
+        except InvalidInput:
+            return None
+        path = self._locate(name)
+        return self.register(name) if path is not None and path.is_dir() else None
+
     async def load(self, name: str, path: Path | None = None) -> Entry:
-        """A repository load: registers `name` if new, loads it now (a failure's back-off does not apply)."""
+        """A repository load: registers `name` if new, loads it now (a failure's back-off does not apply); a loaded
+        model is loaded again from its files, as Triton reloads."""
         reg = self.register(name, path)
-        entry = self.registry.loaded(name)
-        if entry is not None:
-            return entry
+        if reg.loading is not None:
+            await asyncio.shield(reg.loading)
+        if self.registry.loaded(name) is not None:
+            await self._evict(reg)
         reg.retry_at = 0.0
         return await self._wait(reg)
 
@@ -149,6 +161,9 @@ class ModelCache:
             await asyncio.shield(reg.loading)
         await self._evict(reg)
         reg.state = State.UNLOADED
+        path = reg.path or self._locate(name)
+        if path is not None and not path.exists():  # its files were removed: no longer in the repository
+            del self._regs[name]
 
     async def preload(self) -> None:
         """Load the pinned models (at start)."""

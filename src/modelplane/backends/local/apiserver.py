@@ -13,7 +13,8 @@ import orjson
 
 from modelplane.backends.local.auth import ApiError, ApiGuard
 from modelplane.backends.local.store import CorruptObject, Store
-from modelplane.control.api import KINDS, InferenceService, parse
+from modelplane.control import trainedmodel
+from modelplane.control.api import KINDS, InferenceService, TrainedModel, parse
 from modelplane.control.runtime_webhook import runtimes_beside, validate_runtime
 from modelplane.control.strict import MODES, unknown_fields
 from modelplane.control.webhook import ValidationError, default, validate
@@ -23,6 +24,7 @@ PLURALS = {
     "inferenceservices": ("InferenceService", "v1beta1", True),
     "servingruntimes": ("ServingRuntime", "v1alpha1", True),
     "clusterservingruntimes": ("ClusterServingRuntime", "v1alpha1", False),
+    "trainedmodels": ("TrainedModel", "v1alpha1", True),
 }
 SERVER_OWNED = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "managedFields")
 QUERY_KEYS = {"watch", "resourceVersion", "apply", "fieldValidation"}
@@ -48,6 +50,14 @@ def admit(doc: dict[str, Any], store: Store, max_scale_limit: int = 0) -> dict[s
         except ValidationError as exc:
             raise ApiError(422, "Invalid", str(exc)) from None
         obj.status = old_doc.get("status", {}) if old_doc else {}
+    elif isinstance(obj, TrainedModel):
+        old_tm = store.get("TrainedModel", obj.metadata.namespace, obj.metadata.name)
+        try:
+            trainedmodel.validate(obj, TrainedModel.model_validate(old_tm) if old_tm else None)
+        except ValidationError as exc:
+            raise ApiError(422, "Invalid", str(exc)) from None
+        obj.metadata.labels.setdefault("inferenceservice", obj.spec.inference_service)  # as KServe labels them
+        obj.status = old_tm.get("status", {}) if old_tm else {}
     else:
         if obj.kind == "ClusterServingRuntime":
             obj.metadata.namespace = ""

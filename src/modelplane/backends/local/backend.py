@@ -10,6 +10,7 @@ import re
 import time
 from typing import Any
 
+from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.autoscaler import Autoscaler
 from modelplane.backends.local.gateway import Gateway, Route
 from modelplane.backends.local.launch import Launcher
@@ -18,6 +19,7 @@ from modelplane.backends.local.mesh_watch import MeshWatch
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.backends.local.revision import Revisions, RevisionState
 from modelplane.backends.local.store import Store
+from modelplane.backends.local.trainedmodels import TrainedModels
 from modelplane.backends.seam import Traffic
 from modelplane.control.api import InferenceService
 from modelplane.control.reconciler import Observed, serving_revisions
@@ -46,6 +48,13 @@ class LocalBackend:
         self.autoscaler = Autoscaler(replicas.home)
         self.llm_load = LlmLoad(gateway.replicas, gateway.upstream)
         self.mesh_watch = MeshWatch(gateway.upstream)
+        self.trained = TrainedModels(store, replicas.home / "mms", self._ready_predictors, gateway.upstream, now)
+        self.launcher.repository = self.trained.repository
+
+    def _ready_predictors(self, namespace: str, name: str) -> list[Endpoint]:
+        """The ready replicas of every predictor revision of one InferenceService."""
+        keys = [s.key for s in self.revisions if s.owner == (namespace, name, "predictor")]
+        return [e for key in keys for e in self.gateway.replicas.ready(key)]
 
     async def commit(self) -> None:
         """Nothing to write out: routes and replicas changed in the calls of the pass."""
@@ -57,6 +66,7 @@ class LocalBackend:
         scalers = {s.key: s.scaler for s in self.revisions if s.scaler is not None}
         llm = await self.llm_load.read({key: scaler.spec.metric for key, scaler in scalers.items()})
         await self.mesh_watch.read(self.gateway.pools)
+        await self.trained.step()
         self.autoscaler.sample(self.gateway.pools, scalers, llm)
 
     def observe(self, isvc: InferenceService, component: str, revision: Revision) -> Observed:

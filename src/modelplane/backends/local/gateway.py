@@ -22,7 +22,7 @@ from modelplane.backends.local.forward import (
     forward,
 )
 from modelplane.backends.local.gateway_http import DRAIN_BYTES, declared_length, drain, relay
-from modelplane.backends.local.mesh import Placement
+from modelplane.backends.local.mesh import MeshRegistry, Placement
 from modelplane.backends.local.upstream import HOP_BY_HOP, Stream, Upstream, UpstreamError
 from modelplane.backends.seam import REPOSITORY_ANNOTATION
 from modelplane.protocol.errors import InvalidInput, ModelplaneError, PayloadTooLarge
@@ -61,8 +61,10 @@ class Gateway:
         activate: Callable[[str, int], None] | None = None,
         queue_depth: int = 10_000,
         max_body_bytes: int = DEFAULT_MAX_BODY,
+        mesh_registry: Callable[[str], MeshRegistry] | None = None,
     ) -> None:
         self.max_body = max_body_bytes
+        self.mesh_registry = mesh_registry  # revision -> the registry its placement shares (None: in memory)
         self.routes: dict[tuple[str, str], Route] = {}
         self.replicas = replicas
         self.domain = domain
@@ -79,7 +81,7 @@ class Gateway:
         pool.concurrency = route.concurrency.get(revision, 0)
         pool.queue_depth = self.queue_depth
         if route.model_routing and pool.placement is None:
-            pool.placement = Placement()
+            pool.placement = Placement(self.mesh_registry(revision) if self.mesh_registry else None)
         return pool
 
     def forget(self, revision: str) -> None:

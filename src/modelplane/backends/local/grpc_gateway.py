@@ -17,6 +17,11 @@ from modelplane.backends.local.gateway import Gateway
 from modelplane.protocol.errors import ModelplaneError
 
 FORWARD_SKIP = {"x-modelplane-route", "host", "user-agent"}
+BY_MODEL = {  # the RPCs whose request message names its model in field 1 (model_name / name)
+    "/inference.GRPCInferenceService/ModelInfer",
+    "/inference.GRPCInferenceService/ModelMetadata",
+    "/inference.GRPCInferenceService/ModelReady",
+}
 REPOSITORY_MUTATIONS = {
     "/inference.GRPCInferenceService/RepositoryModelLoad",
     "/inference.GRPCInferenceService/RepositoryModelUnload",
@@ -71,12 +76,19 @@ class GrpcGateway(grpc.GenericRpcHandler):
             timeout = min(timeout, remaining)
         forwarded = [(k, v) for k, v in metadata.items() if k not in FORWARD_SKIP and not k.startswith(":")]
 
+        pool = self.gateway.pool(revision, route)
+        model = model_field(request) if route.model_routing and method in BY_MODEL else None
+
         async def call(endpoint: Endpoint) -> bytes:
             rpc = self._channel(endpoint.grpc).unary_unary(method)
-            return await rpc(request, metadata=forwarded)  # type: ignore[no-any-return]
+            try:
+                return await rpc(request, metadata=forwarded)  # type: ignore[no-any-return]
+            except grpc.aio.AioRpcError as exc:
+                if model is not None and pool.placement is not None and _load_failed(exc):
+                    pool.placement.failed(model, endpoint.http, exc.details() or "")  # the retry goes elsewhere
+                raise
 
-        pool = self.gateway.pool(revision, route)
-        return await forward(pool, timeout, component, call, _no_answer, _grpc_address)
+        return await forward(pool, timeout, component, call, _no_answer, _grpc_address, model=model)
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         channel = self._channels.get(target)
@@ -95,6 +107,50 @@ def _no_answer(exc: Exception) -> bool:
     """The replica did not answer (gone, reset, refused); its own UNAVAILABLE answers are told apart by forward()
     from whether it still accepts connections."""
     return isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def _load_failed(exc: grpc.aio.AioRpcError) -> bool:
+    trailing = exc.trailing_metadata() or ()
+    return exc.code() == grpc.StatusCode.UNAVAILABLE and ("x-model-cache", "failed") in tuple(trailing)
+
+
+def model_field(message: bytes) -> str | None:
+    """Field 1 (a string) of a serialized protobuf message, read without decoding the rest: the model a
+    ModelInfer / ModelMetadata / ModelReady request names. None if absent or malformed."""
+    i, n = 0, len(message)
+    try:
+        while i < n:
+            key, i = _varint(message, i)
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                _, i = _varint(message, i)
+            elif wire == 1:
+                i += 8
+            elif wire == 5:
+                i += 4
+            elif wire == 2:
+                size, i = _varint(message, i)
+                if number == 1:
+                    return message[i : i + size].decode("utf-8") if i + size <= n else None
+                i += size
+            else:
+                return None
+    except (IndexError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i
+        shift += 7
+        if shift > 63:
+            raise IndexError("varint too long")
 
 
 def _mutation(path: str) -> bool:

@@ -20,6 +20,7 @@ from modelplane.backends.local.replicas import ReplicaSpec
 from modelplane.backends.local.revision import READY_PATH, Pull, RevisionState
 from modelplane.backends.local.store import Store
 from modelplane.backends.server_flags import server_flags
+from modelplane.control import trainedmodel as tmctl
 from modelplane.control.api import InferenceService
 
 log = logging.getLogger("modelplane.controller")
@@ -56,6 +57,7 @@ class Launcher:
 
     def __init__(self, store: Store, gateway_url: str, gateway_grpc: str) -> None:
         self.store = store
+        self.repository: Callable[[str, str], Path] | None = None  # where a multi-model predictor's models are
         self.gateway_url = gateway_url
         self.gateway_grpc = gateway_grpc
 
@@ -82,12 +84,18 @@ class Launcher:
             return None
         isvc, revision = state.isvc, state.revision
         t: dict[str, Any] = revision.template
+        mms = revision.component == "predictor" and self.repository is not None and tmctl.is_mms(isvc)
+        if mms and model_dir is None and self.repository is not None:  # its models come from TrainedModels
+            model_dir = self.repository(isvc.metadata.namespace, isvc.metadata.name)
+            model_dir.mkdir(parents=True, exist_ok=True)
         mount = str(model_dir) if model_dir else MODEL_MOUNT
 
         def local(text: str) -> str:
             return _escape(text.replace(MODEL_MOUNT, mount))
 
         args = [local(a) for a in t.get("args") or []]
+        if mms and not any(a.startswith("--model-cache-bytes") for a in args):
+            args.append(f"--model-cache-bytes={tmctl.memory_limit(isvc)}")  # the container's memory limit
         # an env value naming the container port 8080 (a host:port, a URL, the bare number) gets the replica's port,
         # as args do: runtimes such as TorchServe take their addresses from the environment
         env = {k: _PORT_ARG.sub(r"\g<1>{http_port}", local(v)) for k, v in (t.get("env") or {}).items()}

@@ -5,9 +5,10 @@ the others, a model that failed to load on one replica is tried on another. Pure
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from modelplane.backends.local.activator import Endpoint
@@ -38,45 +39,52 @@ class Failure:
     until: float
 
 
-@dataclass(slots=True)
-class ModelRecord:
-    """One model's place in the mesh: where its copies are (replica URL → when placed), failures, request rate."""
-
-    copies: dict[str, float] = field(default_factory=dict)
-    failures: dict[str, Failure] = field(default_factory=dict)
-    requests: int = 0  # since the last tick
-    wanted: int = 1  # copies its request rate asks for
-
-
 class MeshRegistry(Protocol):
-    """Models, their copies and the replicas' capacity — the state placement decides from. One machine keeps it in
-    the platform process (MemoryRegistry); a shared store (etcd) serves several platforms."""
+    """Where each model's copies are, its load failures, and each replica's capacity — what placement decides from.
+    Reads are answered from memory (the request path); one machine keeps it all in the platform (MemoryRegistry),
+    several platforms share it through etcd (mesh_etcd.EtcdRegistry)."""
 
-    def model(self, name: str) -> ModelRecord: ...
-    def find(self, name: str) -> ModelRecord | None: ...
-    def models(self) -> Iterable[tuple[str, ModelRecord]]: ...
+    def copies(self, model: str) -> Mapping[str, float]: ...  # replica URL -> when the copy was placed
+    def add_copy(self, model: str, replica: str, at: float) -> None: ...
+    def drop_copy(self, model: str, replica: str) -> None: ...
+    def models_on(self, replica: str) -> list[str]: ...
+    def failures(self, model: str) -> Mapping[str, Failure]: ...
+    def fail(self, model: str, replica: str, failure: Failure) -> None: ...
     def stats(self, replica: str) -> ReplicaStats: ...
     def publish(self, replica: str, stats: ReplicaStats) -> None: ...
 
 
 class MemoryRegistry:
-    """MeshRegistry in one process: dictionaries, O(1) per model."""
+    """MeshRegistry in one process: dictionaries both ways (model -> replicas, replica -> models), O(1) per copy."""
 
     def __init__(self) -> None:
-        self._models: dict[str, ModelRecord] = {}
+        self._copies: dict[str, dict[str, float]] = {}
+        self._on: dict[str, set[str]] = {}
+        self._failures: dict[str, dict[str, Failure]] = {}
         self._replicas: dict[str, ReplicaStats] = {}
 
-    def model(self, name: str) -> ModelRecord:
-        record = self._models.get(name)
-        if record is None:
-            record = self._models[name] = ModelRecord()
-        return record
+    def copies(self, model: str) -> Mapping[str, float]:
+        return self._copies.get(model) or {}
 
-    def find(self, name: str) -> ModelRecord | None:
-        return self._models.get(name)
+    def add_copy(self, model: str, replica: str, at: float) -> None:
+        self._copies.setdefault(model, {})[replica] = at
+        self._on.setdefault(replica, set()).add(model)
 
-    def models(self) -> Iterable[tuple[str, ModelRecord]]:
-        return list(self._models.items())
+    def drop_copy(self, model: str, replica: str) -> None:
+        held = self._copies.get(model)
+        if held is not None and held.pop(replica, None) is not None:
+            if not held:
+                del self._copies[model]
+            self._on.get(replica, set()).discard(model)
+
+    def models_on(self, replica: str) -> list[str]:
+        return list(self._on.get(replica, ()))
+
+    def failures(self, model: str) -> Mapping[str, Failure]:
+        return self._failures.get(model) or {}
+
+    def fail(self, model: str, replica: str, failure: Failure) -> None:
+        self._failures.setdefault(model, {})[replica] = failure
 
     def stats(self, replica: str) -> ReplicaStats:
         return self._replicas.get(replica) or ReplicaStats()
@@ -86,12 +94,14 @@ class MemoryRegistry:
 
 
 class Placement:
-    """Chooses the replica for each request of a multi-model revision."""
+    """Chooses the replica for each request of a multi-model revision. Request rates are this gateway's own."""
 
-    def __init__(self, registry: MeshRegistry | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, registry: MeshRegistry | None = None, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry or MemoryRegistry()
-        self.clock = clock
+        self.clock = clock  # wall clock: placement times are compared across platforms sharing a registry
         self.placed = 0  # copies placed (a model loaded on a replica that did not hold it)
+        self._requests: dict[str, int] = {}  # since the last tick
+        self._wanted: dict[str, int] = {}  # copies a model's request rate asks for (absent: one)
 
     def choose(self, model: str, ready: list[Endpoint], inflight: dict[Endpoint, int]) -> Endpoint | None:
         """A holder of `model` with the fewest requests in flight, unless every holder is much busier than the least
@@ -99,20 +109,21 @@ class Placement:
         if not ready:
             return None
         now = self.clock()
-        record = self.registry.model(model)
-        record.requests += 1
+        self._requests[model] = self._requests.get(model, 0) + 1
+        copies = self.registry.copies(model)
+        failures = self.registry.failures(model)
         least = min(inflight.get(e, 0) for e in ready)
-        usable = [e for e in ready if not _failed(record, e.http, now)]
-        holders = [e for e in usable if e.http in record.copies]
+        usable = [e for e in ready if not _failed(failures, e.http, now)]
+        holders = [e for e in usable if e.http in copies]
         if holders:
             best = min(holders, key=lambda e: inflight.get(e, 0))
-            grow = len(holders) < record.wanted or inflight.get(best, 0) > least + BUSY_SLACK
+            grow = len(holders) < self.wanted(model) or inflight.get(best, 0) > least + BUSY_SLACK
             if not grow or len(holders) == len(usable):
                 return best
-        target = self._place([e for e in usable if e.http not in record.copies], inflight, least)
+        target = self._place([e for e in usable if e.http not in copies], inflight, least)
         if target is None:
             return min(holders or ready, key=lambda e: inflight.get(e, 0))  # it answers with its own failure
-        record.copies[target.http] = now
+        self.registry.add_copy(model, target.http, now)
         self.placed += 1
         return target
 
@@ -130,45 +141,49 @@ class Placement:
 
         return min(calm, key=rank)
 
+    def wanted(self, model: str) -> int:
+        """Copies `model`'s request rate asked for at the last tick."""
+        return self._wanted.get(model, 1)
+
     def failed(self, model: str, replica: str, message: str) -> None:
         """`model` failed to load on `replica`: not placed there again for FAILURE_S."""
-        record = self.registry.model(model)
-        record.copies.pop(replica, None)
-        record.failures[replica] = Failure(message, self.clock() + FAILURE_S)
+        self.registry.drop_copy(model, replica)
+        self.registry.fail(model, replica, Failure(message, self.clock() + FAILURE_S))
 
     def failures(self, model: str) -> dict[str, str]:
-        record = self.registry.find(model)
         now = self.clock()
-        return {r: f.message for r, f in record.failures.items() if f.until > now} if record else {}
+        return {r: f.message for r, f in self.registry.failures(model).items() if f.until > now}
 
     def observe(self, replica: str, stats: ReplicaStats, loaded: Iterable[str] | None = None) -> None:
         """A replica's report: its cache's numbers and (when read) the models it has loaded; copies it evicted are
-        forgotten, except those placed too recently to be loaded yet."""
+        forgotten, except those placed too recently to be loaded yet. O(models on that replica)."""
         self.registry.publish(replica, stats)
         if loaded is None:
             return
         now = self.clock()
         held = set(loaded)
+        for name in self.registry.models_on(replica):
+            if name not in held and now - self.registry.copies(name).get(replica, now) > PENDING_S:
+                self.registry.drop_copy(name, replica)
         for name in held:
-            self.registry.model(name).copies.setdefault(replica, now)
-        for name, record in self.registry.models():
-            placed = record.copies.get(replica)
-            if placed is not None and name not in held and now - placed > PENDING_S:
-                del record.copies[replica]
+            if replica not in self.registry.copies(name):
+                self.registry.add_copy(name, replica, now)
 
     def gone(self, replica: str) -> None:
         """A replica stopped: its copies are forgotten, so their next requests place them on the others."""
-        for _, record in self.registry.models():
-            record.copies.pop(replica, None)
+        for name in self.registry.models_on(replica):
+            self.registry.drop_copy(name, replica)
 
     def tick(self, seconds: float) -> None:
         """Every period: each model's request rate sets how many copies it wants (one per SCALEUP_RPS)."""
-        for _, record in self.registry.models():
-            rate = record.requests / max(seconds, 1e-9)
-            record.wanted = max(1, int(rate // SCALEUP_RPS) + (1 if rate % SCALEUP_RPS else 0))
-            record.requests = 0
+        wanted = {}
+        for model, count in self._requests.items():
+            copies = math.ceil(count / max(seconds, 1e-9) / SCALEUP_RPS)
+            if copies > 1:
+                wanted[model] = copies
+        self._wanted, self._requests = wanted, {}
 
 
-def _failed(record: ModelRecord, replica: str, now: float) -> bool:
-    failure = record.failures.get(replica)
+def _failed(failures: Mapping[str, Failure], replica: str, now: float) -> bool:
+    failure = failures.get(replica)
     return failure is not None and failure.until > now

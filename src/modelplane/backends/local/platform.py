@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from modelplane.backends.local.auth import ApiGuard, TokenFile, ensure_token
 from modelplane.backends.local.backend import LocalBackend
 from modelplane.backends.local.gateway import DEFAULT_MAX_BODY, Gateway
 from modelplane.backends.local.grpc_gateway import GrpcGateway, message_options
+from modelplane.backends.local.mesh import MeshRegistry
 from modelplane.backends.local.metrics import registry, render
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.backends.local.revision import Revisions
@@ -74,6 +76,23 @@ class PlatformConfig:
         default_factory=ConnectionLimits
     )  # open connections and header deadline, gateway and API
     allowed_hosts: tuple[str, ...] = ()  # Host names the API answers besides loopback and its bind address
+    mesh_etcd: str = ""  # etcd URL: multi-model placement shared with other platforms (empty: in this process)
+
+
+def _etcd_registries(url: str) -> Callable[[str], MeshRegistry]:
+    """One etcd-backed registry per multi-model revision (its own key prefix), started on the platform's loop."""
+    from modelplane.backends.local.mesh_etcd import EtcdRegistry
+
+    started: set[asyncio.Task[None]] = set()
+
+    def make(revision: str) -> MeshRegistry:
+        registry = EtcdRegistry(url, prefix=f"/modelplane/mesh/{revision}/")
+        task = asyncio.get_running_loop().create_task(registry.start())
+        started.add(task)
+        task.add_done_callback(started.discard)
+        return registry
+
+    return make
 
 
 def info_path(root: Path | None = None) -> Path:
@@ -109,7 +128,8 @@ async def serve(config: PlatformConfig) -> None:
         zygote.start()  # warm before the first scale-from-zero needs it
     revisions = Revisions()
     replicas = ReplicaSet(root, revisions, zygote)
-    gateway = Gateway(revisions, config.domain, max_body_bytes=config.max_body_bytes)
+    registries = _etcd_registries(config.mesh_etcd) if config.mesh_etcd else None
+    gateway = Gateway(revisions, config.domain, max_body_bytes=config.max_body_bytes, mesh_registry=registries)
     gateway_url = f"http://{config.host}:{config.gateway_port}"
     grpc_gateway = GrpcGateway(gateway)
     grpc_server = grpc.aio.server(options=[*message_options(config.max_body_bytes), ("grpc.so_reuseport", 0)])

@@ -1,0 +1,185 @@
+"""Local backend: KServe's TrainedModels on one machine — the agent puller's role. Each TrainedModel's storageUri is
+pulled into its multi-model InferenceService's repository (MODELPLANE_HOME/mms/<namespace>/<isvc>/<model>, marked
+with a hash of its spec), a changed spec is pulled again and the old copy unloaded from the replicas, a deleted one
+is removed and unloaded, a TrainedModel whose InferenceService is gone is deleted; statuses as KServe writes them.
+The replicas load a model on its first request (their model cache)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelplane.backends.local.activator import Endpoint
+from modelplane.backends.local.store import Store
+from modelplane.backends.local.upstream import Upstream, UpstreamError
+from modelplane.control import trainedmodel as tmctl
+from modelplane.control.api import InferenceService, TrainedModel
+
+log = logging.getLogger("modelplane.controller")
+MARKER = "SUCCESS."  # + the spec's hash, as KServe's agent marks a finished download
+
+
+@dataclass
+class Pull:
+    digest: str
+    thread: threading.Thread | None = None
+    error: str = ""
+    swapped: bool = False  # it replaced an older copy: the replicas holding the model load it again
+
+
+def spec_digest(tm: TrainedModel) -> str:
+    return hashlib.sha256(json.dumps(tm.spec.model, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class TrainedModels:
+    """Called once per controller pass (on the event loop): pulls run in daemon threads, never on the loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        root: Path,
+        ready: Callable[[str, str], list[Endpoint]],
+        upstream: Callable[[str], Upstream],
+        clock: Callable[[], str],
+    ) -> None:
+        self.store = store
+        self.root = root  # MODELPLANE_HOME/mms
+        self.ready = ready  # (namespace, isvc) -> the ready replicas of its predictor
+        self.upstream = upstream
+        self.clock = clock
+        self._pulls: dict[tuple[str, str, str], Pull] = {}
+
+    def repository(self, namespace: str, isvc: str) -> Path:
+        return self.root / namespace / isvc
+
+    async def step(self) -> None:
+        isvcs = {_key(d): d for d in self.store.list("InferenceService")}
+        by_parent: dict[tuple[str, str], list[TrainedModel]] = {}
+        for doc in self.store.list("TrainedModel"):
+            tm = TrainedModel.model_validate(doc)
+            parent = (tm.metadata.namespace, tm.spec.inference_service)
+            if parent not in isvcs:  # as KServe: a TrainedModel whose InferenceService is gone goes too
+                self.store.delete("TrainedModel", tm.metadata.namespace, tm.metadata.name)
+                continue
+            by_parent.setdefault(parent, []).append(tm)
+        reloads: list[tuple[tuple[str, str], str]] = []
+        for parent, models in by_parent.items():
+            isvc = InferenceService.model_validate(isvcs[parent])
+            fits = tmctl.admitted(models, tmctl.memory_limit(isvc))
+            for tm in models:
+                pulled, changed = self._pull(parent, tm)
+                if changed:
+                    reloads.append((parent, tm.metadata.name))
+                status = tmctl.status(tm, isvc, tm.metadata.name in fits, pulled, self.clock())
+                if status != tm.status:
+                    self.store.set_status("TrainedModel", tm.metadata.namespace, tm.metadata.name, status)
+        unloads = self._sweep(isvcs, by_parent)
+        if unloads or reloads:
+            await asyncio.gather(
+                *(self._tell(parent, name, "unload") for parent, name in unloads),
+                *(self._tell(parent, name, "load", holding=True) for parent, name in reloads),
+            )
+
+    def _pull(self, parent: tuple[str, str], tm: TrainedModel) -> tuple[str | None, bool]:
+        """(None when the files are in place, else what is pending or failed; whether a new copy just replaced an
+        older one)."""
+        digest = spec_digest(tm)
+        dest = self.repository(*parent) / tm.metadata.name
+        key = (*parent, tm.metadata.name)
+        pull = self._pulls.get(key)
+        if (dest / f"{MARKER}{digest}").exists():
+            if pull is not None and pull.swapped:
+                pull.swapped = False
+                return None, True
+            return None, False
+        if pull is not None and pull.digest == digest:
+            if pull.thread is not None and pull.thread.is_alive():
+                return f"pulling {tm.spec.model.get('storageUri')}", False
+            if pull.error:
+                return f"pulling the model failed: {pull.error}", False
+        pull = self._pulls[key] = Pull(digest)
+        uri = str(tm.spec.model.get("storageUri"))
+        pull.thread = threading.Thread(target=_fetch, args=(uri, dest, digest, pull, parent[0]), daemon=True)
+        pull.thread.start()
+        return f"pulling {uri}", False
+
+    def _sweep(
+        self, isvcs: dict[tuple[str, str], dict[str, Any]], by_parent: dict[tuple[str, str], list[TrainedModel]]
+    ) -> list[tuple[tuple[str, str], str]]:
+        """Model directories no TrainedModel names any more (mark and sweep, as the agent): removed and unloaded."""
+        gone = []
+        for parent in _existing(self.root):
+            names = {tm.metadata.name for tm in by_parent.get(parent, [])}
+            repo = self.repository(*parent)
+            for d in [p for p in repo.iterdir() if p.is_dir() and p.name not in names and not p.name.startswith(".")]:
+                key = (*parent, d.name)
+                pull = self._pulls.get(key)
+                if pull is not None and pull.thread is not None and pull.thread.is_alive():
+                    continue
+                self._pulls.pop(key, None)
+                shutil.rmtree(d, ignore_errors=True)
+                gone.append((parent, d.name))
+            if parent not in isvcs and not any(repo.iterdir()):
+                repo.rmdir()
+        return gone
+
+    async def _tell(self, parent: tuple[str, str], name: str, action: str, holding: bool = False) -> None:
+        """Every ready replica of the parent (`holding`: those that have `name` loaded) gets a repository `action`
+        for it: `unload` after its files went (a 404 where it was never registered is fine), `load` to read new
+        files in place of the loaded ones."""
+        for endpoint in self.ready(*parent):
+            try:
+                if holding and name not in await self._loaded(endpoint):
+                    continue
+                status, _, _ = await asyncio.wait_for(
+                    self._post(endpoint, f"/v2/repository/models/{name}/{action}", b"{}"), 30
+                )
+                log.info("TrainedModel %s/%s: %s on %s answered %d", parent[1], name, action, endpoint.http, status)
+            except (UpstreamError, TimeoutError, OSError, ValueError) as exc:
+                log.warning("%s of %s on %s failed: %s", action, name, endpoint.http, exc)
+
+    async def _loaded(self, endpoint: Endpoint) -> set[str]:
+        _, _, body = await asyncio.wait_for(self._post(endpoint, "/v2/repository/index", b'{"ready": true}'), 10)
+        return {m["name"] for m in json.loads(bytes(body))}
+
+    async def _post(self, endpoint: Endpoint, path: str, body: bytes) -> tuple[int, Any, Any]:
+        headers = [(b"content-type", b"application/json")]
+        return await self.upstream(endpoint.http).request("POST", path, headers, body)
+
+
+def _key(doc: dict[str, Any]) -> tuple[str, str]:
+    meta = doc.get("metadata") or {}
+    return str(meta.get("namespace", "default")), str(meta.get("name", ""))
+
+
+def _existing(root: Path) -> Iterable[tuple[str, str]]:
+    if not root.is_dir():
+        return []
+    return [(ns.name, d.name) for ns in root.iterdir() if ns.is_dir() for d in ns.iterdir() if d.is_dir()]
+
+
+def _fetch(uri: str, dest: Path, digest: str, pull: Pull, namespace: str) -> None:
+    """In a daemon thread: download into a fresh directory beside `dest`, then swap it in and mark it."""
+    from modelplane.storage import download
+
+    staging = dest.with_name(f".{dest.name}.{digest}")
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        download(uri, staging, scope=namespace)
+        (staging / f"{MARKER}{digest}").write_text(digest)
+        replaced = dest.exists()
+        shutil.rmtree(dest, ignore_errors=True)
+        staging.rename(dest)
+        pull.swapped = replaced
+    except Exception as exc:  # reported on the TrainedModel's status; tried again when its spec changes
+        pull.error = f"{type(exc).__name__}: {exc}"
+        shutil.rmtree(staging, ignore_errors=True)
+        log.warning("pulling %s failed: %s", uri, pull.error)
