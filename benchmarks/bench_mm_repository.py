@@ -89,44 +89,6 @@ def repository(py: str, venv: Callable[[str], Path]) -> dict:
     for n in SIZES:
         repo = _repo(n, model)
         names = [f"m{i}" for i in range(n)]
-        ours = Server(
-            f"mm-repo-modelplane-{n}",
-            [
-                py,
-                "-m",
-                "modelplane",
-                "serve",
-                "--model-dir",
-                str(repo),
-                "--http-port",
-                "9760",
-                "--grpc-port",
-                "9761",
-                "--model-cache-bytes",
-                "64Gi",
-                "--log-level",
-                "warning",
-            ],
-            "http://127.0.0.1:9760/v2/health/ready",
-        )
-        results[f"modelplane {n}"] = _measure(ours, 9760, names, unload=True)
-        print(n, "modelplane", results[f"modelplane {n}"], flush=True)
-        kserve = Server(
-            f"mm-repo-kserve-{n}",
-            [
-                str(venv("kserve")),
-                str(HERE / "peer_kserve_repo.py"),
-                "--model_dir",
-                str(repo),
-                "--http_port",
-                "9762",
-                "--grpc_port",
-                "9763",
-            ],
-            "http://127.0.0.1:9762/v2/health/ready",
-        )
-        results[f"kserve {n}"] = _measure(kserve, 9762, names, unload=True)
-        print(n, "kserve", results[f"kserve {n}"], flush=True)
         settings = {
             "http_port": 9764,
             "grpc_port": 9765,
@@ -136,11 +98,39 @@ def repository(py: str, venv: Callable[[str], Path]) -> dict:
             "model_repository_root": str(repo),
         }
         (repo / "settings.json").write_text(json.dumps(settings))  # `mlserver start DIR` reads it from the root
-        mlserver = Server(
-            f"mm-repo-mlserver-{n}",
-            [str(venv("mlserver").parent / "mlserver"), "start", str(repo)],
-            "http://127.0.0.1:9764/v2/health/live",
-        )
-        results[f"mlserver {n}"] = _measure(mlserver, 9764, names[: MLSERVER_SAMPLE + 1], unload=False)
-        print(n, "mlserver", results[f"mlserver {n}"], flush=True)
+        ours = [
+            py,
+            "-m",
+            "modelplane",
+            "serve",
+            "--model-dir",
+            str(repo),
+            "--http-port",
+            "9760",
+            "--grpc-port",
+            "9761",
+            "--model-cache-bytes",
+            "64Gi",
+            "--log-level",
+            "warning",
+        ]
+        kserve = [
+            str(venv("kserve")),
+            str(HERE / "peer_kserve_repo.py"),
+            "--model_dir",
+            str(repo),
+            "--http_port",
+            "9762",
+            "--grpc_port",
+            "9763",
+        ]
+        mlserver = [str(venv("mlserver").parent / "mlserver"), "start", str(repo)]
+        for label, argv, port, ready, sample in (
+            ("modelplane", ours, 9760, "ready", names),
+            ("kserve", kserve, 9762, "ready", names),
+            ("mlserver", mlserver, 9764, "live", names[: MLSERVER_SAMPLE + 1]),
+        ):
+            server = Server(f"mm-repo-{label}-{n}", argv, f"http://127.0.0.1:{port}/v2/health/{ready}")
+            results[f"{label} {n}"] = _measure(server, port, sample, unload=label != "mlserver")
+            print(n, label, results[f"{label} {n}"], flush=True)
     return results
