@@ -288,3 +288,17 @@ def test_without_per_model_metrics_every_model_counts_under_one_series() -> None
     text = metrics.exposition()[0].decode()
     assert 'modelplane_requests_total{model_name="",protocol="rest",status="200"} 3.0' in text
     assert 'model_name="a"' not in text and 'request_predict_seconds_count{model_name=""} 3.0' in text
+
+
+@sync
+async def test_a_repository_load_of_a_loaded_model_reloads_it_in_place_while_it_keeps_answering() -> None:
+    cache, dp, _ = make(10 * charge(10))
+    entry = await dp.admit("a")
+    Sized.gate = asyncio.Event()
+    reload = asyncio.create_task(dp.load("a"))
+    await asyncio.sleep(0.01)
+    assert Sized.loads == ["a", "a"]  # the second load is under way
+    assert await dp.admit("a") is entry  # and the model still answers, from the same entry
+    Sized.gate.set()
+    await reload
+    assert Sized.unloads == [] and cache.state("a") is State.READY and await dp.admit("a") is entry

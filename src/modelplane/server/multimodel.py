@@ -5,12 +5,10 @@ model when --model-cache-bytes is set; the registry still owns the loaded models
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-import ctypes
-import ctypes.util
 import enum
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from pathlib import Path
 
 from modelplane.protocol.errors import InvalidInput, ModelNotFound, ModelNotReady, ModelplaneError, Overloaded
 from modelplane.server.lru import ByteLRU, NoRoom
+from modelplane.server.memory import Trimmer, disk_bytes
 from modelplane.server.metrics import Metrics
 from modelplane.server.registry import Entry, ModelRegistry, check_model_name
 from modelplane.server.settings import ModelCacheConfig
@@ -86,7 +85,7 @@ class ModelCache:
         self._regs: dict[str, Registration] = {}
         self._loading: set[str] = set()  # never chosen for eviction while they load
         self._loads: asyncio.Semaphore | None = None
-        self._trim = _Trimmer()
+        self._trim = Trimmer()
         metrics.watch_cache(self)
 
     # --- registrations -------------------------------------------------------------------------------------
@@ -143,14 +142,24 @@ class ModelCache:
 
     async def load(self, name: str, path: Path | None = None) -> Entry:
         """A repository load: registers `name` if new, loads it now (a failure's back-off does not apply); a loaded
-        model is loaded again from its files, as Triton reloads."""
+        model is loaded again from its files in place, as Triton reloads: its entry stays, requests keep being
+        answered by the weights they started with until the new ones are in (a runtime's load swaps them whole)."""
         reg = self.register(name, path)
         if reg.loading is not None:
             await asyncio.shield(reg.loading)
-        if self.registry.loaded(name) is not None:
-            await self._evict(reg)
         reg.retry_at = 0.0
-        return await self._wait(reg)
+        if self.registry.loaded(name) is None:
+            return await self._wait(reg)
+        reg.estimate = None  # the files changed
+        try:
+            model = await self.registry.load(name)
+        except Exception as exc:
+            raise await self._failed(reg, exc) from exc
+        measured = model.memory_bytes()
+        if measured is not None and self.lru.resize(name, measured + OVERHEAD_BYTES) > 0:
+            with contextlib.suppress(Overloaded):
+                await self._make_room(name, 0)
+        return self.registry.entry(name)
 
     async def unload(self, name: str) -> None:
         """A repository unload: the model stays registered but is not served until it is loaded again."""
@@ -210,17 +219,12 @@ class ModelCache:
         try:
             model = await self.registry.load(name)
         except Exception as exc:
-            self.lru.release(name)
-            await self.registry.discard(name)
             if isinstance(exc, ModelNotFound) and self._regs.get(name) is reg:  # a name the repository lacks
+                self.lru.release(name)
+                await self.registry.discard(name)
                 del self._regs[name]
                 raise
-            reg.failures += 1
-            reg.retry_at = self._clock() + self.config.retry_s * 2 ** min(reg.failures - 1, 4)
-            reg.state = State.FAILED
-            reg.reason = exc.message if isinstance(exc, ModelplaneError) else f"{type(exc).__name__}: {exc}"
-            self.metrics.cache_load_failures.inc()
-            raise LoadFailed(name, f"loading it failed: {reg.reason}") from exc
+            raise await self._failed(reg, exc) from exc
         self.metrics.cache_load_seconds.observe(time.perf_counter() - started)
         measured = model.memory_bytes()
         if measured is not None and self.lru.resize(name, measured + OVERHEAD_BYTES) > 0:
@@ -232,6 +236,17 @@ class ModelCache:
         reg.failures = 0
         reg.reason = ""
         return self.registry.entry(name)
+
+    async def _failed(self, reg: Registration, exc: Exception) -> LoadFailed:
+        """A load failed: nothing of it stays charged or registered; the failure is remembered with a back-off."""
+        self.lru.release(reg.name)
+        await self.registry.discard(reg.name)
+        reg.failures += 1
+        reg.retry_at = self._clock() + self.config.retry_s * 2 ** min(reg.failures - 1, 4)
+        reg.state = State.FAILED
+        reg.reason = exc.message if isinstance(exc, ModelplaneError) else f"{type(exc).__name__}: {exc}"
+        self.metrics.cache_load_failures.inc()
+        return LoadFailed(reg.name, f"loading it failed: {reg.reason}")
 
     async def _make_room(self, name: str, need: int) -> None:
         """Evict least-recently-used models until `need` more bytes fit (their accounting is released at once, so
@@ -278,44 +293,6 @@ def cache_header() -> tuple[bytes, bytes]:
     return (b"x-model-cache", b"miss" if _MISSED.get() else b"hit")
 
 
-def disk_bytes(path: Path) -> int:
-    """Bytes of a model's files: the file, or every regular file under the directory (links not followed)."""
-    try:
-        if not path.is_dir():
-            return path.stat().st_size
-        total, pending = 0, [str(path)]
-        while pending:
-            with os.scandir(pending.pop()) as entries:
-                for e in entries:
-                    if e.is_dir(follow_symlinks=False):
-                        pending.append(e.path)
-                    elif e.is_file(follow_symlinks=False):
-                        total += e.stat(follow_symlinks=False).st_size
-        return total
-    except OSError:
-        return 0
-
-
 def _retrieved(task: asyncio.Task[Entry]) -> None:
     if not task.cancelled():
         task.exception()  # every waiter may have timed out: the failure is in the registration, not a warning
-
-
-class _Trimmer:
-    """Hands freed heap memory back to the system after evictions (glibc's malloc_trim, on a worker thread), a second
-    after an eviction and at most once a second: without it the heap keeps what 1,000 unloaded models held."""
-
-    def __init__(self) -> None:
-        name = ctypes.util.find_library("c")
-        libc = ctypes.CDLL(name) if name else None
-        self._trim = getattr(libc, "malloc_trim", None)
-        self._pending: asyncio.TimerHandle | None = None
-
-    def soon(self) -> None:
-        if self._trim is None or self._pending is not None:
-            return
-        self._pending = asyncio.get_running_loop().call_later(1.0, self._run)
-
-    def _run(self) -> None:
-        self._pending = None
-        asyncio.get_running_loop().run_in_executor(None, self._trim, 0)
