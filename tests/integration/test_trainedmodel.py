@@ -68,6 +68,8 @@ def test_trained_models_are_served_by_their_multi_model_inference_service(tmp_pa
         assert doc["metadata"]["labels"]["inferenceservice"] == "sklearn-mms"
         assert predict(plat, "tm-a").json()["predictions"][0] == pytest.approx(3)
         assert predict(plat, "tm-b").json()["predictions"][0] == pytest.approx(5)
+        attack = httpx.post(f"{plat.gateway}/serving/default/sklearn-mms/v2/repository/models/tm-a/unload", json={})
+        assert attack.status_code == 403  # the platform reaches its replicas' repository API; clients do not
         table = cli(plat.home, "get", "tm").stdout
         assert table.split()[:4] == ["NAME", "URL", "READY", "AGE"] and "tm-a" in table and "True" in table
 
