@@ -1,8 +1,8 @@
 """KServe's multi-model serving on one machine: a predictor with no storageUri is a multi-model server; TrainedModel
 objects (v1alpha1) are pulled into it and answer at the InferenceService's URL under their own names; a changed
 storageUri serves the new model, a deleted TrainedModel stops answering, memory beyond the predictor's limit is
-reported, the webhook's refusals come back from `modelplane apply`, and the TrainedModels go with their
-InferenceService."""
+reported, a model that cannot be loaded shows in its status until its files are fixed, the webhook's refusals come
+back from `modelplane apply`, and the TrainedModels go with their InferenceService."""
 
 from __future__ import annotations
 
@@ -90,6 +90,21 @@ def test_trained_models_are_served_by_their_multi_model_inference_service(tmp_pa
             "tm-big refused for memory",
             timeout=30,
         )
+
+        broken_dir = tmp_path / "broken"
+        broken_dir.mkdir()
+        (broken_dir / "model.joblib").write_bytes(b"not a pickle")
+        (tmp_path / "broken.yaml").write_text(yaml.safe_dump(trained("tm-broken", broken_dir)))
+        cli(plat.home, "apply", "-f", str(tmp_path / "broken.yaml"))
+        wait_for(lambda: condition(get_tm(plat, "tm-broken"), "Ready") == "True", "tm-broken pulled", timeout=30)
+        assert predict(plat, "tm-broken").status_code == 503  # pulled, but it cannot be loaded
+        wait_for(lambda: condition(get_tm(plat, "tm-broken"), "Ready") == "False", "the load failure in status", 30)
+        ready = next(c for c in get_tm(plat, "tm-broken")["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["reason"] == "ModelLoadFailed" and "fix the model's files" in ready["message"]
+        (tmp_path / "fixed.yaml").write_text(yaml.safe_dump(trained("tm-broken", repo / "m2")))
+        cli(plat.home, "apply", "-f", str(tmp_path / "fixed.yaml"))  # new files: the old failure is forgiven
+        wait_for(lambda: condition(get_tm(plat, "tm-broken"), "Ready") == "True", "tm-broken fixed", timeout=30)
+        assert predict(plat, "tm-broken").json()["predictions"][0] == pytest.approx(2)
 
         bad = trained("bad.name", repo / "m1")
         (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))

@@ -83,3 +83,14 @@ def test_status_conditions_url_and_stable_transition_times() -> None:
     assert short["conditions"][-1]["reason"] == "MemoryResourceNotAvailable"
     single = isvc({"sklearn": {"storageUri": "s3://b/m"}}, ready)
     assert tmctl.status(model, single, True, None, "t5")["conditions"][-1]["reason"] == "IsNotMMSPredictor"
+
+
+def test_a_load_failure_keeps_the_model_unready_with_the_replicas_message() -> None:
+    ready = {"url": "http://mms.default.example.com", "conditions": [{"type": "Ready", "status": "True"}]}
+    parent = isvc({"sklearn": {}}, ready)
+    out = tmctl.status(tm(), parent, True, None, "t1", "http://127.0.0.1:9: UnpicklingError: invalid load key")
+    condition = out["conditions"][-1]
+    assert condition["reason"] == "ModelLoadFailed" and "invalid load key" in condition["message"]
+    assert tmctl.status(tm(), parent, True, "pulling", "t1", "old failure")["conditions"][-1]["reason"] == (
+        "ModelNotPulled"
+    )

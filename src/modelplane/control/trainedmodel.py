@@ -99,10 +99,18 @@ def admitted(models: list[TrainedModel], limit: int) -> set[str]:
     return out
 
 
-def status(tm: TrainedModel, parent: InferenceService, memory_ok: bool, pulled: str | None, now: str) -> dict[str, Any]:
+def status(
+    tm: TrainedModel,
+    parent: InferenceService,
+    memory_ok: bool,
+    pulled: str | None,
+    now: str,
+    load_failure: str | None = None,
+) -> dict[str, Any]:
     """KServe's TrainedModel status: its conditions, all needed for Ready, and the URL it answers at. `pulled`:
-    None once the model's files are in place, else what is still wrong (pulling, or the pull's failure). A
-    condition that did not change keeps its lastTransitionTime (so an unchanged status is the same document)."""
+    None once the model's files are in place, else what is still wrong (pulling, or the pull's failure);
+    `load_failure`: why a replica could not load it (KServe's agent reports nothing of the kind). A condition that
+    did not change keeps its lastTransitionTime (so an unchanged status is the same document)."""
     before = {c.get("type"): c for c in (tm.status or {}).get("conditions", [])}
 
     def since(kind: str, state: str) -> str:
@@ -141,6 +149,8 @@ def status(tm: TrainedModel, parent: InferenceService, memory_ok: bool, pulled: 
         ready.update(status="False", reason=failing[0]["reason"], message=failing[0]["message"])
     elif pulled is not None:
         ready.update(status="False", reason="ModelNotPulled", message=pulled)
+    elif load_failure is not None:
+        ready.update(status="False", reason="ModelLoadFailed", message=f"{load_failure[:400]}; fix the model's files")
     ready["lastTransitionTime"] = since("Ready", ready["status"])
     out: dict[str, Any] = {"conditions": [*conditions, ready]}
     base = (parent.status or {}).get("url")

@@ -150,6 +150,11 @@ class Placement:
         self.registry.drop_copy(model, replica)
         self.registry.fail(model, replica, Failure(message, self.clock() + FAILURE_S))
 
+    def forgive(self, model: str) -> None:
+        """`model`'s files changed: its past load failures say nothing about them."""
+        for replica in list(self.registry.failures(model)):
+            self.registry.fail(model, replica, Failure("", 0.0))
+
     def failures(self, model: str) -> dict[str, str]:
         now = self.clock()
         return {r: f.message for r, f in self.registry.failures(model).items() if f.until > now}

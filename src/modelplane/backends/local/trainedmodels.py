@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.store import Store
@@ -25,6 +25,14 @@ from modelplane.control.api import InferenceService, TrainedModel
 
 log = logging.getLogger("modelplane.controller")
 MARKER = "SUCCESS."  # + the spec's hash, as KServe's agent marks a finished download
+
+
+class Predictors(Protocol):
+    """What the puller needs of an InferenceService's predictor replicas (the local backend; a fake in tests)."""
+
+    def ready(self, namespace: str, isvc: str) -> list[Endpoint]: ...
+    def failures(self, namespace: str, isvc: str, model: str) -> dict[str, str]: ...  # replica -> why it failed
+    def forgive(self, namespace: str, isvc: str, model: str) -> None: ...
 
 
 @dataclass
@@ -46,13 +54,13 @@ class TrainedModels:
         self,
         store: Store,
         root: Path,
-        ready: Callable[[str, str], list[Endpoint]],
+        predictors: Predictors,
         upstream: Callable[[str], Upstream],
         clock: Callable[[], str],
     ) -> None:
         self.store = store
         self.root = root  # MODELPLANE_HOME/mms
-        self.ready = ready  # (namespace, isvc) -> the ready replicas of its predictor
+        self.predictors = predictors
         self.upstream = upstream
         self.clock = clock
         self._pulls: dict[tuple[str, str, str], Pull] = {}
@@ -78,7 +86,11 @@ class TrainedModels:
                 pulled, changed = self._pull(parent, tm)
                 if changed:
                     reloads.append((parent, tm.metadata.name))
-                status = tmctl.status(tm, isvc, tm.metadata.name in fits, pulled, self.clock())
+                if changed:  # new files: the old ones' load failures say nothing about them
+                    self.predictors.forgive(*parent, tm.metadata.name)
+                failed = self.predictors.failures(*parent, tm.metadata.name)
+                why = "; ".join(f"{replica}: {message}" for replica, message in sorted(failed.items())) or None
+                status = tmctl.status(tm, isvc, tm.metadata.name in fits, pulled, self.clock(), why)
                 if status != tm.status:
                     self.store.set_status("TrainedModel", tm.metadata.namespace, tm.metadata.name, status)
         unloads = self._sweep(isvcs, by_parent)
@@ -132,12 +144,12 @@ class TrainedModels:
         return gone
 
     async def _tell(self, parent: tuple[str, str], name: str, action: str, holding: bool = False) -> None:
-        """Every ready replica of the parent (`holding`: those that have `name` loaded) gets a repository `action`
-        for it: `unload` after its files went (a 404 where it was never registered is fine), `load` to read new
-        files in place of the loaded ones."""
-        for endpoint in self.ready(*parent):
+        """Every ready replica of the parent (`holding`: those that have `name` loaded, or failed to load it) gets a
+        repository `action` for it: `unload` after its files went (a 404 where it was never registered is fine),
+        `load` to read new files in place of the loaded ones (or of the ones that would not load)."""
+        for endpoint in self.predictors.ready(*parent):
             try:
-                if holding and name not in await self._loaded(endpoint):
+                if holding and name not in await self._holding(endpoint):
                     continue
                 status, _, _ = await asyncio.wait_for(
                     self._post(endpoint, f"/v2/repository/models/{name}/{action}", b"{}"), 30
@@ -146,9 +158,10 @@ class TrainedModels:
             except (UpstreamError, TimeoutError, OSError, ValueError) as exc:
                 log.warning("%s of %s on %s failed: %s", action, name, endpoint.http, exc)
 
-    async def _loaded(self, endpoint: Endpoint) -> set[str]:
-        _, _, body = await asyncio.wait_for(self._post(endpoint, "/v2/repository/index", b'{"ready": true}'), 10)
-        return {m["name"] for m in json.loads(bytes(body))}
+    async def _holding(self, endpoint: Endpoint) -> set[str]:
+        """The models a replica has loaded or failed to load (its repository index)."""
+        _, _, body = await asyncio.wait_for(self._post(endpoint, "/v2/repository/index", b"{}"), 10)
+        return {m["name"] for m in json.loads(bytes(body)) if m["state"] == "READY" or m["reason"].startswith("failed")}
 
     async def _post(self, endpoint: Endpoint, path: str, body: bytes) -> tuple[int, Any, Any]:
         headers = [(b"content-type", b"application/json")]
