@@ -55,7 +55,6 @@ class Registration:
     """One model the server knows. `estimate`: its files' bytes, read at its first load."""
 
     name: str
-    path: Path | None
     pinned: bool = False
     state: State = State.STANDBY
     estimate: int | None = None
@@ -89,10 +88,10 @@ class ModelCache:
         metrics.watch_cache(self)
 
     # --- registrations -------------------------------------------------------------------------------------
-    def register(self, name: str, path: Path | None = None, pinned: bool = False) -> Registration:
+    def register(self, name: str, pinned: bool = False) -> Registration:
         reg = self._regs.get(name)
         if reg is None:
-            reg = self._regs[name] = Registration(name, path, pinned or name in self.config.pinned)
+            reg = self._regs[name] = Registration(name, pinned or name in self.config.pinned)
         return reg
 
     def __len__(self) -> int:
@@ -140,11 +139,11 @@ class ModelCache:
         path = self._locate(name)
         return self.register(name) if path is not None and path.is_dir() else None
 
-    async def load(self, name: str, path: Path | None = None) -> Entry:
+    async def load(self, name: str) -> Entry:
         """A repository load: registers `name` if new, loads it now (a failure's back-off does not apply); a loaded
         model is loaded again from its files in place, as Triton reloads: its entry stays, requests keep being
         answered by the weights they started with until the new ones are in (a runtime's load swaps them whole)."""
-        reg = self.register(name, path)
+        reg = self.register(name)
         if reg.loading is not None:
             await asyncio.shield(reg.loading)
         reg.retry_at = 0.0
@@ -170,7 +169,7 @@ class ModelCache:
             await asyncio.shield(reg.loading)
         await self._evict(reg)
         reg.state = State.UNLOADED
-        path = reg.path or self._locate(name)
+        path = self._locate(name)
         if path is not None and not path.exists():  # its files were removed: no longer in the repository
             del self._regs[name]
 
@@ -210,7 +209,7 @@ class ModelCache:
     async def _load_now(self, reg: Registration) -> Entry:
         name = reg.name
         if reg.estimate is None:
-            path = reg.path or self._locate(name)
+            path = self._locate(name)
             reg.estimate = disk_bytes(path) if path is not None else 0
         charge = reg.estimate + OVERHEAD_BYTES
         await self._make_room(name, charge)
@@ -268,7 +267,7 @@ class ModelCache:
         self.lru.release(reg.name)
         if reg.state is State.READY:
             reg.state = State.STANDBY
-        if self.registry.loaded(reg.name) is None and not self.registry.has(reg.name):
+        if not self.registry.has(reg.name):
             return
         await self.registry.unload(reg.name)
         self.metrics.cache_evictions.inc()
