@@ -64,6 +64,7 @@ class TrainedModels:
         self.upstream = upstream
         self.clock = clock
         self._pulls: dict[tuple[str, str, str], Pull] = {}
+        self._swept: frozenset[tuple[str, str, str]] | None = None  # the TrainedModels the last sweep kept
 
     def repository(self, namespace: str, isvc: str) -> Path:
         return self.root / namespace / isvc
@@ -84,16 +85,19 @@ class TrainedModels:
             fits = tmctl.admitted(models, tmctl.memory_limit(isvc))
             for tm in models:
                 pulled, changed = self._pull(parent, tm)
-                if changed:
+                if changed:  # new files: loaded again where held; the old ones' load failures say nothing of them
                     reloads.append((parent, tm.metadata.name))
-                if changed:  # new files: the old ones' load failures say nothing about them
                     self.predictors.forgive(*parent, tm.metadata.name)
                 failed = self.predictors.failures(*parent, tm.metadata.name)
                 why = "; ".join(f"{replica}: {message}" for replica, message in sorted(failed.items())) or None
                 status = tmctl.status(tm, isvc, tm.metadata.name in fits, pulled, self.clock(), why)
                 if status != tm.status:
                     self.store.set_status("TrainedModel", tm.metadata.namespace, tm.metadata.name, status)
-        unloads = self._sweep(isvcs, by_parent)
+        present = frozenset((*parent, tm.metadata.name) for parent, tms in by_parent.items() for tm in tms)
+        unloads: list[tuple[tuple[str, str], str]] = []
+        if present != self._swept:  # the directories change only when the TrainedModels do
+            unloads, complete = await asyncio.to_thread(self._sweep, isvcs, by_parent)
+            self._swept = present if complete else None  # a directory still being pulled is swept next pass
         if unloads or reloads:
             await asyncio.gather(
                 *(self._tell(parent, name, "unload") for parent, name in unloads),
@@ -107,16 +111,17 @@ class TrainedModels:
         dest = self.repository(*parent) / tm.metadata.name
         key = (*parent, tm.metadata.name)
         pull = self._pulls.get(key)
-        if (dest / f"{MARKER}{digest}").exists():
-            if pull is not None and pull.swapped:
-                pull.swapped = False
-                return None, True
-            return None, False
+        if pull is None and (dest / f"{MARKER}{digest}").exists():  # pulled before a restart: look once
+            pull = self._pulls[key] = Pull(digest)
         if pull is not None and pull.digest == digest:
             if pull.thread is not None and pull.thread.is_alive():
                 return f"pulling {tm.spec.model.get('storageUri')}", False
             if pull.error:
                 return f"pulling the model failed: {pull.error}", False
+            if pull.swapped:
+                pull.swapped = False
+                return None, True
+            return None, False
         pull = self._pulls[key] = Pull(digest)
         uri = str(tm.spec.model.get("storageUri"))
         pull.thread = threading.Thread(target=_fetch, args=(uri, dest, digest, pull, parent[0]), daemon=True)
@@ -125,9 +130,10 @@ class TrainedModels:
 
     def _sweep(
         self, isvcs: dict[tuple[str, str], dict[str, Any]], by_parent: dict[tuple[str, str], list[TrainedModel]]
-    ) -> list[tuple[tuple[str, str], str]]:
-        """Model directories no TrainedModel names any more (mark and sweep, as the agent): removed and unloaded."""
-        gone = []
+    ) -> tuple[list[tuple[tuple[str, str], str]], bool]:
+        """Model directories no TrainedModel names any more (mark and sweep, as the agent): removed, to be unloaded;
+        and whether none had to be left (its pull still running). On a worker thread: it lists and deletes."""
+        gone, complete = [], True
         for parent in _existing(self.root):
             names = {tm.metadata.name for tm in by_parent.get(parent, [])}
             repo = self.repository(*parent)
@@ -135,13 +141,14 @@ class TrainedModels:
                 key = (*parent, d.name)
                 pull = self._pulls.get(key)
                 if pull is not None and pull.thread is not None and pull.thread.is_alive():
+                    complete = False
                     continue
                 self._pulls.pop(key, None)
                 shutil.rmtree(d, ignore_errors=True)
                 gone.append((parent, d.name))
             if parent not in isvcs and not any(repo.iterdir()):
                 repo.rmdir()
-        return gone
+        return gone, complete
 
     async def _tell(self, parent: tuple[str, str], name: str, action: str, holding: bool = False) -> None:
         """Every ready replica of the parent (`holding`: those that have `name` loaded, or failed to load it) gets a
