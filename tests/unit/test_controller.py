@@ -20,6 +20,7 @@ class FakeBackend:
     """Revisions become ready as soon as they are applied with a replica (or when a test says so)."""
 
     gateway_url = "http://gateway"
+    models = None
     domain = "example.com"
 
     def __init__(self) -> None:

@@ -9,15 +9,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from modelplane.backends.meshmode import MeshMode
 from modelplane.backends.seam import (
     MODEL_ROUTING_ANNOTATION,
     PREFIX_ROUTING_ANNOTATION,
     REPOSITORY_ANNOTATION,
     Backend,
     Objects,
+    Reconciled,
     Traffic,
 )
 from modelplane.control.api import InferenceService, ServingRuntime
+from modelplane.control.modelmesh import is_modelmesh
 from modelplane.control.reconciler import reconcile, template_hash, templates
 from modelplane.control.revision import Revision, now
 from modelplane.control.runtimes import RuntimeResolutionError, with_builtins
@@ -37,6 +40,8 @@ class Controller:
         self._routed: set[tuple[str, str]] = set()
         self._broken: dict[tuple[str, str], str] = {}  # isvcs that failed to reconcile -> why (logged once)
         self._stop = asyncio.Event()
+        host = backend.models
+        self.mesh = MeshMode(store, backend, host, self._reconcile, clock) if host is not None else None
 
     async def run(self, interval_s: float = 0.25) -> None:
         while not self._stop.is_set():
@@ -55,10 +60,20 @@ class Controller:
         namespaced, cluster = self._runtimes()
         live: set[str] = set()
         present: set[tuple[str, str]] = set()
+        meshed: list[InferenceService] = []
         for doc in self.store.list("InferenceService"):
+            isvc = self._meshed(doc)
+            if isvc is not None:
+                meshed.append(isvc)
+                continue
             key, owned = self._one(doc, namespaced, cluster)
             present.add(key)
             live.update(owned)
+        if self.mesh is not None:
+            owned, routes = self.mesh.step(meshed, namespaced, cluster)
+            live.update(owned)
+            present.update(routes)
+            self._routed.update(routes)
         for key in [k for k in self._broken if k not in present]:
             del self._broken[key]
         for key in self._routed - present:  # stop routing before stopping processes
@@ -87,6 +102,17 @@ class Controller:
             self._one(doc, *self._runtimes())
         await self.backend.commit()
 
+    def _meshed(self, doc: dict[str, Any]) -> InferenceService | None:
+        """The document as a ModelMesh InferenceService, when the backend hosts those (else None: reconciled on its
+        own, where a malformed one is reported)."""
+        if self.mesh is None:
+            return None
+        try:
+            isvc = InferenceService.model_validate(doc)
+        except ValueError:
+            return None
+        return isvc if is_modelmesh(isvc) else None
+
     def _runtimes(self) -> tuple[list[ServingRuntime], list[ServingRuntime]]:
         namespaced = [ServingRuntime.model_validate(d) for d in self.store.list("ServingRuntime")]
         cluster = [ServingRuntime.model_validate(d) for d in self.store.list("ClusterServingRuntime")]
@@ -101,7 +127,7 @@ class Controller:
         key = (str(meta.get("namespace", "default")), str(meta.get("name", "")))
         try:
             isvc = InferenceService.model_validate(doc)
-            owned = self._reconcile(isvc, namespaced, cluster)
+            owned = self._reconcile(isvc, namespaced, cluster).revisions
             self._broken.pop(key, None)
         except Exception as exc:  # one broken object is reported on itself; the others carry on
             if self._broken.get(key) != str(exc):  # once per new reason, not every pass
@@ -125,8 +151,15 @@ class Controller:
         return revisions
 
     def _reconcile(
-        self, isvc: InferenceService, namespaced: list[ServingRuntime], cluster: list[ServingRuntime]
-    ) -> set[str]:
+        self,
+        isvc: InferenceService,
+        namespaced: list[ServingRuntime],
+        cluster: list[ServingRuntime],
+        aliases: dict[str, str] | None = None,
+        publish: bool = True,
+    ) -> Reconciled:
+        """Reconcile one InferenceService; `publish` False for a derived one (a ModelMesh runtime's deployment),
+        which has no stored object to write its status to; `aliases`: the vmodels its route serves."""
         meta = isvc.metadata
         error: RuntimeResolutionError | None = None
         try:
@@ -158,6 +191,7 @@ class Controller:
             repository_api=meta.annotations.get(REPOSITORY_ANNOTATION) == "true",
             prefix_routing=meta.annotations.get(PREFIX_ROUTING_ANNOTATION) != "false",
             model_routing=meta.annotations.get(MODEL_ROUTING_ANNOTATION) == "true" or is_mms(isvc),
+            aliases=aliases or {},
             blocks=desired.traffic,
         )
         self.backend.route(meta.namespace, meta.name, traffic)
@@ -170,8 +204,9 @@ class Controller:
             report = [reports[rev.name] for rev in revs if reports.get(rev.name) is not None]
             if entry is not None and report:
                 entry["autoscaling"] = report
-        self.store.set_status("InferenceService", meta.namespace, meta.name, desired.status)
-        return set(keys.values())
+        if publish:
+            self.store.set_status("InferenceService", meta.namespace, meta.name, desired.status)
+        return Reconciled(set(keys.values()), traffic, desired.status)
 
 
 def failed_status(doc: dict[str, Any], exc: Exception, moment: str) -> dict[str, Any]:

@@ -5,9 +5,10 @@ the controller drives. A fake in the unit tests drives the controller without pr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from modelplane.control.api import InferenceService
+from modelplane.control.modelmesh import ModelObserved
 from modelplane.control.reconciler import Observed
 from modelplane.control.revision import Revision
 
@@ -38,9 +39,33 @@ class Traffic:
     repository_api: bool = False  # the isvc exposes V2 repository load/unload
     prefix_routing: bool = True  # generation requests sharing a prompt prefix prefer one replica
     model_routing: bool = False  # requests go to a replica holding their model, placed by ModelMesh's rules
+    aliases: dict[str, str] = field(default_factory=dict)  # vmodel -> the concrete model its requests go to
     # component -> the reconciler's targets as KServe writes them (revisionName, percent, tag, latestRevision):
     # what a Knative Service's traffic block is made of
     blocks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+class Reconciled(NamedTuple):
+    """What one InferenceService's reconcile decided."""
+
+    revisions: set[str]  # the revision keys it keeps
+    traffic: Traffic  # what its route was set to
+    status: dict[str, Any]
+
+
+class ModelHost(Protocol):
+    """Models kept in a multi-model InferenceService's repository for the controller (ModelMesh mode): pulled,
+    loaded on request, watched. Called on the event loop; never blocks."""
+
+    def host(self, namespace: str, isvc: str, models: dict[str, str]) -> None:
+        """The models (concrete id -> storageUri) the isvc's replicas serve from now on; others are removed."""
+
+    def seen(self, namespace: str, isvc: str, model: str) -> ModelObserved:
+        """The model as it is now: pulled, copies loaded, loading, load failures."""
+        ...
+
+    def load(self, namespace: str, isvc: str, model: str, copies: int) -> None:
+        """Have `copies` replicas load the model now (ModelMesh's loadNow), not waiting for a request."""
 
 
 class Backend(Protocol):
@@ -49,6 +74,7 @@ class Backend(Protocol):
 
     gateway_url: str  # where the InferenceServices' URLs point
     domain: str  # the host suffix of {name}.{namespace}.{domain}
+    models: ModelHost | None  # hosts ModelMesh InferenceServices' models (None: the backend does not)
 
     async def sync(self) -> None:
         """Once per pass, before any InferenceService: refresh what the backend observes (probes, crashes)."""

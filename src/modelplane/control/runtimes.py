@@ -17,7 +17,9 @@ EPOCH = "1970-01-01T00:00:00Z"
 Format = tuple[str, str, int | None]  # name, version, priority (None: not auto-selected)
 
 
-def _builtin(name: str, formats: list[Format], protocols: list[str], extra_args: list[str]) -> ServingRuntime:
+def _builtin(
+    name: str, formats: list[Format], protocols: list[str], extra_args: list[str], multi_model: bool = False
+) -> ServingRuntime:
     return ServingRuntime.model_validate(
         {
             "apiVersion": "serving.kserve.io/v1alpha1",
@@ -29,6 +31,7 @@ def _builtin(name: str, formats: list[Format], protocols: list[str], extra_args:
                     for f, v, p in formats
                 ],
                 "protocolVersions": protocols,
+                "multiModel": multi_model,
                 "containers": [
                     {
                         "name": "kserve-container",
@@ -48,7 +51,7 @@ def builtin_runtimes() -> list[ServingRuntime]:
     `kserve-tensorflow-serving`; PyTorch as `kserve-torchserve` (TorchScript / exported programs, not TorchServe's
     .mar archives); Hugging Face encoders as `kserve-huggingfaceserver`; PMML as `kserve-pmmlserver`; Spark MLlib
     pipelines as `modelplane-mllibserver`."""
-    v1v2 = ["v1", "v2"]
+    v1v2, v2g = ["v1", "v2"], ["v2", "grpc-v2"]
     return [
         _builtin("kserve-sklearnserver", [("sklearn", "1", 1)], v1v2, []),
         _builtin("kserve-xgbserver", [("xgboost", "2", 1)], v1v2, ["--nthread=1"]),
@@ -66,6 +69,16 @@ def builtin_runtimes() -> list[ServingRuntime]:
         _builtin("kserve-pmmlserver", [("pmml", "3", 1), ("pmml", "4", 1)], v1v2, []),
         # KServe has no Spark runtime (MLServer's mllib is not among KServe's): modelplane's own name
         _builtin("modelplane-mllibserver", [("mllib", "1", 1), ("mllib", "3", 1)], v1v2, []),
+        # ModelMesh's multi-model runtimes (deploymentMode: ModelMesh), by modelmesh-serving's names and formats;
+        # each runs as one shared deployment of modelplane servers with a model cache (control/modelmesh.py)
+        _builtin("mlserver-1.x", [("sklearn", "0", 1), ("xgboost", "1", 1), ("lightgbm", "3", 1)], v2g, [], True),
+        _builtin(
+            "triton-2.x",
+            [("onnx", "1", 1), ("pytorch", "1", 1), ("tensorflow", "1", 1), ("tensorflow", "2", 1)],
+            v2g,
+            [],
+            True,
+        ),
     ]
 
 
@@ -135,9 +148,15 @@ def _ordered(runtimes: list[ServingRuntime], fmt: str) -> list[ServingRuntime]:
 
 
 def select_runtime(
-    model: ModelSpec, namespace: str, namespaced: list[ServingRuntime], cluster: list[ServingRuntime]
+    model: ModelSpec,
+    namespace: str,
+    namespaced: list[ServingRuntime],
+    cluster: list[ServingRuntime],
+    multi_model: bool = False,
 ) -> Selected:
-    """The runtime KServe would pick for `model`, or RuntimeResolutionError with KServe's reason."""
+    """The runtime KServe would pick for `model`, or RuntimeResolutionError with KServe's reason. `multi_model`:
+    for a ModelMesh predictor, chosen among the `multiModel: true` runtimes (modelmesh-serving does not filter by
+    protocol: its runtimes serve gRPC and REST through the mesh)."""
     protocol = _protocol(model)
     if model.runtime:
         rt = next(
@@ -148,7 +167,11 @@ def select_runtime(
             raise RuntimeResolutionError("RuntimeNotRecognized", "Waiting for runtime to become available")
         if rt.spec.disabled:
             raise RuntimeResolutionError("RuntimeDisabled", f"Runtime {rt.metadata.name} is disabled")
-        if not _supports_protocol(rt, protocol):
+        if multi_model and not rt.spec.multi_model:
+            raise RuntimeResolutionError(
+                "NoSupportingRuntime", f"Runtime {rt.metadata.name} is not a multi-model runtime (multiModel: true)"
+            )
+        if not multi_model and not _supports_protocol(rt, protocol):
             raise RuntimeResolutionError(
                 "NoSupportingRuntime", f"Runtime {rt.metadata.name} does not support protocol {protocol}"
             )
@@ -165,8 +188,8 @@ def select_runtime(
             r
             for r in pool
             if not r.spec.disabled
-            and not r.spec.multi_model
-            and _supports_protocol(r, protocol)
+            and r.spec.multi_model == multi_model
+            and (multi_model or _supports_protocol(r, protocol))
             and label in _labels(r, auto_only=True)
         ]
 

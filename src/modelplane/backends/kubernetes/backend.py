@@ -29,6 +29,7 @@ KNATIVE = "serving.knative.dev/v1"
 
 class ClusterBackend:
     gateway_url = ""  # requests reach a cluster through its ingress, not an embedded gateway
+    models = None  # ModelMesh InferenceServices are not hosted on a cluster (render refuses the mode)
 
     def __init__(self, cache: Cache, writer: Writer, config: ClusterConfig) -> None:
         self.cache = cache

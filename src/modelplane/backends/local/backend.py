@@ -10,13 +10,12 @@ import re
 import time
 from typing import Any
 
-from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.autoscaler import Autoscaler
 from modelplane.backends.local.gateway import Gateway, Route
 from modelplane.backends.local.launch import Launcher
 from modelplane.backends.local.llm_load import LlmLoad
-from modelplane.backends.local.mesh import Placement
 from modelplane.backends.local.mesh_watch import MeshWatch
+from modelplane.backends.local.meshhost import MeshHost, Predictors
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.backends.local.revision import Revisions, RevisionState
 from modelplane.backends.local.store import Store
@@ -49,9 +48,9 @@ class LocalBackend:
         self.autoscaler = Autoscaler(replicas.home)
         self.llm_load = LlmLoad(gateway.replicas, gateway.upstream)
         self.mesh_watch = MeshWatch(gateway.upstream)
-        self.trained = TrainedModels(
-            store, replicas.home / "mms", _Predictors(revisions, gateway), gateway.upstream, now
-        )
+        predictors = Predictors(revisions, gateway)
+        self.trained = TrainedModels(store, replicas.home / "mms", predictors, gateway.upstream, now)
+        self.models = MeshHost(self.trained, predictors, gateway)
         self.launcher.repository = self.trained.repository
 
     async def commit(self) -> None:
@@ -138,6 +137,7 @@ class LocalBackend:
             repository_api=traffic.repository_api,
             prefix_routing=traffic.prefix_routing,
             model_routing=traffic.model_routing,
+            aliases=traffic.aliases,
         )
         self.gateway.set_route(namespace, name, route)
 
@@ -178,28 +178,3 @@ class LocalBackend:
         except Exception as exc:
             log.exception("activating %s failed", revision)
             state.error = f"scale from zero failed: {type(exc).__name__}: {exc}"
-
-
-class _Predictors:
-    """The predictor replicas of an InferenceService and where its models failed to load (for TrainedModels)."""
-
-    def __init__(self, revisions: Revisions, gateway: Gateway) -> None:
-        self.revisions = revisions
-        self.gateway = gateway
-
-    def _keys(self, namespace: str, name: str) -> list[str]:
-        return [s.key for s in self.revisions if s.owner == (namespace, name, "predictor")]
-
-    def ready(self, namespace: str, isvc: str) -> list[Endpoint]:
-        return [e for key in self._keys(namespace, isvc) for e in self.gateway.replicas.ready(key)]
-
-    def _placements(self, namespace: str, isvc: str) -> list[Placement]:
-        pools = (self.gateway.pools.get(key) for key in self._keys(namespace, isvc))
-        return [pool.placement for pool in pools if pool is not None and pool.placement is not None]
-
-    def failures(self, namespace: str, isvc: str, model: str) -> dict[str, str]:
-        return {r: m for p in self._placements(namespace, isvc) for r, m in p.failures(model).items()}
-
-    def forgive(self, namespace: str, isvc: str, model: str) -> None:
-        for placement in self._placements(namespace, isvc):
-            placement.forgive(model)

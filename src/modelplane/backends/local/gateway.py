@@ -48,6 +48,7 @@ class Route:
     repository_api: bool = False  # forward V2 repository load/unload (the isvc opted in with REPOSITORY_ANNOTATION)
     prefix_routing: bool = True  # generation requests sharing a prompt prefix prefer one replica (bounded load)
     model_routing: bool = False  # many models per replica: a request goes where its model is (backends/local/mesh.py)
+    aliases: dict[str, str] = field(default_factory=dict)  # vmodel -> concrete model (ModelMesh InferenceServices)
 
 
 class Gateway:
@@ -231,6 +232,8 @@ class Gateway:
             namespace, name = openai.route_for(self.routes, openai.model_field(body))
             selected = self.select("", f"/serving/{namespace}/{name}{path}", _repository_mutation)
         route, component, revision, upstream = selected
+        if route.aliases:
+            upstream = aliased(upstream, route.aliases)
         target = upstream + ("?" + query.decode("ascii") if query else "")
         affinity = openai.prefix_key(upstream, body) if route.prefix_routing and method == "POST" else None
         model = model_in_path(upstream) if route.model_routing else None
@@ -319,6 +322,16 @@ def model_in_path(path: str) -> str | None:
             name = rest.split("/", 1)[0].split(":", 1)[0]
             return name or None
     return None
+
+
+def aliased(path: str, aliases: dict[str, str]) -> str:
+    """The data-plane path with a vmodel's name replaced by its concrete model's (unchanged for other models)."""
+    name = model_in_path(path)
+    target = aliases.get(name) if name is not None else None
+    if target is None:
+        return path
+    cut = path.index("/models/") + len("/models/")
+    return path[:cut] + target + path[cut + len(name) :]  # type: ignore[arg-type]
 
 
 def _http_address(endpoint: Endpoint) -> str:

@@ -77,7 +77,12 @@ class GrpcGateway(grpc.GenericRpcHandler):
         forwarded = [(k, v) for k, v in metadata.items() if k not in FORWARD_SKIP and not k.startswith(":")]
 
         pool = self.gateway.pool(revision, route)
-        model = model_field(request) if route.model_routing and method in BY_MODEL else None
+        model = model_field(request) if (route.model_routing or route.aliases) and method in BY_MODEL else None
+        if model is not None and model in route.aliases:  # a vmodel: the request goes to its concrete model
+            model = route.aliases[model]
+            request = with_model_field(request, model)
+        if not route.model_routing:
+            model = None
 
         async def call(endpoint: Endpoint) -> bytes:
             rpc = self._channel(endpoint.grpc).unary_unary(method)
@@ -117,9 +122,30 @@ def _load_failed(exc: grpc.aio.AioRpcError) -> bool:
 def model_field(message: bytes) -> str | None:
     """Field 1 (a string) of a serialized protobuf message, read without decoding the rest: the model a
     ModelInfer / ModelMetadata / ModelReady request names. None if absent or malformed."""
+    span = _field_one(message)
+    if span is None:
+        return None
+    try:
+        return message[span[1] : span[2]].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def with_model_field(message: bytes, name: str) -> bytes:
+    """The message with field 1 set to `name`: the old field cut out, the new one first (protobuf takes fields in
+    any order). The rest of the message is not decoded."""
+    span = _field_one(message)
+    rest = message if span is None else message[: span[0]] + message[span[2] :]
+    value = name.encode()
+    return b"\x0a" + _encode_varint(len(value)) + value + rest
+
+
+def _field_one(message: bytes) -> tuple[int, int, int] | None:
+    """(where field 1's key starts, where its value starts, where it ends), if it is a well-formed string field."""
     i, n = 0, len(message)
     try:
         while i < n:
+            start = i
             key, i = _varint(message, i)
             number, wire = key >> 3, key & 7
             if wire == 0:
@@ -131,13 +157,22 @@ def model_field(message: bytes) -> str | None:
             elif wire == 2:
                 size, i = _varint(message, i)
                 if number == 1:
-                    return message[i : i + size].decode("utf-8") if i + size <= n else None
+                    return (start, i, i + size) if i + size <= n else None
                 i += size
             else:
                 return None
-    except (IndexError, UnicodeDecodeError):
+    except IndexError:
         return None
     return None
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _varint(data: bytes, i: int) -> tuple[int, int]:

@@ -127,6 +127,19 @@ class Placement:
         self.placed += 1
         return target
 
+    def extra_copy(self, model: str, ready: list[Endpoint], inflight: dict[Endpoint, int]) -> Endpoint | None:
+        """A replica for one more copy of `model` (one that neither holds it nor failed it), placed now; None when
+        there is none."""
+        now = self.clock()
+        copies, failures = self.registry.copies(model), self.registry.failures(model)
+        candidates = [e for e in ready if e.http not in copies and not _failed(failures, e.http, now)]
+        least = min((inflight.get(e, 0) for e in ready), default=0)
+        target = self._place(candidates, inflight, least)
+        if target is not None:
+            self.registry.add_copy(model, target.http, now)
+            self.placed += 1
+        return target
+
     def _place(self, candidates: list[Endpoint], inflight: dict[Endpoint, int], least: int) -> Endpoint | None:
         """ModelMesh's order: replicas not much busier than the least loaded; a replica with free room before a full
         one; among full ones the one whose least recently used model is oldest; then fewer models, fewer in flight."""

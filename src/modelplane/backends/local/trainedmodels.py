@@ -2,6 +2,7 @@
 pulled into its multi-model InferenceService's repository (MODELPLANE_HOME/mms/<namespace>/<isvc>/<model>, marked
 with a hash of its spec), a changed spec is pulled again and the old copy unloaded from the replicas, a deleted one
 is removed and unloaded, a TrainedModel whose InferenceService is gone is deleted; statuses as KServe writes them.
+The same puller keeps the models of ModelMesh InferenceServices in their runtime's shared repository (`hosted`).
 The replicas load a model on its first request (their model cache)."""
 
 from __future__ import annotations
@@ -65,6 +66,22 @@ class TrainedModels:
         self.clock = clock
         self._pulls: dict[tuple[str, str, str], Pull] = {}
         self._swept: frozenset[tuple[str, str, str]] | None = None  # the TrainedModels the last sweep kept
+        # models hosted for the controller (ModelMesh InferenceServices), by parent: concrete id -> storageUri, or
+        # None for one kept as it was pulled (the model a vmodel still serves while its successor loads)
+        self.hosted: dict[tuple[str, str], dict[str, str | None]] = {}
+
+    def host(self, parent: tuple[str, str], models: dict[str, str | None]) -> None:
+        if models:
+            self.hosted[parent] = models
+        else:
+            self.hosted.pop(parent, None)
+
+    def pulled(self, parent: tuple[str, str], name: str) -> tuple[bool, str]:
+        """(whether the model's files are in place, why its pull failed)."""
+        pull = self._pulls.get((*parent, name))
+        if pull is None or (pull.thread is not None and pull.thread.is_alive()):
+            return False, ""
+        return not pull.error, pull.error
 
     def repository(self, namespace: str, isvc: str) -> Path:
         return self.root / namespace / isvc
@@ -84,7 +101,8 @@ class TrainedModels:
             isvc = InferenceService.model_validate(isvcs[parent])
             fits = tmctl.admitted(models, tmctl.memory_limit(isvc))
             for tm in models:
-                pulled, changed = self._pull(parent, tm)
+                uri = str(tm.spec.model.get("storageUri"))
+                pulled, changed = self._pull(parent, tm.metadata.name, uri, spec_digest(tm))
                 if changed:  # new files: loaded again where held; the old ones' load failures say nothing of them
                     reloads.append((parent, tm.metadata.name))
                     self.predictors.forgive(*parent, tm.metadata.name)
@@ -93,10 +111,19 @@ class TrainedModels:
                 status = tmctl.status(tm, isvc, tm.metadata.name in fits, pulled, self.clock(), why)
                 if status != tm.status:
                     self.store.set_status("TrainedModel", tm.metadata.namespace, tm.metadata.name, status)
-        present = frozenset((*parent, tm.metadata.name) for parent, tms in by_parent.items() for tm in tms)
+        for parent, hosted in self.hosted.items():
+            for name, source in hosted.items():
+                self._pull(parent, name, source, name.rsplit("-", 1)[-1])  # the id ends with its spec's hash
+        present = frozenset(
+            [(*parent, tm.metadata.name) for parent, tms in by_parent.items() for tm in tms]
+            + [(*parent, name) for parent, hosted in self.hosted.items() for name in hosted]
+        )
         unloads: list[tuple[tuple[str, str], str]] = []
         if present != self._swept:  # the directories change only when the TrainedModels do
-            unloads, complete = await asyncio.to_thread(self._sweep, isvcs, by_parent)
+            kept = {parent: {tm.metadata.name for tm in tms} for parent, tms in by_parent.items()}
+            for parent, hosted in self.hosted.items():
+                kept.setdefault(parent, set()).update(hosted)
+            unloads, complete = await asyncio.to_thread(self._sweep, isvcs, kept)
             self._swept = present if complete else None  # a directory still being pulled is swept next pass
         if unloads or reloads:
             await asyncio.gather(
@@ -104,38 +131,40 @@ class TrainedModels:
                 *(self._tell(parent, name, "load", holding=True) for parent, name in reloads),
             )
 
-    def _pull(self, parent: tuple[str, str], tm: TrainedModel) -> tuple[str | None, bool]:
+    def _pull(self, parent: tuple[str, str], name: str, uri: str | None, digest: str) -> tuple[str | None, bool]:
         """(None when the files are in place, else what is pending or failed; whether a new copy just replaced an
-        older one)."""
-        digest = spec_digest(tm)
-        dest = self.repository(*parent) / tm.metadata.name
-        key = (*parent, tm.metadata.name)
+        older one). `uri` None: keep the files pulled before, never pull."""
+        dest = self.repository(*parent) / name
+        key = (*parent, name)
         pull = self._pulls.get(key)
         if pull is None and (dest / f"{MARKER}{digest}").exists():  # pulled before a restart: look once
             pull = self._pulls[key] = Pull(digest)
+        if pull is None and uri is None:
+            pull = self._pulls[key] = Pull(digest, error="its files are gone (pulled before, not found now)")
         if pull is not None and pull.digest == digest:
             if pull.thread is not None and pull.thread.is_alive():
-                return f"pulling {tm.spec.model.get('storageUri')}", False
+                return f"pulling {uri}", False
             if pull.error:
                 return f"pulling the model failed: {pull.error}", False
             if pull.swapped:
                 pull.swapped = False
                 return None, True
             return None, False
+        if uri is None:
+            return None, False  # kept as it is (a successor with another digest never replaces it in place)
         pull = self._pulls[key] = Pull(digest)
-        uri = str(tm.spec.model.get("storageUri"))
         pull.thread = threading.Thread(target=_fetch, args=(uri, dest, digest, pull, parent[0]), daemon=True)
         pull.thread.start()
         return f"pulling {uri}", False
 
     def _sweep(
-        self, isvcs: dict[tuple[str, str], dict[str, Any]], by_parent: dict[tuple[str, str], list[TrainedModel]]
+        self, isvcs: dict[tuple[str, str], dict[str, Any]], kept: dict[tuple[str, str], set[str]]
     ) -> tuple[list[tuple[tuple[str, str], str]], bool]:
         """Model directories no TrainedModel names any more (mark and sweep, as the agent): removed, to be unloaded;
         and whether none had to be left (its pull still running). On a worker thread: it lists and deletes."""
         gone, complete = [], True
         for parent in _existing(self.root):
-            names = {tm.metadata.name for tm in by_parent.get(parent, [])}
+            names = kept.get(parent, set())
             repo = self.repository(*parent)
             for d in [p for p in repo.iterdir() if p.is_dir() and p.name not in names and not p.name.startswith(".")]:
                 key = (*parent, d.name)
@@ -146,7 +175,7 @@ class TrainedModels:
                 self._pulls.pop(key, None)
                 shutil.rmtree(d, ignore_errors=True)
                 gone.append((parent, d.name))
-            if parent not in isvcs and not any(repo.iterdir()):
+            if parent not in isvcs and parent not in kept and not any(repo.iterdir()):
                 repo.rmdir()
         return gone, complete
 
