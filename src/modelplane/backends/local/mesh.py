@@ -127,18 +127,18 @@ class Placement:
         self.placed += 1
         return target
 
-    def extra_copy(self, model: str, ready: list[Endpoint], inflight: dict[Endpoint, int]) -> Endpoint | None:
-        """A replica for one more copy of `model` (one that neither holds it nor failed it), placed now; None when
-        there is none."""
+    def spare(self, model: str, ready: list[Endpoint], inflight: dict[Endpoint, int]) -> Endpoint | None:
+        """Where one more copy of `model` would go (a replica that neither holds it nor failed it; None: there is
+        none). Nothing is recorded: the caller loads it there and says `loaded`."""
         now = self.clock()
         copies, failures = self.registry.copies(model), self.registry.failures(model)
         candidates = [e for e in ready if e.http not in copies and not _failed(failures, e.http, now)]
-        least = min((inflight.get(e, 0) for e in ready), default=0)
-        target = self._place(candidates, inflight, least)
-        if target is not None:
-            self.registry.add_copy(model, target.http, now)
-            self.placed += 1
-        return target
+        return self._place(candidates, inflight, min((inflight.get(e, 0) for e in ready), default=0))
+
+    def loaded(self, model: str, replica: str) -> None:
+        """`model` was loaded on `replica` (outside the request path): a copy."""
+        self.registry.add_copy(model, replica, self.clock())
+        self.placed += 1
 
     def _place(self, candidates: list[Endpoint], inflight: dict[Endpoint, int], least: int) -> Endpoint | None:
         """ModelMesh's order: replicas not much busier than the least loaded; a replica with free room before a full

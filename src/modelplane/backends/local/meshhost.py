@@ -98,12 +98,13 @@ class MeshHost:
                 held = set(placement.registry.copies(model))
                 if sum(e.http in held for e in ready) >= copies:
                     break
-                target = placement.extra_copy(model, ready, {})
+                target = placement.spare(model, ready, {})
                 if target is None:
                     break  # every replica holds it or failed it
-                await self._load_on(placement, target, model)
+                if await self._load_on(placement, target, model):
+                    placement.loaded(model, target.http)  # counted as a copy once it is loaded, not before
 
-    async def _load_on(self, placement: Placement, target: Endpoint, model: str) -> None:
+    async def _load_on(self, placement: Placement, target: Endpoint, model: str) -> bool:
         path = f"/v2/repository/models/{model}/load"
         try:
             status, _, body = await asyncio.wait_for(
@@ -116,10 +117,11 @@ class MeshHost:
             status, body = 0, f"{type(exc).__name__}: {exc}".encode()
         if status == 200:
             log.info("model %s loaded on %s", model, target.http)
-            return
+            return True
         try:
             message = str(json.loads(bytes(body)).get("error", ""))
         except (ValueError, AttributeError):
             message = bytes(body)[:500].decode("utf-8", "replace")
         log.warning("loading %s on %s failed (%d): %s", model, target.http, status, message)
         placement.failed(model, target.http, message or f"load answered {status}")
+        return False
