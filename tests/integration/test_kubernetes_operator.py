@@ -429,3 +429,81 @@ def test_keda_autoscaling_and_a_cluster_local_isvc(api: Api, operator: OperatorP
     routes = api.custom.list_namespaced_custom_object("gateway.networking.k8s.io", "v1", NS, "httproutes")["items"]
     ingresses = api.net.list_namespaced_ingress(NS).items
     assert "inside" not in {r["metadata"]["name"] for r in routes} | {i.metadata.name for i in ingresses}
+
+
+def test_trained_models_fill_their_inference_services_model_list(api: Api, operator: OperatorProcess) -> None:
+    """KServe's multi-model serving on a cluster: a predictor with no storageUri gets the model list ConfigMap
+    (modelconfig-<isvc>-0) and the puller sidecar; each TrainedModel is an entry in that list (removed when it is
+    deleted), has KServe's status (memory admission, the parent's readiness, its URL once the parent is Ready), is
+    refused by the webhook as KServe's is, and is deleted with its InferenceService."""
+    import json
+
+    from kubernetes.client.rest import ApiException
+
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": "mms", "annotations": {"serving.kserve.io/deploymentMode": "Standard"}},
+        "spec": {"predictor": {"sklearn": {"protocolVersion": "v1", "resources": {"limits": {"memory": "64Mi"}}}}},
+    }
+    api.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
+
+    def trained(name: str, uri: str, memory: str = "16Mi", parent: str = "mms") -> dict[str, Any]:
+        spec = {"inferenceService": parent, "model": {"storageUri": uri, "framework": "sklearn", "memory": memory}}
+        doc = {"apiVersion": f"{GROUP}/v1alpha1", "kind": "TrainedModel", "metadata": {"name": name}, "spec": spec}
+        return api.custom.create_namespaced_custom_object(GROUP, "v1alpha1", NS, "trainedmodels", doc)
+
+    def tm(name: str) -> dict[str, Any]:
+        return api.custom.get_namespaced_custom_object(GROUP, "v1alpha1", NS, "trainedmodels", name)
+
+    def tm_condition(name: str, kind: str) -> str | None:
+        return next((c["status"] for c in tm(name).get("status", {}).get("conditions", []) if c["type"] == kind), None)
+
+    def listed() -> list[str]:
+        data = api.core.read_namespaced_config_map("modelconfig-mms-0", NS).data or {}
+        return [m["modelName"] for m in json.loads(data.get("models.json", "[]"))]
+
+    deployment = wait_for(lambda: api.deployment("mms-predictor"), "the multi-model predictor's Deployment")
+    pod = deployment.spec.template.spec
+    agent = next(c for c in pod.containers if c.name == "agent")
+    assert agent.command == ["modelplane", "puller"] and "/mnt/configs" in agent.args
+    assert any(v.config_map and v.config_map.name == "modelconfig-mms-0" for v in pod.volumes)
+    assert "--model-cache-bytes=67108864" in pod.containers[0].args
+    wait_for(lambda: listed() == [], "the empty model list")
+
+    trained("tm-a", "gs://models/a")
+    trained("tm-b", "s3://models/b")
+    trained("tm-big", "gs://models/big", memory="1Gi")
+    wait_for(lambda: listed() == ["tm-a", "tm-b", "tm-big"], "every TrainedModel in the model list")
+    entry = json.loads(api.core.read_namespaced_config_map("modelconfig-mms-0", NS).data["models.json"])[0]
+    assert entry == {
+        "modelName": "tm-a",
+        "modelSpec": {"storageUri": "gs://models/a", "framework": "sklearn", "memory": "16Mi"},
+    }
+    wait_for(lambda: tm_condition("tm-big", "MemoryResourceAvailable") == "False", "tm-big over the memory limit")
+    assert tm_condition("tm-a", "MemoryResourceAvailable") == "True"
+    assert tm_condition("tm-a", "IsMMSPredictor") == "True" and tm_condition("tm-a", "Ready") == "False"
+
+    api.available("mms-predictor")
+    wait_for(lambda: tm_condition("tm-a", "Ready") == "True", "tm-a Ready once its InferenceService is")
+    assert tm("tm-a")["status"]["url"] == "http://mms-ml.example.com/v1/models/tm-a:predict"
+
+    with pytest.raises(ApiException) as refused:
+        trained("bad.name", "gs://models/a")
+    assert refused.value.status in (400, 422) and "[a-zA-Z0-9_-]+" in refused.value.body
+
+    api.custom.delete_namespaced_custom_object(GROUP, "v1alpha1", NS, "trainedmodels", "tm-b")
+    wait_for(lambda: listed() == ["tm-a", "tm-big"], "tm-b out of the model list")
+
+    trained("tm-orphan", "gs://models/o", parent="no-such-isvc")
+    api.custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "mms")
+
+    def gone(name: str) -> bool:
+        try:
+            tm(name)
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(lambda: gone("tm-a") and gone("tm-big"), "the TrainedModels deleted with their InferenceService")
+    wait_for(lambda: gone("tm-orphan"), "a TrainedModel of no InferenceService deleted")

@@ -93,11 +93,10 @@ class Controller:
             ),
             None,
         )
-        if doc is None:
+        if doc is None:  # gone: told to the backend even when this process never routed it (a restart)
             self._broken.pop((namespace, name), None)
-            if (namespace, name) in self._routed:
-                self.backend.route(namespace, name, None)
-                self._routed.discard((namespace, name))
+            self.backend.route(namespace, name, None)
+            self._routed.discard((namespace, name))
         else:
             self._one(doc, *self._runtimes())
         await self.backend.commit()

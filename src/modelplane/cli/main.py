@@ -162,6 +162,26 @@ def storage_initializer(pairs: Annotated[list[str], typer.Argument(help="SRC_URI
         typer.echo(f"{redact(src)} -> {dest}")
 
 
+@app.command("puller")
+def puller(
+    config_dir: Annotated[str, typer.Option("--config-dir", help="Where models.json is (a ConfigMap volume)")],
+    model_dir: Annotated[str, typer.Option("--model-dir", help="Where each model is pulled, one directory each")],
+    server: Annotated[str, typer.Option("--server", help="The multi-model server's URL (V2 repository API)")] = (
+        "http://127.0.0.1:8080"
+    ),
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between reads of the model list")] = 1.0,
+) -> None:
+    """Follow a TrainedModel list: pull each model, swap in changed ones, remove dropped ones, and have the server
+    load or unload them (KServe's agent with --enable-puller; the Kubernetes backend runs it beside a multi-model
+    predictor)."""
+    import logging
+
+    from modelplane.storage.puller import main as run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(config_dir, model_dir, server, interval)
+
+
 cache_app = typer.Typer(help="The node-local model cache ($MODELPLANE_CACHE_DIR, default $MODELPLANE_HOME/cache).")
 app.add_typer(cache_app, name="cache")
 

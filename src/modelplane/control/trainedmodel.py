@@ -55,6 +55,24 @@ def memory_limit(isvc: InferenceService) -> int:
         return DEFAULT_MEMORY
 
 
+def cache_flag(isvc: InferenceService) -> str:
+    """The multi-model server's model cache: as large as its container's memory limit."""
+    return f"--model-cache-bytes={memory_limit(isvc)}"
+
+
+def config_name(isvc: str) -> str:
+    """KServe's ConfigMap of a multi-model InferenceService's models (shard 0: KServe never shards)."""
+    return f"modelconfig-{isvc}-0"
+
+
+def model_list(tms: list[TrainedModel]) -> list[dict[str, Any]]:
+    """The ConfigMap's `models.json` as KServe's TrainedModel controller writes it, by name."""
+    return [
+        {"modelName": tm.metadata.name, "modelSpec": dict(tm.spec.model)}
+        for tm in sorted(tms, key=lambda t: t.metadata.name)
+    ]
+
+
 def memory_of(tm: TrainedModel) -> int:
     return byte_quantity(str(tm.spec.model.get("memory")))
 

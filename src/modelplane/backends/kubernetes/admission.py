@@ -1,7 +1,7 @@
 """Kubernetes backend: the admission webhooks — KServe's defaulting (mutating) and validation (validating) for
-InferenceService and validation for ServingRuntime and ClusterServingRuntime, the same functions the local API
-server runs, so `kubectl apply` of an invalid object is refused by the API server with KServe's message. kopf
-serves them and keeps the webhook configurations."""
+InferenceService and validation for ServingRuntime, ClusterServingRuntime and TrainedModel, the same functions
+the local API server runs, so `kubectl apply` of an invalid object is refused by the API server with KServe's
+message. kopf serves them and keeps the webhook configurations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modelplane.control.api import InferenceService, ServingRuntime
+from modelplane.control import trainedmodel as tmctl
+from modelplane.control.api import InferenceService, ServingRuntime, TrainedModel
 from modelplane.control.runtime_webhook import runtimes_beside, validate_runtime
 from modelplane.control.webhook import ValidationError, default, validate
 
@@ -120,6 +121,15 @@ def runtime_refusal(doc: dict[str, Any], stored: list[dict[str, Any]]) -> str | 
     return _refused(check)
 
 
+def trained_model_refusal(doc: dict[str, Any], old: dict[str, Any] | None) -> str | None:
+    """KServe's TrainedModel webhook: its message when the TrainedModel (created, or updated from `old`) is refused."""
+
+    def check() -> None:
+        tmctl.validate(TrainedModel.model_validate(doc), TrainedModel.model_validate(old) if old else None)
+
+    return _refused(check)
+
+
 def register(registry: Any, default_mode: str, stored: Callable[[str, str | None], list[dict[str, Any]]]) -> None:
     """The kopf handlers: defaulting, then validation, for InferenceService creates and updates; validation for
     ServingRuntimes and ClusterServingRuntimes against the `stored(kind, namespace)` ones (the watch cache)."""
@@ -138,6 +148,15 @@ def register(registry: Any, default_mode: str, stored: Callable[[str, str | None
             "serving.kserve.io", "v1alpha1", plural, id=f"validate-{plural}", registry=registry,
             operations=["CREATE", "UPDATE"],
         )(check_runtime)  # fmt: skip
+
+    @kopf.on.validate(
+        "serving.kserve.io", "v1alpha1", "trainedmodels", id="validate-trainedmodels", registry=registry,
+        operations=["CREATE", "UPDATE"],
+    )  # fmt: skip
+    async def check_trained(body: Any, old: Any, **_: Any) -> None:
+        message = trained_model_refusal(_plain(body), _plain(old) if old else None)
+        if message is not None:
+            raise kopf.AdmissionError(message, code=422)
 
     @kopf.on.mutate(
         "serving.kserve.io", "v1beta1", "inferenceservices", id="default", registry=registry,

@@ -6,6 +6,7 @@ apply) and its status at once, then stale objects removed — and nothing at all
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -14,10 +15,11 @@ from modelplane.backends.kubernetes.cache import Cache, Key, PendingRevision, ki
 from modelplane.backends.kubernetes.canary import CANARY_SUFFIX, apply_split, split, tag_routes
 from modelplane.backends.kubernetes.client import ApiError, Writer
 from modelplane.backends.kubernetes.config import ClusterConfig
-from modelplane.backends.kubernetes.render import mode_of, render
+from modelplane.backends.kubernetes.render import MODELS_KEY, mode_of, render
 from modelplane.backends.kubernetes.render.meta import component_name, host, owner
 from modelplane.backends.seam import Traffic
-from modelplane.control.api import ISVC_API, InferenceService, ServingRuntime
+from modelplane.control import trainedmodel as tmctl
+from modelplane.control.api import ISVC_API, RUNTIME_API, InferenceService, ServingRuntime, TrainedModel
 from modelplane.control.reconciler import COMPONENTS, TAG_ROUTING, Observed, serving_revisions
 from modelplane.control.revision import Revision, now
 from modelplane.control.runtimes import with_builtins
@@ -38,6 +40,7 @@ class ClusterBackend:
         self.domain = config.ingress.ingressDomain
         self._touched: set[Key] = set()
         self._traffic: dict[Key, Traffic] = {}
+        self._gone: set[Key] = set()  # InferenceServices deleted since the last commit (their TrainedModels go)
         self.written: dict[Key, int] = {}  # API writes made for each InferenceService so far
         cache.decorate = self.decorate
 
@@ -97,6 +100,7 @@ class ClusterBackend:
     def route(self, namespace: str, name: str, traffic: Traffic | None) -> None:
         if traffic is None:
             self._traffic.pop((namespace, name), None)
+            self._gone.add((namespace, name))
         else:
             self._traffic[(namespace, name)] = traffic
             self._touched.add((namespace, name))
@@ -115,6 +119,8 @@ class ClusterBackend:
 
     # --- the writes ------------------------------------------------------------------------------------------
     async def commit(self) -> None:
+        gone, self._gone = self._gone, set()
+        await self._orphans(gone)
         touched, self._touched = self._touched, set()
         revisions = [r for r in self.cache.new_revisions if (r.namespace, r.isvc) in touched]
         self.cache.new_revisions = [r for r in self.cache.new_revisions if (r.namespace, r.isvc) not in touched]
@@ -140,6 +146,7 @@ class ClusterBackend:
         writes.append(self._objects(isvc))
         if status is not None:
             writes.append(self._status(key, doc, status))
+        writes += self._trained(InferenceService.model_validate(doc), status)
         results = await asyncio.gather(*writes, return_exceptions=True)
         refused = next((r for r in results if isinstance(r, BaseException)), None)
         if isinstance(refused, ApiError):  # the API server refused a write: say so on the isvc, retry later
@@ -148,6 +155,49 @@ class ClusterBackend:
                 await self._status(key, doc, failed)
         if refused is not None:
             raise refused
+
+    def trained_models(self, namespace: str, isvc: str) -> list[TrainedModel]:
+        docs = self.cache.list("TrainedModel", namespace)
+        return [TrainedModel.model_validate(d) for d in docs if (d.get("spec") or {}).get("inferenceService") == isvc]
+
+    def _trained(self, isvc: InferenceService, status: dict[str, Any] | None) -> list[Any]:
+        """Status writes for the InferenceService's TrainedModels that changed: KServe's conditions (its memory
+        admission, the parent's readiness) and URL. Whether the puller has the files the cluster cannot tell (as
+        KServe's agent does not)."""
+        meta = isvc.metadata
+        tms = self.trained_models(meta.namespace, meta.name)
+        if not tms:
+            return []
+        if status is not None:
+            isvc.status = status
+        fits = tmctl.admitted(tms, tmctl.memory_limit(isvc))
+        writes = []
+        for tm in tms:
+            new = tmctl.status(tm, isvc, tm.metadata.name in fits, None, now())
+            if new != tm.status:
+                writes.append(self._trained_status(meta.namespace, tm.metadata.name, new))
+        return writes
+
+    async def _trained_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        await self.writer.patch_status(RUNTIME_API, "TrainedModel", namespace, name, status)
+        body = self.cache.get(RUNTIME_API, "TrainedModel", namespace, name)
+        if body is not None:
+            body["status"] = status  # until the watch brings it back: no second write of the same status
+
+    async def _orphans(self, gone: set[Key]) -> None:
+        """TrainedModels whose InferenceService is gone are deleted, as KServe's controller does."""
+        for namespace, name in gone:
+            if self.cache.get(ISVC_API, "InferenceService", namespace, name) is not None:
+                continue
+            for tm in self.trained_models(namespace, name):
+                try:
+                    await self.writer.delete(RUNTIME_API, "TrainedModel", namespace, tm.metadata.name)
+                except ApiError as exc:
+                    if exc.status != 404:
+                        raise
+                log.info(
+                    "TrainedModel %s/%s deleted: its InferenceService %s is gone", namespace, tm.metadata.name, name
+                )
 
     async def _revision(self, isvc: InferenceService, pending: PendingRevision) -> None:
         pending.body["metadata"]["ownerReferences"] = owner(isvc)
@@ -203,6 +253,9 @@ class ClusterBackend:
         traffic = self._knative_traffic(self._traffic.get((meta.namespace, meta.name))) if knative else None
         objects = render(isvc, self.config, namespaced, cluster, traffic=traffic)
         for obj in objects:
+            if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == tmctl.config_name(meta.name):
+                models = tmctl.model_list(self.trained_models(meta.namespace, meta.name))
+                obj["data"][MODELS_KEY] = json.dumps(models, sort_keys=True)
             component = (obj["metadata"].get("labels") or {}).get("component")
             if component is None or obj["kind"] not in ("Deployment", "Service"):
                 continue

@@ -17,6 +17,7 @@ KINDS = {  # the controller's kind names -> apiVersion
     "InferenceService": ISVC_API,
     "ServingRuntime": RUNTIME_API,
     "ClusterServingRuntime": RUNTIME_API,
+    "TrainedModel": RUNTIME_API,
 }
 REVISION_API = "apps/v1"
 COMPONENT_LABEL = "component"

@@ -13,6 +13,7 @@ from modelplane.backends.kubernetes.cache import Key
 
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 RUNTIMES = {("serving.kserve.io/v1alpha1", "ServingRuntime"), ("serving.kserve.io/v1alpha1", "ClusterServingRuntime")}
+TRAINED = ("serving.kserve.io/v1alpha1", "TrainedModel")
 
 
 STATUS_READ = {"Deployment", "Service"}  # kinds whose status `observe` reads (apps Deployments, Knative Services)
@@ -29,7 +30,11 @@ def matters(kind: tuple[str, str], old: dict[str, Any], new: dict[str, Any]) -> 
         return old.get("spec") != new.get("spec") or old["metadata"].get("labels") != new["metadata"].get("labels")
     if kind[1] == "ControllerRevision":
         return False  # immutable, written by the operator
-    parts = ["metadata", "spec"] + (["status"] if kind[1] in STATUS_READ and kind[0] != "v1" else [])
+    if kind == TRAINED:  # its status is the operator's to write
+        return old.get("spec") != new.get("spec") or old["metadata"].get("deletionTimestamp") != new["metadata"].get(
+            "deletionTimestamp"
+        )
+    parts = ["metadata", "spec", "data"] + (["status"] if kind[1] in STATUS_READ and kind[0] != "v1" else [])
     return any(_stable(old, p) != _stable(new, p) for p in parts)
 
 

@@ -42,10 +42,14 @@ def rbac() -> list[dict[str, Any]]:
                 "inferenceservices",
                 "servingruntimes",
                 "clusterservingruntimes",
-                "trainedmodels",
                 "inferencegraphs",
             ],
             "verbs": ["get", "list", "watch"],
+        },
+        {  # a TrainedModel whose InferenceService is gone is deleted, as KServe's controller does
+            "apiGroups": ["serving.kserve.io"],
+            "resources": ["trainedmodels"],
+            "verbs": ["get", "list", "watch", "delete"],
         },
         {
             "apiGroups": ["serving.kserve.io"],
@@ -62,7 +66,11 @@ def rbac() -> list[dict[str, Any]]:
             "resources": ["services"],
             "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
         },
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},
+        {  # the inferenceservice-config ConfigMap is read; a multi-model predictor's model list is written
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+        },
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
         {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},

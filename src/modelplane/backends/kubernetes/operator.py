@@ -21,7 +21,7 @@ from modelplane.backends.kubernetes.backend import ClusterBackend
 from modelplane.backends.kubernetes.cache import Cache, Key
 from modelplane.backends.kubernetes.client import RESOURCES, HttpWriter
 from modelplane.backends.kubernetes.config import CONFIGMAP, ClusterConfig
-from modelplane.backends.kubernetes.events import ISVC, RUNTIMES, WorkQueue, matters
+from modelplane.backends.kubernetes.events import ISVC, RUNTIMES, TRAINED, WorkQueue, matters
 from modelplane.backends.kubernetes.render.meta import ISVC_LABEL
 
 log = logging.getLogger("modelplane.operator")
@@ -69,6 +69,9 @@ class Operator:
                 (d["metadata"].get("namespace", ""), d["metadata"]["name"])
                 for d in self.cache.list("InferenceService", ns or None)
             ]
+        if kind == TRAINED:  # its InferenceService writes its model list and its status
+            parent = (body.get("spec") or {}).get("inferenceService")
+            return [(ns, parent)] if isinstance(parent, str) and parent else []
         owner = (meta.get("labels") or {}).get(ISVC_LABEL)
         return [(ns, owner)] if owner else []
 
@@ -143,7 +146,8 @@ def register(operator: Operator, registry: Any, config_namespace: str, webhooks:
     for api, kind in WATCHED:
         plural = RESOURCES[(api, kind)][0]
         group, _, version = api.rpartition("/")
-        labels = None if (api, kind) == ISVC or (api, kind) in RUNTIMES else {ISVC_LABEL: kopf.PRESENT}
+        mine = (api, kind) == ISVC or (api, kind) in RUNTIMES or (api, kind) == TRAINED  # the users' objects
+        labels = None if mine else {ISVC_LABEL: kopf.PRESENT}
 
         # async: kopf runs it on the event loop, where the cache and the queue live (a sync handler would run in
         # kopf's thread pool, racing the workers)
@@ -158,6 +162,9 @@ def register(operator: Operator, registry: Any, config_namespace: str, webhooks:
         operator.tasks = [loop.create_task(operator.work()) for _ in range(operator.workers)]
         for doc in operator.cache.list("InferenceService"):  # every one once at start: what changed while away
             operator.queue.add((doc["metadata"].get("namespace", ""), doc["metadata"]["name"]))
+        for doc in operator.cache.list("TrainedModel"):  # and the parents TrainedModels name (gone ones delete them)
+            for key in operator.affected(TRAINED, doc):
+                operator.queue.add(key)
         log.info("modelplane operator: %d workers; config from %s/%s", operator.workers, config_namespace, CONFIGMAP)
 
 

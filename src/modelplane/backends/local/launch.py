@@ -95,7 +95,7 @@ class Launcher:
 
         args = [local(a) for a in t.get("args") or []]
         if mms and not any(a.startswith("--model-cache-bytes") for a in args):
-            args.append(f"--model-cache-bytes={tmctl.memory_limit(isvc)}")  # the container's memory limit
+            args.append(tmctl.cache_flag(isvc))
         # an env value naming the container port 8080 (a host:port, a URL, the bare number) gets the replica's port,
         # as args do: runtimes such as TorchServe take their addresses from the environment
         env = {k: _PORT_ARG.sub(r"\g<1>{http_port}", local(v)) for k, v in (t.get("env") or {}).items()}

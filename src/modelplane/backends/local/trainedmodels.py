@@ -8,7 +8,6 @@ The replicas load a model on its first request (their model cache)."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import shutil
@@ -23,9 +22,10 @@ from modelplane.backends.local.store import Store
 from modelplane.backends.local.upstream import Upstream, UpstreamError
 from modelplane.control import trainedmodel as tmctl
 from modelplane.control.api import InferenceService, TrainedModel
+from modelplane.storage import puller
 
 log = logging.getLogger("modelplane.controller")
-MARKER = "SUCCESS."  # + the spec's hash, as KServe's agent marks a finished download
+MARKER = puller.MARKER
 
 
 class Predictors(Protocol):
@@ -45,7 +45,7 @@ class Pull:
 
 
 def spec_digest(tm: TrainedModel) -> str:
-    return hashlib.sha256(json.dumps(tm.spec.model, sort_keys=True).encode()).hexdigest()[:16]
+    return puller.spec_digest(tm.spec.model)
 
 
 class TrainedModels:
@@ -217,18 +217,8 @@ def _existing(root: Path) -> Iterable[tuple[str, str]]:
 
 def _fetch(uri: str, dest: Path, digest: str, pull: Pull, namespace: str) -> None:
     """In a daemon thread: download into a fresh directory beside `dest`, then swap it in and mark it."""
-    from modelplane.storage import download
-
-    staging = dest.with_name(f".{dest.name}.{digest}")
     try:
-        shutil.rmtree(staging, ignore_errors=True)
-        download(uri, staging, scope=namespace)
-        (staging / f"{MARKER}{digest}").write_text(digest)
-        replaced = dest.exists()
-        shutil.rmtree(dest, ignore_errors=True)
-        staging.rename(dest)
-        pull.swapped = replaced
+        pull.swapped = puller.fetch_model(uri, dest, digest, scope=namespace)
     except Exception as exc:  # reported on the TrainedModel's status; tried again when its spec changes
         pull.error = f"{type(exc).__name__}: {exc}"
-        shutil.rmtree(staging, ignore_errors=True)
         log.warning("pulling %s failed: %s", uri, pull.error)

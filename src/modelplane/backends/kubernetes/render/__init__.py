@@ -8,12 +8,15 @@ from typing import Any
 
 from modelplane.backends.kubernetes.config import ClusterConfig
 from modelplane.backends.kubernetes.render import knative, standard
-from modelplane.backends.kubernetes.render.meta import annotations, component_name, labels
+from modelplane.backends.kubernetes.render.meta import annotations, component_name, labels, metadata, top_labels
 from modelplane.backends.kubernetes.render.pod import Pod, custom_pod, predictor_pod
 from modelplane.control.api import ComponentExtension, InferenceService, ServingRuntime
 from modelplane.control.reconciler import templates
 from modelplane.control.runtimes import select_runtime
+from modelplane.control.trainedmodel import config_name, is_mms
 from modelplane.control.webhook import MODE_ALIASES, MODE_ANNOTATION, default, validate
+
+MODELS_KEY = "models.json"
 
 MODES = ("Standard", "Knative")
 
@@ -70,11 +73,23 @@ def render(
                 out.append(scaler)
         else:
             out.append(knative.knative_service(isvc, name, spec, pod, lbls, annos, (traffic or {}).get(name)))
+    if is_mms(isvc) and isvc.spec.predictor.model is not None:  # its TrainedModels' list (the operator fills it)
+        out.append(model_config(isvc))
     if chosen == "Standard":
         out += standard.routes(isvc, components, config)
     else:
         out += knative.top_level(isvc, components, config)
     return out
+
+
+def model_config(isvc: InferenceService) -> dict[str, Any]:
+    """KServe's model list of a multi-model InferenceService, empty: owned by it, labelled with its name."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(isvc, config_name(isvc.metadata.name), top_labels(isvc), {}),
+        "data": {MODELS_KEY: "[]"},
+    }
 
 
 def _pod(
@@ -95,4 +110,4 @@ def _pod(
     return custom_pod(isvc, spec, name, config), lbls  # type: ignore[arg-type]
 
 
-__all__ = ["MODES", "RenderError", "mode_of", "render"]
+__all__ = ["MODELS_KEY", "MODES", "RenderError", "mode_of", "model_config", "render"]

@@ -18,10 +18,13 @@ from modelplane.control.api import (
     PredictorSpec,
 )
 from modelplane.control.runtimes import Selected, server_container
+from modelplane.control.trainedmodel import cache_flag, config_name, is_mms
 
 MODEL_MOUNT = "/mnt/models"
 PROVISION_VOLUME = "kserve-provision-location"
 PVC_VOLUME = "kserve-pvc-source"
+CONFIG_VOLUME = "model-config"
+CONFIG_MOUNT = "/mnt/configs"
 SERVER = "kserve-container"
 GRPC_PORT = 8081
 AGENT_MODEL = "modelplane.model.transformer:Passthrough"
@@ -66,6 +69,10 @@ def predictor_pod(isvc: InferenceService, selected: Selected, template: dict[str
         pod["containers"].append(_agent(isvc, predictor, "predictor", _port(server), config))
     if model.storage_uri:
         _model_volume(pod, model.storage_uri, config)
+    elif is_mms(isvc):
+        _puller(pod, isvc, _port(server), config)
+        if ours and not any(str(a).startswith("--model-cache-bytes") for a in server["args"]):
+            server["args"].append(cache_flag(isvc))
     return Pod(_finish(pod, isvc), _port(server), agent)
 
 
@@ -206,6 +213,34 @@ def _model_volume(pod: dict[str, Any], uri: str, config: ClusterConfig) -> None:
             },
             "volumeMounts": [{"name": PROVISION_VOLUME, "mountPath": MODEL_MOUNT}],
             "terminationMessagePolicy": "FallbackToLogsOnError",
+        }
+    )
+
+
+def _puller(pod: dict[str, Any], isvc: InferenceService, port: int, config: ClusterConfig) -> None:
+    """A multi-model predictor's models, as KServe's TrainedModel support arranges them: the model list
+    (ConfigMap `modelconfig-<isvc>-0`) mounted into a puller sidecar that downloads each model into an emptyDir the
+    server reads, and has the server load or unload it."""
+    server = pod["containers"][0]
+    _volume(pod, {"name": PROVISION_VOLUME, "emptyDir": {}})
+    _volume(pod, {"name": CONFIG_VOLUME, "configMap": {"name": config_name(isvc.metadata.name)}})
+    _mount(server, {"name": PROVISION_VOLUME, "mountPath": MODEL_MOUNT, "readOnly": True})
+    a = config.agent
+    args = ["--config-dir", CONFIG_MOUNT, "--model-dir", MODEL_MOUNT, "--server", f"http://127.0.0.1:{port}"]
+    pod["containers"].append(
+        {
+            "name": "agent",
+            "image": a.image,
+            "command": ["modelplane", "puller"],
+            "args": args,
+            "volumeMounts": [
+                {"name": PROVISION_VOLUME, "mountPath": MODEL_MOUNT},
+                {"name": CONFIG_VOLUME, "mountPath": CONFIG_MOUNT, "readOnly": True},
+            ],
+            "resources": {
+                "limits": {"cpu": a.cpuLimit, "memory": a.memoryLimit},
+                "requests": {"cpu": a.cpuRequest, "memory": a.memoryRequest},
+            },
         }
     )
 
