@@ -507,3 +507,82 @@ def test_trained_models_fill_their_inference_services_model_list(api: Api, opera
 
     wait_for(lambda: gone("tm-a") and gone("tm-big"), "the TrainedModels deleted with their InferenceService")
     wait_for(lambda: gone("tm-orphan"), "a TrainedModel of no InferenceService deleted")
+
+
+def test_model_mesh_isvcs_share_their_runtimes_deployment(api: Api, operator: OperatorProcess) -> None:
+    """deploymentMode: ModelMesh on a cluster: the InferenceServices a multi-model runtime serves share one
+    Deployment (modelmesh-serving-<runtime>-predictor, podsPerRuntime replicas, the puller beside the server) owned
+    by all of them; its model list names each by its vmodel with its current storageUri; their status is
+    modelmesh-serving's; a spec change updates the list (the puller swaps it in place); the deployment goes with the
+    last of them, and one no multi-model runtime serves says why."""
+    import json
+
+    def create(name: str, uri: str, fmt: str = "sklearn") -> None:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "InferenceService",
+            "metadata": {"name": name, "annotations": {"serving.kserve.io/deploymentMode": "ModelMesh"}},
+            "spec": {"predictor": {"model": {"modelFormat": {"name": fmt}, "storageUri": uri}}},
+        }
+        api.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
+
+    from kubernetes.client.rest import ApiException
+
+    shared = "modelmesh-serving-mlserver-1-x"
+
+    def listed() -> dict[str, str]:
+        data = api.core.read_namespaced_config_map(f"modelconfig-{shared}-0", NS).data or {}
+        return {m["modelName"]: m["modelSpec"]["storageUri"] for m in json.loads(data.get("models.json", "[]"))}
+
+    def model_status(name: str) -> dict[str, Any]:
+        return (api.isvc(name).get("status") or {}).get("modelStatus") or {}
+
+    create("mm-a", "gs://models/a")
+    create("mm-b", "s3://models/b")
+    deployment = wait_for(lambda: api.deployment(f"{shared}-predictor"), "the runtime's shared Deployment")
+    assert deployment.spec.replicas == 2
+    assert {c.name for c in deployment.spec.template.spec.containers} == {"kserve-container", "agent"}
+    wait_for(lambda: listed() == {"mm-a": "gs://models/a", "mm-b": "s3://models/b"}, "both models in its list")
+    owners = wait_for(
+        lambda: (refs := api.deployment(f"{shared}-predictor").metadata.owner_references) and len(refs) == 2 and refs,
+        "both InferenceServices owning it",
+    )
+    assert sorted(r.name for r in owners) == ["mm-a", "mm-b"] and not any(r.controller for r in owners)
+    with pytest.raises(ApiException) as missing:
+        api.deployment("mm-a-predictor")
+    assert missing.value.status == 404  # no Deployment of its own
+    wait_for(lambda: model_status("mm-a").get("states", {}).get("activeModelState") == "Standby", "registered")
+    assert api.condition("mm-a") == "False"  # the runtime's deployment has no ready pod yet
+
+    api.available(f"{shared}-predictor")
+    wait_for(lambda: api.condition("mm-a") == "True", "mm-a Ready once its runtime's deployment is available")
+    status = api.isvc("mm-a")["status"]
+    assert status["deploymentMode"] == "ModelMesh"
+    assert status["modelStatus"]["states"]["activeModelState"] == "Loaded"
+    assert status["modelStatus"]["copies"]["totalCopies"] == 2
+    predictor = status["components"]["predictor"]
+    assert predictor["restUrl"] == f"http://{shared}-predictor.{NS}.svc.cluster.local"
+    assert predictor["grpcUrl"].startswith(f"grpc://{shared}-predictor.{NS}")
+    first = predictor["activeModelId"]
+
+    api.patch_isvc("mm-a", {"spec": {"predictor": {"model": {"storageUri": "gs://models/a2"}}}})
+    wait_for(lambda: listed().get("mm-a") == "gs://models/a2", "the new storageUri in the list")
+    wait_for(
+        lambda: api.isvc("mm-a")["status"]["components"]["predictor"]["activeModelId"] not in (first, None),
+        "the vmodel on its new model",
+    )
+
+    create("mm-pmml", "gs://models/p", fmt="pmml")
+    wait_for(
+        lambda: model_status("mm-pmml").get("lastFailureInfo", {}).get("reason") == "NoSupportingRuntime",
+        "no multi-model runtime serves pmml",
+    )
+
+    api.custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "mm-b")
+    wait_for(lambda: listed() == {"mm-a": "gs://models/a2"}, "mm-b out of the list")
+    api.custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "mm-a")
+
+    def collected() -> bool:
+        return not api.apps.list_namespaced_deployment(NS, label_selector=f"{LABEL}={shared}").items
+
+    wait_for(collected, "the shared Deployment garbage-collected with its last InferenceService")

@@ -130,4 +130,5 @@ def test_a_modelmesh_isvc_no_multi_model_runtime_serves_says_why(tmp_path: Path)
         info = model_status(plat, "mm-pmml")["lastFailureInfo"]
         assert info["reason"] == "NoSupportingRuntime"
         assert not plat.ready("mm-pmml")
-        assert infer(plat, "mm-pmml", "mm-pmml").status_code == 404
+        refused = infer(plat, "mm-pmml", "mm-pmml")
+        assert refused.status_code == 503 and "no ready replica" in refused.json()["error"]  # routed nowhere

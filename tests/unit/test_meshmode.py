@@ -36,6 +36,9 @@ class FakeHost:
         if copies:
             self.loads.append((model, copies))
 
+    def urls(self, namespace: str, isvc: str, vmodel: str) -> dict[str, str]:
+        return {"url": f"http://{isvc}/{vmodel}", "restUrl": f"http://{isvc}/{vmodel}"}
+
 
 def mesh_isvc(name: str, uri: str, fmt: str = "sklearn") -> dict[str, Any]:
     return {
@@ -127,7 +130,7 @@ def test_refusals_reach_the_status_and_the_last_isvc_takes_the_deployment_with_i
     passes(controller, 2)
     refused = store.get("InferenceService", "default", "p")["status"]
     assert refused["modelStatus"]["lastFailureInfo"]["reason"] == "NoSupportingRuntime"
-    assert ("default", "p") not in backend.routes
+    assert backend.routes[("default", "p")].targets == {}  # routed nowhere
     assert len(backend.running) == 1
 
     store.delete("InferenceService", "default", "a")

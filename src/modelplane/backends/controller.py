@@ -93,13 +93,32 @@ class Controller:
             ),
             None,
         )
-        if doc is None:  # gone: told to the backend even when this process never routed it (a restart)
+        meshed = self._meshed(doc) if doc is not None else None
+        mesh = self.mesh is not None and (meshed is not None or self.mesh.concerns(namespace, name))
+        if mesh:
+            self._mesh_namespace(namespace)  # its InferenceServices are decided together, per runtime
+        if doc is not None and meshed is None:
+            self._one(doc, *self._runtimes())
+        elif doc is None and not mesh:  # gone: told to the backend even when this process never routed it
             self._broken.pop((namespace, name), None)
             self.backend.route(namespace, name, None)
             self._routed.discard((namespace, name))
-        else:
-            self._one(doc, *self._runtimes())
         await self.backend.commit()
+
+    def _mesh_namespace(self, namespace: str) -> None:
+        """The mesh's pass over one namespace's ModelMesh InferenceServices; one that left the mesh (deleted, or
+        another mode now) loses its route."""
+        assert self.mesh is not None
+        docs = self.store.list("InferenceService", namespace)
+        meshed = [isvc for d in docs if (isvc := self._meshed(d)) is not None]
+        before = {key for key in self.mesh.members if key[0] == namespace}
+        _, routes = self.mesh.step(meshed, *self._runtimes(), namespace=namespace)
+        names = {(d.get("metadata") or {}).get("name") for d in docs}
+        for key in before - {(i.metadata.namespace, i.metadata.name) for i in meshed}:
+            if key[1] not in names:  # deleted (one that left the mesh another way is reconciled on its own)
+                self.backend.route(*key, None)
+                self._routed.discard(key)
+        self._routed.update(routes)
 
     def _meshed(self, doc: dict[str, Any]) -> InferenceService | None:
         """The document as a ModelMesh InferenceService, when the backend hosts those (else None: reconciled on its

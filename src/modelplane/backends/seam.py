@@ -67,6 +67,10 @@ class ModelHost(Protocol):
     def load(self, namespace: str, isvc: str, model: str, copies: int) -> None:
         """Have `copies` replicas load the model now (ModelMesh's loadNow), not waiting for a request."""
 
+    def urls(self, namespace: str, isvc: str, vmodel: str) -> dict[str, str]:
+        """Where a vmodel of the isvc's deployment is reached (`url`, `restUrl`, and `grpcUrl` when known)."""
+        ...
+
 
 class Backend(Protocol):
     """Called on the controller's event loop; no method may block (slow work runs in the backend's own tasks and

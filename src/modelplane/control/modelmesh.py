@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelplane.control.api import InferenceService, ModelSpec, ServingRuntime
-from modelplane.control.webhook import MODE_ANNOTATION
+from modelplane.control.webhook import AUTOSCALER_ANNOTATION, MODE_ANNOTATION
 
 MODE = "ModelMesh"
 SERVICE = "modelmesh-serving"  # modelmesh-serving's inferenceServiceName: deployments are {SERVICE}-{runtime}
@@ -68,7 +68,8 @@ def shared_isvc(namespace: str, runtime: ServingRuntime) -> InferenceService:
             "metadata": {
                 "name": deployment_name(runtime.metadata.name),
                 "namespace": namespace,
-                "annotations": {MODE_ANNOTATION: "Standard"},
+                # a fixed podsPerRuntime, as modelmesh-serving runs it (no autoscaler)
+                "annotations": {MODE_ANNOTATION: "Standard", AUTOSCALER_ANNOTATION: "none"},
             },
             "spec": {"predictor": {"minReplicas": replicas, "maxReplicas": replicas, "model": model}},
         }

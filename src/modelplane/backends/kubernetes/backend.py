@@ -15,11 +15,14 @@ from modelplane.backends.kubernetes.cache import Cache, Key, PendingRevision, ki
 from modelplane.backends.kubernetes.canary import CANARY_SUFFIX, apply_split, split, tag_routes
 from modelplane.backends.kubernetes.client import ApiError, Writer
 from modelplane.backends.kubernetes.config import ClusterConfig
+from modelplane.backends.kubernetes.modelmesh import ClusterModels
 from modelplane.backends.kubernetes.render import MODELS_KEY, mode_of, render
 from modelplane.backends.kubernetes.render.meta import component_name, host, owner
+from modelplane.backends.kubernetes.trained import ClusterTrainedModels
 from modelplane.backends.seam import Traffic
 from modelplane.control import trainedmodel as tmctl
-from modelplane.control.api import ISVC_API, RUNTIME_API, InferenceService, ServingRuntime, TrainedModel
+from modelplane.control.api import ISVC_API, InferenceService, ServingRuntime
+from modelplane.control.modelmesh import is_modelmesh
 from modelplane.control.reconciler import COMPONENTS, TAG_ROUTING, Observed, serving_revisions
 from modelplane.control.revision import Revision, now
 from modelplane.control.runtimes import with_builtins
@@ -31,7 +34,6 @@ KNATIVE = "serving.knative.dev/v1"
 
 class ClusterBackend:
     gateway_url = ""  # requests reach a cluster through its ingress, not an embedded gateway
-    models = None  # ModelMesh InferenceServices are not hosted on a cluster (render refuses the mode)
 
     def __init__(self, cache: Cache, writer: Writer, config: ClusterConfig) -> None:
         self.cache = cache
@@ -41,6 +43,9 @@ class ClusterBackend:
         self._touched: set[Key] = set()
         self._traffic: dict[Key, Traffic] = {}
         self._gone: set[Key] = set()  # InferenceServices deleted since the last commit (their TrainedModels go)
+        self.models = ClusterModels(cache)  # ModelMesh InferenceServices' models in their runtimes' deployments
+        self.trained = ClusterTrainedModels(cache, writer)
+        self._derived: dict[Key, InferenceService] = {}  # runtimes' shared deployments (no object of their own)
         self.written: dict[Key, int] = {}  # API writes made for each InferenceService so far
         cache.decorate = self.decorate
 
@@ -48,6 +53,8 @@ class ClusterBackend:
         """KServe's cluster addresses in the reconciler's status: the isvc's in-cluster address, each component's
         URL and each tagged traffic target's (the reconciler, knowing no cluster, writes only the public URL)."""
         isvc = InferenceService.model_validate(doc)
+        if is_modelmesh(isvc):
+            return status  # its addresses are its runtime deployment's, written by the controller's mesh pass
         ns, name = isvc.metadata.namespace, isvc.metadata.name
         knative = mode_of(isvc, self.config) == "Knative"
         components = status.get("components") or {}
@@ -76,6 +83,8 @@ class ClusterBackend:
     def observe(self, isvc: InferenceService, component: str, revision: Revision) -> Observed:
         meta = isvc.metadata
         self._touched.add((meta.namespace, meta.name))
+        if self.cache.get(ISVC_API, "InferenceService", meta.namespace, meta.name) is None:
+            self._derived[(meta.namespace, meta.name)] = isvc  # a runtime's shared deployment (ModelMesh)
         name = component_name(isvc, component)
         if mode_of(isvc, self.config) == "Knative":
             return _knative_observed(self.cache.get(KNATIVE, "Service", meta.namespace, name), revision.name)
@@ -120,7 +129,7 @@ class ClusterBackend:
     # --- the writes ------------------------------------------------------------------------------------------
     async def commit(self) -> None:
         gone, self._gone = self._gone, set()
-        await self._orphans(gone)
+        await self.trained.orphans(gone)
         touched, self._touched = self._touched, set()
         revisions = [r for r in self.cache.new_revisions if (r.namespace, r.isvc) in touched]
         self.cache.new_revisions = [r for r in self.cache.new_revisions if (r.namespace, r.isvc) not in touched]
@@ -140,13 +149,20 @@ class ClusterBackend:
         once: an InferenceService's latency is one round trip, not three."""
         doc = self.cache.get(ISVC_API, "InferenceService", *key)
         if doc is None:
+            derived = self._derived.get(key)
+            owners = self.models.owners(key) if derived is not None else []
+            if owners:  # a runtime's shared deployment, owned by the InferenceServices it serves
+                await _first_error(
+                    [self._revision(derived, p, owners) for p in revisions] + [self._objects(derived, owners)]
+                )
             return
         isvc = InferenceService.model_validate(doc)
         writes = [self._revision(isvc, pending) for pending in revisions]
-        writes.append(self._objects(isvc))
+        if not is_modelmesh(isvc):  # a ModelMesh one has no objects: it is a model in its runtime's deployment
+            writes.append(self._objects(isvc))
         if status is not None:
             writes.append(self._status(key, doc, status))
-        writes += self._trained(InferenceService.model_validate(doc), status)
+        writes += self.trained.statuses(InferenceService.model_validate(doc), status)
         results = await asyncio.gather(*writes, return_exceptions=True)
         refused = next((r for r in results if isinstance(r, BaseException)), None)
         if isinstance(refused, ApiError):  # the API server refused a write: say so on the isvc, retry later
@@ -156,51 +172,10 @@ class ClusterBackend:
         if refused is not None:
             raise refused
 
-    def trained_models(self, namespace: str, isvc: str) -> list[TrainedModel]:
-        docs = self.cache.list("TrainedModel", namespace)
-        return [TrainedModel.model_validate(d) for d in docs if (d.get("spec") or {}).get("inferenceService") == isvc]
-
-    def _trained(self, isvc: InferenceService, status: dict[str, Any] | None) -> list[Any]:
-        """Status writes for the InferenceService's TrainedModels that changed: KServe's conditions (its memory
-        admission, the parent's readiness) and URL. Whether the puller has the files the cluster cannot tell (as
-        KServe's agent does not)."""
-        meta = isvc.metadata
-        tms = self.trained_models(meta.namespace, meta.name)
-        if not tms:
-            return []
-        if status is not None:
-            isvc.status = status
-        fits = tmctl.admitted(tms, tmctl.memory_limit(isvc))
-        writes = []
-        for tm in tms:
-            new = tmctl.status(tm, isvc, tm.metadata.name in fits, None, now())
-            if new != tm.status:
-                writes.append(self._trained_status(meta.namespace, tm.metadata.name, new))
-        return writes
-
-    async def _trained_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        await self.writer.patch_status(RUNTIME_API, "TrainedModel", namespace, name, status)
-        body = self.cache.get(RUNTIME_API, "TrainedModel", namespace, name)
-        if body is not None:
-            body["status"] = status  # until the watch brings it back: no second write of the same status
-
-    async def _orphans(self, gone: set[Key]) -> None:
-        """TrainedModels whose InferenceService is gone are deleted, as KServe's controller does."""
-        for namespace, name in gone:
-            if self.cache.get(ISVC_API, "InferenceService", namespace, name) is not None:
-                continue
-            for tm in self.trained_models(namespace, name):
-                try:
-                    await self.writer.delete(RUNTIME_API, "TrainedModel", namespace, tm.metadata.name)
-                except ApiError as exc:
-                    if exc.status != 404:
-                        raise
-                log.info(
-                    "TrainedModel %s/%s deleted: its InferenceService %s is gone", namespace, tm.metadata.name, name
-                )
-
-    async def _revision(self, isvc: InferenceService, pending: PendingRevision) -> None:
-        pending.body["metadata"]["ownerReferences"] = owner(isvc)
+    async def _revision(
+        self, isvc: InferenceService, pending: PendingRevision, owners: list[dict[str, Any]] | None = None
+    ) -> None:
+        pending.body["metadata"]["ownerReferences"] = owners if owners is not None else owner(isvc)
         self._wrote((pending.namespace, pending.isvc))
         try:
             self.cache.seen(await self.writer.create(pending.body))
@@ -213,9 +188,14 @@ class ClusterBackend:
         await self.writer.patch_status(ISVC_API, "InferenceService", *key, status)
         doc["status"] = status  # until the watch brings the object back: no second write of the same status
 
-    async def _objects(self, isvc: InferenceService) -> None:
+    async def _objects(self, isvc: InferenceService, owners: list[dict[str, Any]] | None = None) -> None:
+        """Apply what differs and remove what it no longer renders; `owners`: the owner references of a derived
+        InferenceService's objects (it has no uid of its own)."""
         meta = isvc.metadata
         desired, kept = self.desired(isvc)
+        if owners is not None:
+            for obj in desired:
+                obj["metadata"]["ownerReferences"] = owners
         wanted = {(kind_key(o["apiVersion"], o["kind"]), o["metadata"]["name"]) for o in desired} | kept
         changed = []
         for obj in desired:
@@ -254,7 +234,9 @@ class ClusterBackend:
         objects = render(isvc, self.config, namespaced, cluster, traffic=traffic)
         for obj in objects:
             if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == tmctl.config_name(meta.name):
-                models = tmctl.model_list(self.trained_models(meta.namespace, meta.name))
+                key = (meta.namespace, meta.name)
+                hosted = self.models.models(key) if key in self.models.hosted else None
+                models = hosted if hosted is not None else tmctl.model_list(self.trained.of(*key))
                 obj["data"][MODELS_KEY] = json.dumps(models, sort_keys=True)
             component = (obj["metadata"].get("labels") or {}).get("component")
             if component is None or obj["kind"] not in ("Deployment", "Service"):
@@ -304,6 +286,13 @@ class ClusterBackend:
             if block:
                 out[component] = block
         return out
+
+
+async def _first_error(writes: list[Any]) -> None:
+    """Run the writes at once; raise the first failure after all finished."""
+    for result in await asyncio.gather(*writes, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
 
 
 def covers(live: Any, desired: Any) -> bool:

@@ -50,7 +50,7 @@ class LocalBackend:
         self.mesh_watch = MeshWatch(gateway.upstream)
         predictors = Predictors(revisions, gateway)
         self.trained = TrainedModels(store, replicas.home / "mms", predictors, gateway.upstream, now)
-        self.models = MeshHost(self.trained, predictors, gateway)
+        self.models = MeshHost(self.trained, predictors, gateway, gateway_url)
         self.launcher.repository = self.trained.repository
 
     async def commit(self) -> None:

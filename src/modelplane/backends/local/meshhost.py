@@ -58,7 +58,8 @@ class MeshHost:
     """ModelHost (backends/seam.py) on one machine. Loads run as tasks on the event loop, one per model at a
     time; their outcome shows in `seen` (the placement's copies and failures)."""
 
-    def __init__(self, trained: TrainedModels, predictors: Predictors, gateway: Gateway) -> None:
+    def __init__(self, trained: TrainedModels, predictors: Predictors, gateway: Gateway, gateway_url: str) -> None:
+        self.gateway_url = gateway_url
         self.trained = trained
         self.predictors = predictors
         self.gateway = gateway
@@ -66,6 +67,10 @@ class MeshHost:
 
     def host(self, namespace: str, isvc: str, models: dict[str, str | None]) -> None:
         self.trained.host((namespace, isvc), models)
+
+    def urls(self, namespace: str, isvc: str, vmodel: str) -> dict[str, str]:
+        url = f"{self.gateway_url}/serving/{namespace}/{vmodel}"  # its own route on the gateway
+        return {"url": url, "restUrl": url}
 
     def seen(self, namespace: str, isvc: str, model: str) -> ModelObserved:
         pulled, error = self.trained.pulled((namespace, isvc), model)
