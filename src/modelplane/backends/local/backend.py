@@ -14,6 +14,7 @@ from modelplane.backends.local.autoscaler import Autoscaler
 from modelplane.backends.local.gateway import Gateway, Route
 from modelplane.backends.local.launch import Launcher
 from modelplane.backends.local.llm_load import LlmLoad
+from modelplane.backends.local.mesh_store import StoreRegistries
 from modelplane.backends.local.mesh_watch import MeshWatch
 from modelplane.backends.local.meshhost import MeshHost, Predictors
 from modelplane.backends.local.replicas import ReplicaSet
@@ -52,6 +53,7 @@ class LocalBackend:
         self.trained = TrainedModels(store, replicas.home / "mms", predictors, gateway.upstream, now)
         self.models = MeshHost(self.trained, predictors, gateway, gateway_url)
         self.launcher.repository = self.trained.repository
+        self.placements: StoreRegistries | None = None  # multi-model placement saved in the store (not with etcd)
 
     async def commit(self) -> None:
         """Nothing to write out: routes and replicas changed in the calls of the pass."""
@@ -63,6 +65,8 @@ class LocalBackend:
         scalers = {s.key: s.scaler for s in self.revisions if s.scaler is not None}
         llm = await self.llm_load.read({key: scaler.spec.metric for key, scaler in scalers.items()})
         await self.mesh_watch.read(self.gateway.pools)
+        if self.placements is not None:
+            await self.placements.save()
         await self.trained.step()
         self.autoscaler.sample(self.gateway.pools, scalers, llm)
 
@@ -155,6 +159,8 @@ class LocalBackend:
                 self.replicas.scale(state, 0)
                 self.gateway.forget(state.key)
                 self.revisions.remove(state.key)
+                if self.placements is not None:
+                    self.placements.forget(state.key)
         self.replicas.release_unclaimed(live)
 
     def owned(self, namespace: str, name: str) -> set[str]:

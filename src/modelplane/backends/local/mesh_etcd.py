@@ -1,7 +1,7 @@
 """Local backend: the mesh registry in etcd, for several platforms sharing models (as ModelMesh keeps its registry
 in etcd). Reads are answered from an in-memory mirror (the request path never waits for etcd); writes go to the
-mirror at once and to etcd in the background; a watch on the prefix brings the other platforms' writes in. Spoken
-over etcd's v3 JSON gateway with httpx: no etcd client library."""
+mirror at once and, from its log (mesh_log.py), to etcd in the background; a watch on the prefix brings the other
+platforms' writes in. Spoken over etcd's v3 JSON gateway with httpx: no etcd client library."""
 
 from __future__ import annotations
 
@@ -10,16 +10,14 @@ import base64
 import contextlib
 import json
 import logging
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from modelplane.backends.local.mesh import Failure, MemoryRegistry, ReplicaStats
+from modelplane.backends.local.mesh_log import LoggedRegistry
 
 log = logging.getLogger("modelplane.mesh")
-SEP = "\x00"  # between a model and a replica URL in a key (neither may hold it)
 
 
 def _b64(text: str) -> str:
@@ -37,7 +35,7 @@ def _range_end(prefix: str) -> str:
     return base64.b64encode(bytes(raw)).decode()
 
 
-class EtcdRegistry(MemoryRegistry):
+class EtcdRegistry(LoggedRegistry):
     """MeshRegistry shared through etcd at `url` (http://host:2379) under `prefix`. `start()` loads what is there and
     starts the writer and the watch; `close()` flushes and stops them."""
 
@@ -45,60 +43,17 @@ class EtcdRegistry(MemoryRegistry):
         super().__init__()
         self.url = url.rstrip("/")
         self.prefix = prefix
-        self._pending: deque[tuple[str, str, str | None]] = deque()  # (op, key, value)
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None  # set whenever the writer has emptied the queue
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
 
-    # --- writes: the mirror now, etcd soon ------------------------------------------------------------------
-    def add_copy(self, model: str, replica: str, at: float) -> None:
-        super().add_copy(model, replica, at)
-        self._put(f"copies/{model}{SEP}{replica}", json.dumps(at))
-
-    def drop_copy(self, model: str, replica: str) -> None:
-        if replica in self.copies(model):
-            super().drop_copy(model, replica)
-            self._delete(f"copies/{model}{SEP}{replica}")
-
-    def fail(self, model: str, replica: str, failure: Failure) -> None:
-        super().fail(model, replica, failure)
-        self._put(f"failures/{model}{SEP}{replica}", json.dumps([failure.message, failure.until]))
-
-    def publish(self, replica: str, stats: ReplicaStats) -> None:
-        if stats != self.stats(replica):
-            super().publish(replica, stats)
-            value = [stats.capacity, stats.used, stats.lru_age_s, stats.models]
-            self._put(f"replicas/{replica}", json.dumps(value))
-
-    def _put(self, key: str, value: str) -> None:
-        self._pending.append(("put", key, value))
+    def _written(self) -> None:
         if self._wake is not None:
             self._wake.set()
 
-    def _delete(self, key: str) -> None:
-        self._pending.append(("delete", key, None))
-        if self._wake is not None:
-            self._wake.set()
-
-    # --- applying a key from etcd to the mirror ---------------------------------------------------------------
     def _apply(self, key: str, value: str | None) -> None:
-        kind, _, rest = key.removeprefix(self.prefix).partition("/")
-        model, _, replica = rest.partition(SEP)
-        try:
-            if kind == "copies":
-                if value is None:
-                    MemoryRegistry.drop_copy(self, model, replica)
-                else:
-                    MemoryRegistry.add_copy(self, model, replica, float(json.loads(value)))
-            elif kind == "failures" and value is not None:
-                message, until = json.loads(value)
-                MemoryRegistry.fail(self, model, replica, Failure(str(message), float(until)))
-            elif kind == "replicas" and value is not None:
-                capacity, used, age, models = json.loads(value)
-                MemoryRegistry.publish(self, rest, ReplicaStats(int(capacity), int(used), float(age), int(models)))
-        except (ValueError, TypeError) as exc:  # another writer's garbage is skipped, not fatal
-            log.warning("skipping etcd key %r: %s", key, exc)
+        self.apply(key.removeprefix(self.prefix), value)
 
     # --- lifecycle ------------------------------------------------------------------------------------------
     async def start(self) -> None:

@@ -21,6 +21,7 @@ from modelplane.backends.local.backend import LocalBackend
 from modelplane.backends.local.gateway import DEFAULT_MAX_BODY, Gateway
 from modelplane.backends.local.grpc_gateway import GrpcGateway, message_options
 from modelplane.backends.local.mesh import MeshRegistry
+from modelplane.backends.local.mesh_store import StoreRegistries
 from modelplane.backends.local.metrics import registry, render
 from modelplane.backends.local.replicas import ReplicaSet
 from modelplane.backends.local.revision import Revisions
@@ -76,7 +77,7 @@ class PlatformConfig:
         default_factory=ConnectionLimits
     )  # open connections and header deadline, gateway and API
     allowed_hosts: tuple[str, ...] = ()  # Host names the API answers besides loopback and its bind address
-    mesh_etcd: str = ""  # etcd URL: multi-model placement shared with other platforms (empty: in this process)
+    mesh_etcd: str = ""  # etcd URL: multi-model placement shared with other platforms (empty: the SQLite store)
 
 
 def _etcd_registries(url: str) -> Callable[[str], MeshRegistry]:
@@ -128,7 +129,8 @@ async def serve(config: PlatformConfig) -> None:
         zygote.start()  # warm before the first scale-from-zero needs it
     revisions = Revisions()
     replicas = ReplicaSet(root, revisions, zygote)
-    registries = _etcd_registries(config.mesh_etcd) if config.mesh_etcd else None
+    saved = None if config.mesh_etcd else StoreRegistries(store)  # placement in the platform's own store
+    registries = _etcd_registries(config.mesh_etcd) if config.mesh_etcd else saved
     gateway = Gateway(revisions, config.domain, max_body_bytes=config.max_body_bytes, mesh_registry=registries)
     gateway_url = f"http://{config.host}:{config.gateway_port}"
     grpc_gateway = GrpcGateway(gateway)
@@ -142,6 +144,7 @@ async def serve(config: PlatformConfig) -> None:
         ) from None
     await grpc_server.start()
     backend = LocalBackend(store, revisions, replicas, gateway, gateway_url, f"{config.host}:{config.grpc_port}")
+    backend.placements = saved
     controller = Controller(store, backend)
     gateway.activate = backend.activate
     metrics = registry(revisions, gateway, backend.autoscaler.cold)

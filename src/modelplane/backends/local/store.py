@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS revisions (
   namespace TEXT NOT NULL, isvc TEXT NOT NULL, component TEXT NOT NULL, number INTEGER NOT NULL,
   name TEXT NOT NULL, template_hash TEXT NOT NULL, template TEXT NOT NULL, created TEXT NOT NULL,
   PRIMARY KEY (namespace, isvc, component, number));
+CREATE TABLE IF NOT EXISTS mesh (
+  revision TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (revision, key));
 CREATE TABLE IF NOT EXISTS changes (
   version INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
   type TEXT NOT NULL);
@@ -234,6 +236,24 @@ class Store:
                 (namespace, isvc, component, number, name, template_hash, json.dumps(template), created),
             )
         return Revision(namespace, isvc, component, number, name, template_hash, template, created)
+
+    # --- placement of multi-model revisions (mesh_store.py) ---------------------------------------------------
+    def mesh_rows(self, revision: str) -> list[tuple[str, str]]:
+        with self._lock:
+            return self._db.execute("SELECT key, value FROM mesh WHERE revision=?", (revision,)).fetchall()
+
+    def mesh_write(self, revision: str, ops: list[tuple[str, str, str | None]]) -> None:
+        """Apply a revision's placement changes in order, in one transaction."""
+        with self._tx() as db:
+            for op, key, value in ops:
+                if op == "put":
+                    db.execute("INSERT OR REPLACE INTO mesh VALUES (?,?,?)", (revision, key, value))
+                else:
+                    db.execute("DELETE FROM mesh WHERE revision=? AND key=?", (revision, key))
+
+    def mesh_forget(self, revision: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM mesh WHERE revision=?", (revision,))
 
     def close(self) -> None:
         with self._lock:
