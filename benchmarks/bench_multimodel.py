@@ -118,11 +118,19 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
-def histogram_quantile(metrics: dict[str, float], name: str, q: float) -> float:
-    buckets = sorted(
-        (float(k.split('le="')[1].rstrip('"}')), v) for k, v in metrics.items() if k.startswith(f"{name}_bucket")
-    )
-    total = metrics.get(f"{name}_count", 0)
+def histogram_quantile(metrics: dict[str, float], name: str, q: float, size: str | None = None) -> float:
+    """The q-quantile of a histogram from its buckets (summed over its `size` label, or of one size)."""
+    buckets_by_le: dict[float, float] = {}
+    total = 0.0
+    for k, v in metrics.items():
+        if size is not None and f'size="{size}"' not in k:
+            continue
+        if k.startswith(f"{name}_bucket"):
+            le = float(k.split('le="')[1].split('"')[0])
+            buckets_by_le[le] = buckets_by_le.get(le, 0.0) + v
+        elif k.startswith(f"{name}_count"):
+            total += v
+    buckets = sorted(buckets_by_le.items())
     if not total:
         return float("nan")
     prev_le, prev_n = 0.0, 0.0
@@ -191,7 +199,12 @@ def summarize(res: dict, warm: list[int], charges: list[int], classes: list[int]
         **by_class,
         "load_p50_ms": histogram_quantile(delta, name, 0.5) * 1000,
         "load_p99_ms": histogram_quantile(delta, name, 0.99) * 1000,
-        "loads": delta.get(f"{name}_count", 0),
+        **{
+            f"load_{q}_ms_{size}": histogram_quantile(delta, name, float(f"0.{q[1:]}"), size) * 1000
+            for size in ("small", "medium", "large")
+            for q in ("p50", "p99")
+        },
+        "loads": sum(v for k, v in delta.items() if k.startswith(f"{name}_count")),
         "evictions": delta.get("modelplane_model_cache_evictions_total", 0),
     }
 

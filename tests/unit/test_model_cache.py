@@ -150,6 +150,7 @@ async def test_standby_models_load_on_first_request_and_evict_lru() -> None:
     assert "modelplane_model_cache_misses_total 3.0" in text
     assert "modelplane_model_cache_evictions_total 1.0" in text
     assert f"modelplane_model_cache_loaded_bytes {float(2 * charge(10))}" in text
+    assert 'modelplane_model_cache_load_seconds_count{size="small"} 3.0' in text  # 3 loads of small files
 
 
 @sync
@@ -302,3 +303,10 @@ async def test_a_repository_load_of_a_loaded_model_reloads_it_in_place_while_it_
     Sized.gate.set()
     await reload
     assert Sized.unloads == [] and cache.state("a") is State.READY and await dp.admit("a") is entry
+
+
+def test_load_times_are_labelled_by_the_size_of_the_models_files() -> None:
+    from modelplane.server.multimodel import size_class
+
+    sizes = (0, 16 * 1024, 16 * 1024 + 1, 256 * 1024, 256 * 1024 + 1, 3 * 2**20)
+    assert [size_class(n) for n in sizes] == ["small", "small", "medium", "medium", "large", "large"]

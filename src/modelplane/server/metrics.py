@@ -81,7 +81,8 @@ class Metrics:
         self.cache_load_failures = Counter(f"{cache}_load_failures", "Model loads that failed", registry=self.registry)
         self.cache_load_seconds = Histogram(
             f"{cache}_load_seconds",
-            "Time to load a model on a cache miss",
+            "Time to load a model on a cache miss, by the size of its files (small <= 16 KiB < medium <= 256 KiB)",
+            ["size"],
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )

@@ -64,6 +64,11 @@ class Registration:
     reason: str = ""
 
 
+def size_class(files: int) -> str:
+    """The load-time histogram's `size` label: small (<= 16 KiB of files), medium (<= 256 KiB) or large."""
+    return "small" if files <= 16 * 1024 else "medium" if files <= 256 * 1024 else "large"
+
+
 class ModelCache:
     """Registrations by name (O(1) to add, find, load, route) and the byte-capacity LRU of the loaded ones."""
 
@@ -224,7 +229,7 @@ class ModelCache:
                 del self._regs[name]
                 raise
             raise await self._failed(reg, exc) from exc
-        self.metrics.cache_load_seconds.observe(time.perf_counter() - started)
+        self.metrics.cache_load_seconds.labels(size_class(reg.estimate)).observe(time.perf_counter() - started)
         measured = model.memory_bytes()
         if measured is not None and self.lru.resize(name, measured + OVERHEAD_BYTES) > 0:
             try:  # larger than estimated: make the room now
