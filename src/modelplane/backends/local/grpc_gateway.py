@@ -15,6 +15,7 @@ from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.forward import forward
 from modelplane.backends.local.gateway import Gateway
 from modelplane.protocol.errors import ModelplaneError
+from modelplane.server.grpc.wire import field
 
 FORWARD_SKIP = {"x-modelplane-route", "host", "user-agent"}
 BY_MODEL = {  # the RPCs whose request message names its model in field 1 (model_name / name)
@@ -136,8 +137,7 @@ def with_model_field(message: bytes, name: str) -> bytes:
     any order). The rest of the message is not decoded."""
     span = _field_one(message)
     rest = message if span is None else message[: span[0]] + message[span[2] :]
-    value = name.encode()
-    return b"\x0a" + _encode_varint(len(value)) + value + rest
+    return field(0x0A, name.encode()) + rest
 
 
 def _field_one(message: bytes) -> tuple[int, int, int] | None:
@@ -164,15 +164,6 @@ def _field_one(message: bytes) -> tuple[int, int, int] | None:
     except IndexError:
         return None
     return None
-
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _varint(data: bytes, i: int) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from modelplane.protocol.codecs.raw import tensor_to_raw
 from modelplane.protocol.types import InferResponse
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
     if value < 0:
         value += 1 << 64  # int64 fields: two's complement in ten bytes
     out = bytearray()
@@ -22,8 +22,9 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _field(tag: int, payload: bytes) -> bytes:
-    return bytes((tag,)) + _varint(len(payload)) + payload
+def field(tag: int, payload: bytes) -> bytes:
+    """A length-delimited field: its one-byte key (`tag`), the length, the bytes."""
+    return bytes((tag,)) + varint(len(payload)) + payload
 
 
 def can_encode(response: InferResponse) -> bool:
@@ -32,16 +33,16 @@ def can_encode(response: InferResponse) -> bool:
 
 def encode_raw_response(response: InferResponse) -> bytes:
     """Serialized ModelInferResponse with every output in raw_output_contents (see can_encode)."""
-    parts = [_field(0x0A, response.model_name.encode())]
+    parts = [field(0x0A, response.model_name.encode())]
     if response.model_version:
-        parts.append(_field(0x12, response.model_version.encode()))
+        parts.append(field(0x12, response.model_version.encode()))
     if response.id:
-        parts.append(_field(0x1A, response.id.encode()))
+        parts.append(field(0x1A, response.id.encode()))
     blobs = []
     for tensor in response.outputs:
-        body = _field(0x0A, tensor.name.encode()) + _field(0x12, tensor.datatype.encode())
+        body = field(0x0A, tensor.name.encode()) + field(0x12, tensor.datatype.encode())
         if tensor.shape:
-            body += _field(0x1A, b"".join(_varint(int(d)) for d in tensor.shape))
-        parts.append(_field(0x2A, body))
-        blobs.append(_field(0x32, bytes(tensor_to_raw(tensor.data, tensor.datatype))))
+            body += field(0x1A, b"".join(varint(int(d)) for d in tensor.shape))
+        parts.append(field(0x2A, body))
+        blobs.append(field(0x32, bytes(tensor_to_raw(tensor.data, tensor.datatype))))
     return b"".join(parts + blobs)
