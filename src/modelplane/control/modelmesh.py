@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelplane.control.api import InferenceService, ModelSpec, ServingRuntime
+from modelplane.control.api import InferenceService, ServingRuntime
 from modelplane.control.webhook import AUTOSCALER_ANNOTATION, MODE_ANNOTATION
 
 MODE = "ModelMesh"
@@ -74,10 +74,6 @@ def shared_isvc(namespace: str, runtime: ServingRuntime) -> InferenceService:
             "spec": {"predictor": {"minReplicas": replicas, "maxReplicas": replicas, "model": model}},
         }
     )
-
-
-def model_spec(isvc: InferenceService) -> ModelSpec | None:
-    return isvc.spec.predictor.model
 
 
 def refusal(isvc: InferenceService) -> str | None:
