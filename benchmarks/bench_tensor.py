@@ -1,6 +1,7 @@
 """Benchmark: tensor models over V2 binary REST and gRPC — modelplane's onnx / pytorch runtimes vs a bare floor
 (floor_tensor.py: uvicorn ASGI or grpc.aio plus the runtime's own session call) vs KServe 0.21's Python server
-with a minimal custom model making the same call (peer_kserve_tensor.py). An ONNX MLP (4 → 256 → 3) and a
+with a minimal custom model making the same call (peer_kserve_tensor.py) vs Triton's own server with a Python
+backend model making the same ONNX call (peer_triton_tensor.py; ONNX only). An ONNX MLP (4 → 256 → 3) and a
 TorchScript MLP (4 → 8 → 3), 8 rows a request, one intra-op thread everywhere, one process each. Every server's
 answer is checked against the model's own before it is timed. Rounds interleave the servers; medians reported.
 
@@ -27,6 +28,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_peers import RESULTS, VENVS, Server, ensure_tools, lua_post, run_h2load, run_wrk, sh  # noqa: E402
 from floor_tensor import runner  # noqa: E402
+from peer_triton_tensor import triton_server  # noqa: E402
 from support import tensor_models as tm  # noqa: E402
 
 ROWS = 8
@@ -137,6 +139,9 @@ def main() -> None:
             ],
             f"http://127.0.0.1:{base + 2}/v2/health/ready",
         )
+    triton = triton_server("mlp-onnx", files["mlp-onnx"], RESULTS / "triton-repo", 9330, 9331)
+    if triton is not None:
+        servers["triton mlp-onnx"] = triton
     rest: list[tuple[str, str, str]] = []  # (server, model, url)
     grpc: list[tuple[str, str, str]] = []
     for model, base in ports.items():
@@ -150,6 +155,9 @@ def main() -> None:
             ("floor", model, f"http://127.0.0.1:{base + 1}"),
             ("kserve", model, f"http://127.0.0.1:{base + 3}"),
         ]
+    if triton is not None:  # ONNX only: that Triton build has no PyTorch (or ONNX) backend
+        rest.append(("triton", "mlp-onnx", "http://127.0.0.1:9330/v2/models/mlp-onnx/infer"))
+        grpc.append(("triton", "mlp-onnx", "http://127.0.0.1:9331"))
     scripts, bodies = {}, {}
     for model in MODELS:
         body, n = binary_body(model)
@@ -190,7 +198,7 @@ def main() -> None:
     ratios = {}
     for key in summary:
         if " modelplane " in key:
-            for peer in ("floor", "kserve"):
+            for peer in ("floor", "kserve", "triton"):
                 other = key.replace(" modelplane ", f" {peer} ")
                 if other in summary and summary[other]["rps"]:
                     ratios[f"{key} / {peer}"] = round(summary[key]["rps"] / summary[other]["rps"], 2)
