@@ -41,3 +41,17 @@ def test_placement_survives_a_restart_and_goes_with_its_revision(tmp_path: Path)
     assert not again("default.mm-predictor-00001.abc").copies("m1")  # retired: nothing left of it
     assert dict(again("default.x-predictor-00001.def").copies("z")) == {A: 1.0}
     store.close()
+
+
+def test_placement_of_revisions_the_store_no_longer_has_is_pruned(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    kept = store.add_revision("default", "mm", "predictor", "abcdef0123456789", {})
+    registries = StoreRegistries(store)
+    registries(kept.key).add_copy("m1", A, 1.0)
+    registries("default.gone-predictor-00001.deadbeef").add_copy("m2", A, 1.0)  # deleted while the platform was down
+    asyncio.run(registries.save())
+    assert store.mesh_prune() == 1
+    again = StoreRegistries(store)
+    assert dict(again(kept.key).copies("m1")) == {A: 1.0}
+    assert not again("default.gone-predictor-00001.deadbeef").copies("m2")
+    store.close()

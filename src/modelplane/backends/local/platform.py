@@ -130,6 +130,8 @@ async def serve(config: PlatformConfig) -> None:
     revisions = Revisions()
     replicas = ReplicaSet(root, revisions, zygote)
     saved = None if config.mesh_etcd else StoreRegistries(store)  # placement in the platform's own store
+    if saved is not None:
+        store.mesh_prune()
     registries = _etcd_registries(config.mesh_etcd) if config.mesh_etcd else saved
     gateway = Gateway(revisions, config.domain, max_body_bytes=config.max_body_bytes, mesh_registry=registries)
     gateway_url = f"http://{config.host}:{config.gateway_port}"

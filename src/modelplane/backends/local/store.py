@@ -255,6 +255,16 @@ class Store:
         with self._tx() as db:
             db.execute("DELETE FROM mesh WHERE revision=?", (revision,))
 
+    def mesh_prune(self) -> int:
+        """Remove the placement of revisions the store no longer has (their InferenceService was deleted while the
+        platform was down); how many revisions' placement went."""
+        keep = {r.key for r in self.all_revisions()}
+        with self._tx() as db:
+            stale = [r for (r,) in db.execute("SELECT DISTINCT revision FROM mesh").fetchall() if r not in keep]
+            for revision in stale:
+                db.execute("DELETE FROM mesh WHERE revision=?", (revision,))
+        return len(stale)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
