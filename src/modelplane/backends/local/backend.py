@@ -39,6 +39,7 @@ class LocalBackend:
         gateway: Gateway,
         gateway_url: str,
         gateway_grpc: str = "",
+        placements: StoreRegistries | None = None,
     ) -> None:
         self.revisions = revisions
         self.replicas = replicas
@@ -53,7 +54,7 @@ class LocalBackend:
         self.trained = TrainedModels(store, replicas.home / "mms", predictors, gateway.upstream, now)
         self.models = MeshHost(self.trained, predictors, gateway, gateway_url)
         self.launcher.repository = self.trained.repository
-        self.placements: StoreRegistries | None = None  # multi-model placement saved in the store (not with etcd)
+        self.placements = placements  # multi-model placement saved in the store (None: kept in etcd)
 
     async def commit(self) -> None:
         """Nothing to write out: routes and replicas changed in the calls of the pass."""

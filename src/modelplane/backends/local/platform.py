@@ -145,8 +145,9 @@ async def serve(config: PlatformConfig) -> None:
             f"the gateway gRPC port {config.host}:{config.grpc_port} is in use; choose another with --grpc-port"
         ) from None
     await grpc_server.start()
-    backend = LocalBackend(store, revisions, replicas, gateway, gateway_url, f"{config.host}:{config.grpc_port}")
-    backend.placements = saved
+    backend = LocalBackend(
+        store, revisions, replicas, gateway, gateway_url, f"{config.host}:{config.grpc_port}", placements=saved
+    )
     controller = Controller(store, backend)
     gateway.activate = backend.activate
     metrics = registry(revisions, gateway, backend.autoscaler.cold)
