@@ -34,6 +34,7 @@ from support import tensor_models as tm  # noqa: E402
 ROWS = 8
 X = np.random.default_rng(11).random((ROWS, 4), dtype=np.float32)
 MP_PORTS = ["--http-port", "9300", "--grpc-port", "9301", "--host", "127.0.0.1"]
+UV_PORTS = ["--http-port", "9302", "--grpc-port", "9303", "--host", "127.0.0.1", "--http-server", "uvicorn"]
 MODELS = {"mlp-onnx": ("model.onnx", "x"), "mlp-pt": ("model.pt", "input-0")}  # name -> (file, input name)
 
 
@@ -109,6 +110,11 @@ def main() -> None:
             [py, "-m", "modelplane", "serve", "--model-dir", str(repo), "--intra_op_threads", "1", *MP_PORTS],
             "http://127.0.0.1:9300/v2/health/ready",
         ),
+        "modelplane-uvicorn": Server(  # the same server on uvicorn (--http-server uvicorn): what h1 gains
+            "modelplane-uvicorn",
+            [py, "-m", "modelplane", "serve", "--model-dir", str(repo), "--intra_op_threads", "1", *UV_PORTS],
+            "http://127.0.0.1:9302/v2/health/ready",
+        ),
     }
     ports = {"mlp-onnx": 9310, "mlp-pt": 9320}
     for model, base in ports.items():
@@ -147,6 +153,7 @@ def main() -> None:
     for model, base in ports.items():
         rest += [
             ("modelplane", model, f"http://127.0.0.1:9300/v2/models/{model}/infer"),
+            ("modelplane-uvicorn", model, f"http://127.0.0.1:9302/v2/models/{model}/infer"),
             ("floor", model, f"http://127.0.0.1:{base}/"),
             ("kserve", model, f"http://127.0.0.1:{base + 2}/v2/models/{model}/infer"),
         ]
@@ -198,7 +205,7 @@ def main() -> None:
     ratios = {}
     for key in summary:
         if " modelplane " in key:
-            for peer in ("floor", "kserve", "triton"):
+            for peer in ("floor", "kserve", "triton", "modelplane-uvicorn"):
                 other = key.replace(" modelplane ", f" {peer} ")
                 if other in summary and summary[other]["rps"]:
                     ratios[f"{key} / {peer}"] = round(summary[key]["rps"] / summary[other]["rps"], 2)

@@ -189,13 +189,16 @@ def _idle_connections_are_capped_and_closed(port: int, cap: int) -> None:
     assert closed
 
 
-def test_idle_and_slow_connections_on_the_model_server(iris_dir, logs):
-    server = srv.start(
-        ["serve", "--model-dir", str(iris_dir), "--max-connections", "20", "--header-timeout", "1"], logs
-    )
+@pytest.mark.parametrize("http_server", ["modelplane", "uvicorn"])
+def test_idle_and_slow_connections_on_the_model_server(iris_dir, logs, http_server):
+    args = ["--max-connections", "20", "--header-timeout", "1", "--http-server", http_server]
+    server = srv.start(["serve", "--model-dir", str(iris_dir), *args], logs)
     try:
         _idle_connections_are_capped_and_closed(server.http_port, 20)
         assert httpx.get(server.http + "/v2/health/ready").status_code == 200
+        body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
+        answer = httpx.post(server.http + "/v2/models/model/infer", json=body)
+        assert answer.status_code == 200 and answer.json()["outputs"][0]["data"] == [0]
     finally:
         server.stop()
 

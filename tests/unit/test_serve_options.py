@@ -62,6 +62,16 @@ def test_kserve_spellings_and_values_parse() -> None:
     with pytest.raises(ValueError, match="logger mode"):
         parse(["--log-url", "http://sink", "--log-mode", "everything"])
     assert parse(["--log-url", "http://sink"]).logger.source_uri == "http://localhost:8080/"  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="--http-server must be one of modelplane, uvicorn"):
+        parse(["--http-server", "gunicorn"])
+    assert parse(["--http-server", "uvicorn"]).http_server == "uvicorn"
+
+
+def test_every_rest_server_name_has_an_implementation() -> None:
+    from modelplane.server.app import _REST_SERVERS
+    from modelplane.server.settings import HTTP_SERVERS
+
+    assert set(_REST_SERVERS) == set(HTTP_SERVERS)
 
 
 def test_serve_keeps_its_own_options_and_their_kserve_spellings() -> None:

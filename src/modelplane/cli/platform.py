@@ -109,7 +109,7 @@ def up(
         raise typer.Exit(1)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from modelplane.server.rest.guard import ConnectionLimits
+    from modelplane.server.rest.limits import ConnectionLimits
 
     roots = file_root or [Path.home(), home()]
     os.environ["MODELPLANE_FILE_ROOTS"] = os.pathsep.join(str(r) for r in roots)  # read by the storage layer

@@ -39,6 +39,7 @@ def _spec(arg: Any) -> TensorSpec:
 
 class ONNXModel(TensorModel):
     extensions = (".onnx",)
+    _output_names: list[str] = []  # replaced per instance by load_file, never mutated
 
     @property
     def platform(self) -> str:
@@ -56,8 +57,9 @@ class ONNXModel(TensorModel):
             raise ModelLoadError(f"cannot load {path.name} with ONNX Runtime: {exc}") from exc
         self.inputs = [_spec(i) for i in session.get_inputs()]
         self.outputs = [_spec(o) for o in session.get_outputs()]
+        self._output_names = [o.name for o in self.outputs]
         return session
 
     def run_tensors(self, model: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = [o.name for o in self.outputs]
+        names = self._output_names
         return dict(zip(names, model.run(names, feeds), strict=True))

@@ -57,12 +57,13 @@ class TensorModel(FileModel):
         if isinstance(payload, InferRequest):
             feeds = {t.name: t for t in payload.inputs}
             results = self._run(model, self._feeds(feeds))
-            wanted = [o.name for o in payload.outputs or []]
-            unknown = [n for n in wanted if n not in results]
-            if unknown:
-                known = self._names(self.outputs)
-                raise InvalidInput(f"unknown output {unknown[0]!r}; the model's outputs are {known}")
-            names = wanted or list(results)
+            names = list(results)
+            if payload.outputs:
+                names = [o.name for o in payload.outputs]
+                unknown = [n for n in names if n not in results]
+                if unknown:
+                    known = self._names(self.outputs)
+                    raise InvalidInput(f"unknown output {unknown[0]!r}; the model's outputs are {known}")
             outputs = [Tensor.from_numpy(n, results[n]) for n in names]
             return InferResponse(model_name=self.name, outputs=outputs, id=payload.id or new_id())
         return self._v1(model, payload)
@@ -89,23 +90,27 @@ class TensorModel(FileModel):
         return {"predictions": [{n: r[i].tolist() for n, r in results.items()} for i in range(rows)]}
 
     def _feeds(self, given: dict[str, Tensor]) -> dict[str, np.ndarray]:
-        extra = [n for n in given if n not in {s.name for s in self.inputs}]
-        if extra:
-            raise InvalidInput(f"unexpected input {extra[0]!r}; the model's inputs are {self._names(self.inputs)}")
         feeds: dict[str, np.ndarray] = {}
+        missing: TensorSpec | None = None
         for spec in self.inputs:
             tensor = given.get(spec.name)
             if tensor is None:
-                raise InvalidInput(f"missing input {spec.name!r}; the model's inputs are {self._names(self.inputs)}")
+                missing = missing or spec
+                continue
             if tensor.datatype != spec.datatype:
                 raise InvalidInput(
                     f"input {spec.name!r} has datatype {tensor.datatype}, the model expects {spec.datatype}"
                 )
-            shape = list(tensor.data.shape)
+            shape = tensor.data.shape
             fits = len(shape) == len(spec.shape) and all(w in (-1, g) for w, g in zip(spec.shape, shape, strict=True))
             if not fits:
-                raise InvalidInput(f"input {spec.name!r} has shape {shape}, the model expects {spec.shape}")
+                raise InvalidInput(f"input {spec.name!r} has shape {list(shape)}, the model expects {spec.shape}")
             feeds[spec.name] = tensor.data
+        if len(given) > len(feeds):  # every given name that is an input is in `feeds` by now
+            extra = next(n for n in given if n not in feeds)
+            raise InvalidInput(f"unexpected input {extra!r}; the model's inputs are {self._names(self.inputs)}")
+        if missing is not None:
+            raise InvalidInput(f"missing input {missing.name!r}; the model's inputs are {self._names(self.inputs)}")
         return feeds
 
     def _run(self, model: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -48,6 +48,14 @@ class Admission:
                 self.expected_wait(len(self.waiters) + 1),
             )
 
+    def try_acquire(self) -> float | None:
+        """A slot now, without waiting (the granted time, as acquire() returns), or None when one would wait."""
+        limit = self.limits.max_concurrency
+        if not limit or (self.running < limit and not self.waiters):
+            self.running += 1
+            return time.monotonic()
+        return None
+
     async def acquire(self, deadline: float | None = None, gone: Callable[[], Awaitable[None]] | None = None) -> float:
         """Wait for a slot; returns the monotonic time the slot was granted (pass it to `release`). `gone()` (called
         only if the request has to wait) completes when the client disconnects: the request leaves the queue then
@@ -63,9 +71,9 @@ class Admission:
                     f"({max(0.0, deadline - now) * 1000:.0f} ms left, ~{self.service_s * 1000:.1f} ms per request, "
                     f"{len(self.waiters)} queued)"
                 )
-        if not limit or (self.running < limit and not self.waiters):
-            self.running += 1
-            return time.monotonic()
+        granted = self.try_acquire()
+        if granted is not None:
+            return granted
         if len(self.waiters) >= self.limits.max_queue:
             self._reject("overloaded")
             raise Overloaded(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 import socket
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from modelplane.server.multimodel import ModelCache
 from modelplane.server.payload_log import PayloadLogger
 from modelplane.server.registry import Discover, ModelFactory, ModelRegistry
 from modelplane.server.rest.app import RestApp
+from modelplane.server.rest.limits import ConnectionLimits
 from modelplane.server.settings import ServerSettings
 
 log = logging.getLogger("modelplane.server")
@@ -96,10 +98,6 @@ class ModelServer:
     async def serve(self, sockets: list[socket.socket] | None = None, reuse_port: bool = False) -> None:
         """Serve until stopped. `sockets`: an already bound REST socket (workers); `reuse_port`: bind gRPC with
         SO_REUSEPORT so that several worker processes share its port."""
-        import uvicorn
-
-        from modelplane.server.rest.guard import ConnectionLimits, guarded_protocol
-
         s = self.settings
         await self.load_models()
         # Everything alive now (frameworks, weights, servers) lives for the whole process: take it out of the
@@ -117,25 +115,8 @@ class ModelServer:
             grpc_server.add_insecure_port(f"{host}:{s.grpc_port}")
             await grpc_server.start()
             log.info("gRPC listening on %s:%d", s.host, s.grpc_port)
-        config = uvicorn.Config(
-            self.rest_app,
-            host=s.host,
-            port=s.http_port,
-            loop="none",
-            http=guarded_protocol(ConnectionLimits(s.max_connections, s.header_timeout_s, s.timeout_keep_alive)),
-            ws="none",  # no WebSocket endpoints: do not import a WebSocket library
-            lifespan="off",
-            access_log=s.access_log,
-            log_level=s.log_level,
-            timeout_keep_alive=s.timeout_keep_alive,
-            log_config=None,
-            proxy_headers=False,  # the data plane never reads the client address; skip the middleware
-            server_header=False,
-            timeout_graceful_shutdown=int(s.graceful_timeout_s),
-        )
-        server = uvicorn.Server(config)
         try:
-            await server.serve(sockets=sockets)
+            await _REST_SERVERS[s.http_server](self, sockets)
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(grace=s.graceful_timeout_s)
@@ -148,6 +129,60 @@ class ModelServer:
                     log.exception("unloading %s failed", name)
             self.executor.shutdown(wait=False, cancel_futures=True)
 
+    def _limits(self) -> ConnectionLimits:
+        s = self.settings
+        return ConnectionLimits(s.max_connections, s.header_timeout_s, s.timeout_keep_alive)
+
+    async def _serve_modelplane(self, sockets: list[socket.socket] | None) -> None:
+        """modelplane's own HTTP/1.1 server (rest/listener.py) until SIGTERM or SIGINT, then a graceful drain."""
+        from modelplane.server.rest.listener import HttpServer
+
+        s = self.settings
+        http = HttpServer(self.rest_app, self._limits(), access_log=s.access_log)
+        await http.start(s.host, s.http_port, sockets)
+        log.info("REST listening on http://%s:%d", s.host, http.ports[0] if http.ports else s.http_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        handled = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+                handled.append(sig)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread: stopped by cancellation
+                pass
+        try:
+            await stop.wait()
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+            log.info("shutting down: letting requests in flight finish (up to %.0f s)", s.graceful_timeout_s)
+            await http.shutdown(s.graceful_timeout_s)
+
+    async def _serve_uvicorn(self, sockets: list[socket.socket] | None) -> None:
+        """uvicorn's server with its httptools protocol and the same limits (rest/guard.py)."""
+        import uvicorn
+
+        from modelplane.server.rest.guard import guarded_protocol
+
+        s = self.settings
+        config = uvicorn.Config(
+            self.rest_app,
+            host=s.host,
+            port=s.http_port,
+            loop="none",
+            http=guarded_protocol(self._limits()),
+            ws="none",  # no WebSocket endpoints: do not import a WebSocket library
+            lifespan="off",
+            access_log=s.access_log,
+            log_level=s.log_level,
+            timeout_keep_alive=s.timeout_keep_alive,
+            log_config=None,
+            proxy_headers=False,  # the data plane never reads the client address; skip the middleware
+            server_header=False,
+            timeout_graceful_shutdown=int(s.graceful_timeout_s),
+        )
+        await uvicorn.Server(config).serve(sockets=sockets)
+
     def run(self, sockets: list[socket.socket] | None = None, reuse_port: bool = False) -> None:
         try:
             import uvloop
@@ -155,3 +190,7 @@ class ModelServer:
             asyncio.run(self.serve(sockets, reuse_port))
         else:
             uvloop.run(self.serve(sockets, reuse_port))
+
+
+# REST server implementations by name (--http-server), each imported only when chosen.
+_REST_SERVERS = {"modelplane": ModelServer._serve_modelplane, "uvicorn": ModelServer._serve_uvicorn}

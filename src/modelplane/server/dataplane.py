@@ -178,7 +178,9 @@ class DataPlane:
         try:
             if deadline is None and not admission.limits.active:
                 return await self._run(entry, kind, verb, payload, headers, gone)
-            granted = await admission.acquire(deadline, gone)
+            granted = admission.try_acquire() if deadline is None else None  # no coroutine when a slot is free
+            if granted is None:
+                granted = await admission.acquire(deadline, gone)
             try:
                 return await self._run(entry, kind, verb, payload, headers, gone)
             finally:

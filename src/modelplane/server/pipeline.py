@@ -129,11 +129,15 @@ class Pipeline:
         stages = [s for s in (self.pre, model.predict, model.explain, self.post) if s is not None]
         self.all_sync = not any(inspect.iscoroutinefunction(s) for s in stages)
         self.with_headers = model.return_response_headers
+        self._by_verb = {verb: self._list(verb) for verb in ("predict", "explain")}  # built once, not per request
 
-    def _stages(self, verb: str) -> list[tuple[str, Callable[..., Any]]]:
+    def _list(self, verb: str) -> list[tuple[str, Callable[..., Any]]]:
         main = self.model.explain if verb == "explain" else self.model.predict
         stages = [("preprocess", self.pre), (verb, main), ("postprocess", self.post)]
         return [(name, fn) for name, fn in stages if fn is not None]
+
+    def _stages(self, verb: str) -> list[tuple[str, Callable[..., Any]]]:
+        return self._by_verb.get(verb) or self._list(verb)
 
     def _run_sync(
         self, verb: str, payload: Any, headers: Mapping[str, str], out_headers: dict[str, str], cpu: bool

@@ -84,6 +84,15 @@ class ModelCacheConfig:
             raise ValueError("--model-cache-bytes, --max-concurrent-loads and --load-timeout must be positive")
 
 
+HTTP_SERVERS = ("modelplane", "uvicorn")  # REST server implementations (server/app.py maps each to its code)
+
+
+def _choice(text: str, allowed: tuple[str, ...], flag: str) -> str:
+    if text not in allowed:
+        raise ValueError(f"{flag} must be one of {', '.join(allowed)}; got {text!r}")
+    return text
+
+
 @dataclass(slots=True)
 class ServerSettings:
     host: str = option("127.0.0.1", "--host", help="Bind address (0.0.0.0 to serve other machines)")
@@ -106,6 +115,12 @@ class ServerSettings:
     grpc_max_receive_bytes: int | None = option(None, "--grpc_max_receive_message_length", hidden=True)
     offload: str = option("auto", "--offload", help="Sync model code: auto | thread | inline")
     access_log: bool = option(False, "--access-log/--no-access-log")
+    http_server: str = option(
+        "modelplane",
+        "--http-server",
+        help="REST server: modelplane (its own HTTP/1.1, the fastest) | uvicorn",
+        parse=lambda text: _choice(text, HTTP_SERVERS, "--http-server"),
+    )
     log_level: str = option("info", "--log-level")
     timeout_keep_alive: int = 65
     server_name: str = "modelplane"

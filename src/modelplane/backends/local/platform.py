@@ -28,7 +28,8 @@ from modelplane.backends.local.revision import Revisions
 from modelplane.backends.local.store import Store, home
 from modelplane.backends.local.zygote import Zygote
 from modelplane.proctitle import set_title
-from modelplane.server.rest.guard import ConnectionLimits, guarded_protocol
+from modelplane.server.rest.guard import guarded_protocol
+from modelplane.server.rest.limits import ConnectionLimits
 
 log = logging.getLogger("modelplane.platform")
 LOCAL_MAX_SCALE = 100  # replicas per revision when config-autoscaler sets no max-scale-limit (processes on one host)

@@ -6,33 +6,11 @@ so a connection that never sends a request, or sends its headers a byte at a tim
 from __future__ import annotations
 
 import asyncio
-import resource
-from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-_BUSY = b'{"error": "too many open connections; retry shortly"}'
-_BUSY_RESPONSE = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
-    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_BUSY), _BUSY)
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionLimits:
-    max_connections: int = 1000  # beyond it a new connection gets 503 and is closed (0: only the fd limit)
-    header_timeout_s: float = 10.0  # from connection open / request start to the end of its headers
-    keep_alive_s: float = 5.0  # an idle keep-alive connection is closed after this long
-
-
-def connection_cap(wanted: int) -> int:
-    """`wanted`, lowered to 3/4 of the process's file-descriptor limit (the rest is for models, logs, upstreams):
-    past the fd limit accept() fails and the whole server stops answering."""
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY or soft <= 0:
-        return wanted
-    return min(wanted, max(16, soft * 3 // 4)) if wanted else max(16, soft * 3 // 4)
+from modelplane.server.rest.limits import BUSY_RESPONSE, ConnectionLimits, connection_cap, sweep_tick
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
@@ -42,7 +20,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
     costs an attribute write on the hot path instead of a TimerHandle allocation and cancellation."""
     cap = connection_cap(limits.max_connections)
     timeout = limits.header_timeout_s
-    tick = max(0.05, min(1.0, timeout / 4))
+    tick = sweep_tick(timeout)
     sweeping: set[int] = set()  # id() of each server's connection set that has a sweep scheduled
 
     def sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
@@ -62,7 +40,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
         def connection_made(self, transport: Any) -> None:
             if len(self.connections) >= cap:
                 self.transport = transport
-                transport.write(_BUSY_RESPONSE)
+                transport.write(BUSY_RESPONSE)
                 transport.close()
                 return
             super().connection_made(transport)

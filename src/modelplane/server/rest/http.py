@@ -80,6 +80,9 @@ async def read_body(receive: Receive, limit: int, declared: int | None) -> bytes
     return b"".join(chunks)
 
 
+JOIN_BELOW = 64 * 1024  # bodies up to this size go out in one write
+
+
 async def respond(send: Send, status: int, parts: Iterable[bytes | memoryview], headers: RawHeaders) -> None:
     """Send a response whose body is `parts` concatenated, without joining them (large tensors are not copied)."""
     parts = list(parts)
@@ -94,6 +97,9 @@ async def respond(send: Send, status: int, parts: Iterable[bytes | memoryview], 
     last = len(parts) - 1
     if last < 0:
         await send({"type": "http.response.body", "body": b""})
+        return
+    if last and length <= JOIN_BELOW:  # one write, one packet: a copy of a small body costs less than a syscall
+        await send({"type": "http.response.body", "body": b"".join(parts)})
         return
     for i, part in enumerate(parts):
         await send({"type": "http.response.body", "body": part, "more_body": i < last})

@@ -1,0 +1,458 @@
+"""Server REST transport: modelplane's HTTP/1.1 connection — httptools parsing, one ASGI call per request, keep-alive,
+pipelining, flow control, the connection limits, and one write per fixed-length response (status line, headers and
+body leave together: one packet for a small answer instead of two or three)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+
+from modelplane.server.rest.limits import BUSY_RESPONSE, ConnectionLimits
+
+log = logging.getLogger("modelplane.http")
+access = logging.getLogger("modelplane.access")
+
+HIGH_WATER = 64 * 1024  # buffered request body past which reading pauses until the app takes it
+_NAME_BAD = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\[\]={} \t\\"]')
+_VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _status_lines() -> dict[int, bytes]:
+    from http import HTTPStatus
+
+    return {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
+
+
+class Shared:
+    """What every connection of one server shares: the app, the limits, the open connections, the Date header."""
+
+    def __init__(self, app: Any, limits: ConnectionLimits, max_connections: int, access_log: bool = False) -> None:
+        self.app = app
+        self.access_log = access_log
+        self.limits = limits
+        self.cap = max_connections
+        self.connections: set[Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.status_lines = _status_lines()
+        self.closing = False
+        self.drained: asyncio.Event | None = None  # set once closing and no connection has a request in flight
+        self._date_second = 0
+        self._date = b""
+
+    def check_drained(self) -> None:
+        if self.drained is not None and not any(c.busy() for c in self.connections):
+            self.drained.set()
+
+    def date(self) -> bytes:
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second, self._date = now, b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        return self._date
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _plain(status: bytes, text: str) -> bytes:
+    body = text.encode()
+    return b"%scontent-type: text/plain; charset=utf-8\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s" % (
+        status,
+        len(body),
+        body,
+    )
+
+
+class Connection(asyncio.Protocol):
+    """One client connection. Requests are answered in order; while one runs, the next (pipelined) waits."""
+
+    def __init__(self, shared: Shared, loop: asyncio.AbstractEventLoop) -> None:
+        self.shared = shared
+        self.loop = loop
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.parser = httptools.HttpRequestParser(self)
+        self.deadline: float | None = None  # header deadline, or when an idle keep-alive connection is closed
+        self.idle = False  # `deadline` is the idle one: a new request replaces it with a header deadline
+        self.current: Exchange | None = None  # the request being answered
+        self.parsing: Exchange | None = None  # the request whose body is arriving
+        self.waiting: deque[Exchange] = deque()  # pipelined requests behind `current`
+        self.write_paused = False
+        self.drained: asyncio.Future[None] | None = None
+        self.upgraded = False
+        self.server: tuple[str, int] | None = None
+        self.client: tuple[str, int] | None = None
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
+
+    # --- asyncio.Protocol --------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        shared = self.shared
+        if len(shared.connections) >= shared.cap or shared.closing:
+            transport.write(BUSY_RESPONSE)  # type: ignore[attr-defined]
+            transport.close()
+            return
+        shared.connections.add(self)
+        self.server = _address(transport.get_extra_info("sockname"))
+        self.client = _address(transport.get_extra_info("peername"))
+        if shared.limits.header_timeout_s > 0:
+            self.deadline = self.loop.time() + shared.limits.header_timeout_s
+
+    def data_received(self, data: bytes) -> None:
+        if self.upgraded:
+            return  # the bytes after an upgrade request are not HTTP/1.1; the connection closes after the answer
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.upgraded = True
+            if self.parsing is not None:
+                self.parsing.keep_alive = False
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _TooLarge):
+                self._refuse(431, "Request header fields too large")
+            else:
+                self._refuse(400, "Invalid HTTP request received.")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.shared.connections.discard(self)
+        for exchange in (self.current, *self.waiting):
+            if exchange is not None:
+                exchange.disconnect()
+        self.waiting.clear()
+        self.current = self.parsing = None
+        self.shared.check_drained()
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    # --- httptools callbacks -------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._header_bytes = 0
+        if self.deadline is None or self.idle:
+            timeout = self.shared.limits.header_timeout_s
+            self.deadline = self.loop.time() + timeout if timeout > 0 else None
+            self.idle = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        self._headers.append((name.lower(), value))
+
+    def _count(self, n: int) -> None:
+        self._header_bytes += n
+        if self._header_bytes > self.shared.limits.max_header_bytes:
+            raise _TooLarge
+
+    def on_headers_complete(self) -> None:
+        self.deadline = None
+        parser = self.parser
+        url = httptools.parse_url(self._url)
+        raw_path = url.path
+        try:
+            path = raw_path.decode("ascii")
+        except UnicodeDecodeError:
+            raise _BadTarget from None
+        if "%" in path:
+            path = unquote(path)
+        version = parser.get_http_version()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": version,
+            "server": self.server,
+            "client": self.client,
+            "scheme": "http",
+            "method": parser.get_method().decode("ascii"),
+            "root_path": "",
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": url.query or b"",
+            "headers": self._headers,
+        }
+        exchange = Exchange(self, scope, version != "1.0" and parser.should_keep_alive())
+        self.parsing = exchange
+        if self.current is None:
+            self._start(exchange)
+        else:
+            self.waiting.append(exchange)
+            self.transport.pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.parsing
+        if exchange is not None:
+            exchange.feed(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self.parsing
+        if exchange is not None:
+            exchange.complete()
+        self.parsing = None
+
+    # --- requests ----------------------------------------------------------------------------------
+    def _start(self, exchange: Exchange) -> None:
+        self.current = exchange
+        tasks = self.shared.tasks
+        task = self.loop.create_task(exchange.run(self.shared.app))
+        tasks.add(task)  # the loop holds tasks weakly
+        task.add_done_callback(tasks.discard)
+
+    def finished(self, exchange: Exchange) -> None:
+        """The answer to `exchange` is written: close, start the next pipelined request, or wait idle."""
+        if exchange is not self.current:
+            return
+        self.current = None
+        transport = self.transport
+        if not exchange.keep_alive or self.shared.closing:
+            transport.close()
+            self.shared.check_drained()
+            return
+        if self.waiting:
+            self._start(self.waiting.popleft())
+            if not self.waiting:
+                transport.resume_reading()
+        elif self.parsing is None and self.shared.limits.keep_alive_s > 0:
+            self.deadline = self.loop.time() + self.shared.limits.keep_alive_s
+            self.idle = True
+
+    async def drain(self) -> None:
+        if self.write_paused and not self.transport.is_closing():
+            self.drained = self.loop.create_future()
+            await self.drained
+
+    def busy(self) -> bool:
+        return self.current is not None or self.parsing is not None
+
+    def _refuse(self, status: int, text: str) -> None:
+        if self.current is None:  # an answer in progress would be corrupted; closing is all that is left
+            self.transport.write(_plain(self.shared.status_lines[status], text))
+        self.transport.close()
+
+
+class _BadTarget(Exception):
+    pass
+
+
+def _address(value: Any) -> tuple[str, int] | None:
+    return (str(value[0]), int(value[1])) if isinstance(value, tuple) and len(value) >= 2 else None
+
+
+class Exchange:
+    """One request and its answer: the ASGI `receive` and `send` of a single call of the app."""
+
+    __slots__ = (
+        "body",
+        "buffered",
+        "chunked",
+        "conn",
+        "delivered",
+        "disconnected",
+        "done",
+        "expect_continue",
+        "held",
+        "keep_alive",
+        "more_body",
+        "remaining",
+        "scope",
+        "started",
+        "waiter",
+    )
+
+    def __init__(self, conn: Connection, scope: dict[str, Any], keep_alive: bool) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.body: list[bytes] = []
+        self.buffered = 0
+        self.more_body = True
+        self.delivered = False  # the app has had the whole body
+        self.waiter: asyncio.Future[None] | None = None
+        self.disconnected = False
+        self.started = False
+        self.done = False
+        self.held: bytes | None = None  # status line and headers, sent with the first body bytes
+        self.remaining = 0  # Content-Length bytes still to send
+        self.chunked = False
+        self.expect_continue = any(k == b"expect" and v.lower() == b"100-continue" for k, v in scope["headers"])
+
+    # --- fed by the connection -----------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        self.body.append(data)
+        self.buffered += len(data)
+        if self.buffered > HIGH_WATER and self is self.conn.current:
+            self.conn.transport.pause_reading()
+        self._wake()
+
+    def complete(self) -> None:
+        self.more_body = False
+        self._wake()
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- the app's side -------------------------------------------------------------------------------
+    async def run(self, app: Callable[..., Any]) -> None:
+        try:
+            await app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            if not self.done:
+                self.conn.transport.close()
+            raise
+        except Exception as exc:
+            if self.disconnected:
+                return
+            log.error("the app failed on %s %s", self.scope["method"], self.scope["path"], exc_info=exc)
+            if self.done:
+                return
+            if self.started:  # part of an answer is out: only closing tells the client it is broken
+                self.conn.transport.close()
+                return
+            self.keep_alive = False
+            self.conn.transport.write(_plain(self.conn.shared.status_lines[500], "Internal Server Error"))
+            self._finish()
+            return
+        if not self.done and not self.disconnected:
+            log.error("the app returned without completing its response to %s", self.scope["path"])
+            self.conn.transport.close()
+
+    async def receive(self) -> dict[str, Any]:
+        while True:
+            if self.disconnected:
+                return {"type": "http.disconnect"}
+            if not self.delivered:
+                if self.body or not self.more_body:
+                    body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+                    self.body = []
+                    self.buffered = 0
+                    more = self.more_body
+                    if not more:
+                        self.delivered = True
+                    elif self.conn.current is self and not self.conn.waiting:
+                        self.conn.transport.resume_reading()
+                    return {"type": "http.request", "body": body, "more_body": more}
+            elif self.done:  # the whole body was delivered and answered: nothing will come but the end
+                return {"type": "http.disconnect"}
+            if self.expect_continue:
+                self.expect_continue = False
+                if not self.started:
+                    self.conn.transport.write(_CONTINUE)
+            self.waiter = self.conn.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+
+    async def send(self, message: dict[str, Any]) -> None:
+        conn = self.conn
+        if conn.write_paused:
+            await conn.drain()
+        if self.disconnected:
+            return
+        kind = message["type"]
+        if not self.started:
+            if kind != "http.response.start":
+                raise RuntimeError(f"expected http.response.start, got {kind!r}")
+            self._start(message)
+            return
+        if self.done or kind != "http.response.body":
+            raise RuntimeError(f"unexpected ASGI message {kind!r}")
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        if self.scope["method"] == "HEAD":
+            out = b""
+        elif self.chunked:
+            out = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
+            if not more:
+                out += b"0\r\n\r\n"
+        else:
+            self.remaining -= len(body)
+            if self.remaining < 0:
+                raise RuntimeError("response body longer than its Content-Length")
+            out = body
+        held = self.held
+        if held is not None:
+            self.held = None
+            out = held + out
+        if out:
+            conn.transport.write(out)
+        if not more:
+            if self.remaining:
+                raise RuntimeError("response body shorter than its Content-Length")
+            self._finish()
+
+    def _start(self, message: dict[str, Any]) -> None:
+        shared = self.conn.shared
+        status = message["status"]
+        head = [shared.status_lines.get(status) or b"HTTP/1.1 %d \r\n" % status, shared.date()]
+        length: int | None = None
+        for name, value in message.get("headers", ()):
+            if _NAME_BAD.search(name) or _VALUE_BAD.search(value):
+                raise RuntimeError(f"invalid response header {name[:40]!r}")
+            name = name.lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and b"close" in value.lower():
+                self.keep_alive = False
+            head += (name, b": ", value, b"\r\n")
+        if shared.closing:
+            self.keep_alive = False
+        if not self.keep_alive:
+            head.append(b"connection: close\r\n")
+        head_only = self.scope["method"] == "HEAD"
+        if length is None and not head_only and status not in (204, 304):
+            self.chunked = True
+            head.append(b"transfer-encoding: chunked\r\n")
+        head.append(b"\r\n")
+        self.remaining = 0 if head_only else length or 0
+        self.started = True
+        if shared.access_log:
+            scope = self.scope
+            access.info(
+                '%s - "%s %s HTTP/%s" %d',
+                scope["client"],
+                scope["method"],
+                scope["path"],
+                scope["http_version"],
+                status,
+            )
+        block = b"".join(head)
+        if self.chunked:
+            self.conn.transport.write(block)  # a stream's headers leave at once; its events may be far apart
+        else:
+            self.held = block
+
+    def _finish(self) -> None:
+        self.done = True
+        self._wake()
+        self.conn.finished(self)
