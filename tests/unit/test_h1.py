@@ -387,3 +387,25 @@ def test_shutdown_lets_the_request_in_flight_finish_and_refuses_new_connections(
         return body, refused
 
     assert run(main()) == (b"GET /inflight? 0:", True)
+
+
+def test_an_app_that_asks_for_chunks_gets_them_framed_once() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        headers = [(b"transfer-encoding", b"chunked"), (b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"type":"ADDED"}\n', "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def main() -> tuple[bytes, bytes]:
+        async with serving(app) as server:
+            reader, writer = await connect(server)
+            writer.write(b"GET /watch HTTP/1.1\r\nhost: x\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            body = await reader.readuntil(b"0\r\n\r\n")
+            writer.close()
+            return head, body
+
+    head, body = run(main())
+    assert head.lower().count(b"transfer-encoding") == 1
+    assert body == b'11\r\n{"type":"ADDED"}\n\r\n0\r\n\r\n'

@@ -26,15 +26,13 @@ WARM_IMPORTS = (
     "modelplane.server.app",
     "modelplane.runtimes.sklearn",
     "modelplane.server.grpc.servicer",
-    "uvicorn",
     "uvloop",
     "sklearn.svm",
     "sklearn.ensemble",
     "joblib",
     "typer._adapters",  # what the CLI's argument parsing pulls in (pydantic with it)
     "httptools",
-    "uvicorn.lifespan.on",
-    "uvicorn.protocols.http.httptools_impl",
+    "modelplane.server.rest.listener",  # the replica's HTTP/1.1 server (uvicorn only with --http-server uvicorn)
     "encodings.idna",
 )
 

@@ -87,11 +87,6 @@ class ApiServer:
         self.max_scale_limit = max_scale_limit
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
         headers = [(b"x-modelplane-instance", self.instance.encode())]  # handle() adds Warning and apply results
         try:
             if self.guard is not None:

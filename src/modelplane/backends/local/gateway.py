@@ -183,14 +183,12 @@ class Gateway:
         return route.timeouts.get(component, DEFAULT_TIMEOUT_S)
 
     # --- ASGI -----------------------------------------------------------------------------------------------
+    async def close(self) -> None:
+        """The platform is stopping: close every upstream connection pool."""
+        for pool in self._upstreams.values():
+            pool.close()
+
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            for pool in self._upstreams.values():
-                pool.close()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
         try:
             status, headers, body = await self._http(scope, receive)
         except ModelplaneError as exc:

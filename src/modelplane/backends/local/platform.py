@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Callable
@@ -28,8 +29,8 @@ from modelplane.backends.local.revision import Revisions
 from modelplane.backends.local.store import Store, home
 from modelplane.backends.local.zygote import Zygote
 from modelplane.proctitle import set_title
-from modelplane.server.rest.guard import guarded_protocol
 from modelplane.server.rest.limits import ConnectionLimits
+from modelplane.server.rest.listener import HttpServer
 
 log = logging.getLogger("modelplane.platform")
 LOCAL_MAX_SCALE = 100  # replicas per revision when config-autoscaler sets no max-scale-limit (processes on one host)
@@ -110,7 +111,6 @@ def read_info(root: Path | None = None) -> dict[str, object] | None:
 
 async def serve(config: PlatformConfig) -> None:
     import grpc
-    import uvicorn
 
     root = home()
     # every port first: a platform that cannot bind says so and leaves nothing behind (no state file, no zygote)
@@ -159,36 +159,15 @@ async def serve(config: PlatformConfig) -> None:
         lambda: backend.autoscaler.config.max_scale_limit or LOCAL_MAX_SCALE,
         instance,
     )
-    protocol = guarded_protocol(config.limits)
-    servers = [
-        uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=False,
-                loop="none",
-                http=protocol,
-                ws="none",
-                lifespan="on",
-                timeout_keep_alive=int(config.limits.keep_alive_s),
-                timeout_graceful_shutdown=5,
-            )
-        )
-        for app, host, port in ((gateway, config.host, config.gateway_port), (api, config.api_host, config.api_port))
-    ]
-    bound = {id(servers[0]): gateway_sock, id(servers[1]): api_sock}
-    for s in servers:
-        s.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals
+    # the gateway and the API on modelplane's HTTP/1.1 server (server/rest/h1.py), each on its bound socket
+    http = [HttpServer(gateway, config.limits), HttpServer(api, config.limits)]
+    await http[0].start(config.host, config.gateway_port, [gateway_sock])
+    await http[1].start(config.api_host, config.api_port, [api_sock])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    import signal
-
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(s.serve(sockets=[bound[id(s)]])) for s in servers]
-    tasks.append(asyncio.create_task(controller.run()))
+    tasks = [asyncio.create_task(controller.run())]
     info_path(root).write_text(
         json.dumps(
             {
@@ -207,9 +186,8 @@ async def serve(config: PlatformConfig) -> None:
         await stop.wait()
     finally:
         controller.stop()
-        for s in servers:
-            s.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(server.shutdown(5) for server in http), *tasks, return_exceptions=True)
+        await gateway.close()
         await grpc_server.stop(grace=5)
         await grpc_gateway.close()
         if config.stop_replicas_on_exit:

@@ -145,7 +145,7 @@ class RestApp:
         event = dp.received(name, headers_in, body)  # headers are parsed only if a model or the logger reads them
         response, extra = await dp.infer(request, headers_in, entry, deadline, partial(_gone, receive))
         parts, ihcl = encode_response(response, binary_outputs(request, response))
-        headers = [(k.encode(), v.encode()) for k, v in extra.items()]
+        headers = [(k.encode(), v.encode()) for k, v in extra.items()] if extra else []
         if dp.cache is not None:
             headers.append(cache_header())
         if ihcl is None:

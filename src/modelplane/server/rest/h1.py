@@ -43,6 +43,7 @@ class Shared:
         self.cap = max_connections
         self.connections: set[Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.good_names: set[bytes] = set()  # response header names already checked
         self.status_lines = _status_lines()
         self.closing = False
         self.drained: asyncio.Event | None = None  # set once closing and no connection has a request in flight
@@ -94,6 +95,7 @@ class Connection(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
+        self.expects = False  # the request being parsed asked for 100 Continue
 
     # --- asyncio.Protocol --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -151,6 +153,7 @@ class Connection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._header_bytes = 0
+        self.expects = False
         if self.deadline is None or self.idle:
             timeout = self.shared.limits.header_timeout_s
             self.deadline = self.loop.time() + timeout if timeout > 0 else None
@@ -162,7 +165,10 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count(len(name) + len(value) + 4)
-        self._headers.append((name.lower(), value))
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expects = True
+        self._headers.append((name, value))
 
     def _count(self, n: int) -> None:
         self._header_bytes += n
@@ -298,7 +304,7 @@ class Exchange:
         self.held: bytes | None = None  # status line and headers, sent with the first body bytes
         self.remaining = 0  # Content-Length bytes still to send
         self.chunked = False
-        self.expect_continue = any(k == b"expect" and v.lower() == b"100-continue" for k, v in scope["headers"])
+        self.expect_continue = conn.expects
 
     # --- fed by the connection -----------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -417,11 +423,18 @@ class Exchange:
         head = [shared.status_lines.get(status) or b"HTTP/1.1 %d \r\n" % status, shared.date()]
         length: int | None = None
         for name, value in message.get("headers", ()):
-            if _NAME_BAD.search(name) or _VALUE_BAD.search(value):
-                raise RuntimeError(f"invalid response header {name[:40]!r}")
+            if name not in shared.good_names:
+                if _NAME_BAD.search(name) or not name:
+                    raise RuntimeError(f"invalid response header name {name[:40]!r}")
+                if len(shared.good_names) < 256:  # names come from code, not clients: few, and bounded anyway
+                    shared.good_names.add(name)
+            if _VALUE_BAD.search(value):
+                raise RuntimeError(f"invalid value of response header {name[:40]!r}")
             name = name.lower()
             if name == b"content-length":
                 length = int(value)
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.chunked = True  # the app asked for chunks: framed here, the header sent once
             elif name == b"connection" and b"close" in value.lower():
                 self.keep_alive = False
             head += (name, b": ", value, b"\r\n")
@@ -430,7 +443,7 @@ class Exchange:
         if not self.keep_alive:
             head.append(b"connection: close\r\n")
         head_only = self.scope["method"] == "HEAD"
-        if length is None and not head_only and status not in (204, 304):
+        if length is None and not head_only and not self.chunked and status not in (204, 304):
             self.chunked = True
             head.append(b"transfer-encoding: chunked\r\n")
         head.append(b"\r\n")

@@ -84,25 +84,22 @@ JOIN_BELOW = 64 * 1024  # bodies up to this size go out in one write
 
 
 async def respond(send: Send, status: int, parts: Iterable[bytes | memoryview], headers: RawHeaders) -> None:
-    """Send a response whose body is `parts` concatenated, without joining them (large tensors are not copied)."""
-    parts = list(parts)
-    length = sum(len(p) for p in parts)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, (b"content-length", str(length).encode())],
-        }
-    )
-    last = len(parts) - 1
-    if last < 0:
-        await send({"type": "http.response.body", "body": b""})
-        return
-    if last and length <= JOIN_BELOW:  # one write, one packet: a copy of a small body costs less than a syscall
+    """Send a response whose body is `parts` concatenated: joined when small (one write), else one chunk each (large
+    tensors are not copied). Content-Length is appended to `headers`, a list the caller made for this response."""
+    parts = parts if isinstance(parts, list) else list(parts)
+    length = 0
+    for part in parts:
+        length += len(part)
+    headers.append((b"content-length", b"%d" % length))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    if len(parts) == 1:
+        await send({"type": "http.response.body", "body": parts[0]})
+    elif len(parts) == 0 or length <= JOIN_BELOW:  # a copy of a small body costs less than a second write
         await send({"type": "http.response.body", "body": b"".join(parts)})
-        return
-    for i, part in enumerate(parts):
-        await send({"type": "http.response.body", "body": part, "more_body": i < last})
+    else:
+        last = len(parts) - 1
+        for i, part in enumerate(parts):
+            await send({"type": "http.response.body", "body": part, "more_body": i < last})
 
 
 async def respond_json(send: Send, status: int, doc: Any, headers: RawHeaders | None = None) -> None:
