@@ -409,3 +409,41 @@ def test_an_app_that_asks_for_chunks_gets_them_framed_once() -> None:
     head, body = run(main())
     assert head.lower().count(b"transfer-encoding") == 1
     assert body == b'11\r\n{"type":"ADDED"}\n\r\n0\r\n\r\n'
+
+
+def test_an_answer_sent_before_the_body_is_read_leaves_the_connection_usable() -> None:
+    big = b"x" * (1 << 20)  # far past the high-water mark: reading pauses while the app ignores the body
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/refuse":
+            body = b'{"error": "too large"}'
+            headers = [(b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 413, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await echo(scope, receive, send)
+
+    async def main() -> tuple[bytes, bytes]:
+        async with serving(app) as server:
+            reader, writer = await connect(server)
+            writer.write(b"POST /refuse HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(big))
+            status = (await read_response(reader))[0]
+            writer.write(big)  # the rest of the refused body, then the next request
+            writer.write(b"GET /next HTTP/1.1\r\nhost: x\r\n\r\n")
+            body = (await read_response(reader))[2]
+            writer.close()
+            return status, body
+
+    assert run(main()) == (b"HTTP/1.1 413 Request Entity Too Large", b"GET /next? 0:")
+
+
+def test_an_upgrade_request_is_answered_and_the_connection_closed() -> None:
+    async def main() -> tuple[bytes, bool]:
+        async with serving() as server:
+            reader, writer = await connect(server)
+            writer.write(b"GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\nnot http")
+            status, headers, body = await read_response(reader)
+            assert headers[b"connection"] == b"close" and body == b"GET /ws? 0:"
+            return status, await closed(reader)
+
+    assert run(main()) == (b"HTTP/1.1 200 OK", True)

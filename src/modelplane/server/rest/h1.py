@@ -117,9 +117,12 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.upgraded = True
-            if self.parsing is not None:
-                self.parsing.keep_alive = False
+            self.upgraded = (
+                True  # no protocol to switch to: the upgrade request is answered, then the connection closes
+            )
+            last = self.waiting[-1] if self.waiting else self.current
+            if last is not None:
+                last.keep_alive = False
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _TooLarge):
                 self._refuse(431, "Request header fields too large")
@@ -240,9 +243,11 @@ class Connection(asyncio.Protocol):
             return
         if self.waiting:
             self._start(self.waiting.popleft())
-            if not self.waiting:
-                transport.resume_reading()
-        elif self.parsing is None and self.shared.limits.keep_alive_s > 0:
+            if self.waiting:
+                return
+        transport.resume_reading()  # paused for pipelining, or for a body the app answered without reading
+        if self.current is None and self.shared.limits.keep_alive_s > 0:
+            # idle — or still receiving the body of a request already answered (discarded), which must not last
             self.deadline = self.loop.time() + self.shared.limits.keep_alive_s
             self.idle = True
 
@@ -308,6 +313,8 @@ class Exchange:
 
     # --- fed by the connection -----------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
+        if self.done:
+            return  # answered without reading it all: the rest is dropped as it arrives
         self.body.append(data)
         self.buffered += len(data)
         if self.buffered > HIGH_WATER and self is self.conn.current:
