@@ -447,3 +447,26 @@ def test_an_upgrade_request_is_answered_and_the_connection_closed() -> None:
             return status, await closed(reader)
 
     assert run(main()) == (b"HTTP/1.1 200 OK", True)
+
+
+def test_a_large_answer_arrives_intact_and_an_apps_own_connection_close_is_sent_once() -> None:
+    big = bytes(range(256)) * 40_000  # 10 MB, written while the client reads slowly (flow control)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        headers = [(b"content-length", str(len(big)).encode()), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": memoryview(big)})
+
+    async def main() -> tuple[bytes, bytes, bool]:
+        async with serving(app) as server:
+            reader, writer = await connect(server)
+            writer.write(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(0.2)  # let the server's send buffer fill: writing pauses
+            body = await reader.readexactly(len(big))
+            return head, body, await closed(reader)
+
+    head, body, was_closed = run(main())
+    assert head.lower().count(b"connection: close") == 1
+    assert body == big and was_closed

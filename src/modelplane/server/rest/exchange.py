@@ -174,7 +174,11 @@ class Exchange:
         held = self.held
         if held is not None:
             self.held = None
-            out = held + out
+            if len(out) > HIGH_WATER:  # a large body is not copied to join it: two buffers, one writev
+                conn.transport.writelines((held, out))
+                out = b""
+            else:
+                out = held + out
         if out:
             conn.transport.write(out)
         if not more:
@@ -187,6 +191,7 @@ class Exchange:
         status = message["status"]
         head = [shared.status_lines.get(status) or b"HTTP/1.1 %d \r\n" % status, shared.date()]
         length: int | None = None
+        closes = False  # the app sent its own `connection: close`
         for name, value in message.get("headers", ()):
             if name not in shared.good_names:
                 if _NAME_BAD.search(name) or not name:
@@ -202,10 +207,11 @@ class Exchange:
                 self.chunked = True  # the app asked for chunks: framed here, the header sent once
             elif name == b"connection" and b"close" in value.lower():
                 self.keep_alive = False
+                closes = True
             head += (name, b": ", value, b"\r\n")
         if shared.closing:
             self.keep_alive = False
-        if not self.keep_alive:
+        if not self.keep_alive and not closes:
             head.append(b"connection: close\r\n")
         head_only = self.scope["method"] == "HEAD"
         if length is None and not head_only and not self.chunked and status not in (204, 304):
