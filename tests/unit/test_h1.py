@@ -470,3 +470,31 @@ def test_a_large_answer_arrives_intact_and_an_apps_own_connection_close_is_sent_
     head, body, was_closed = run(main())
     assert head.lower().count(b"connection: close") == 1
     assert body == big and was_closed
+
+
+def test_an_answer_held_back_for_a_burst_still_leaves_while_another_request_waits() -> None:
+    """Answers are queued while other requests are in flight; one that waits (a thread, a queue) must not hold
+    back the others' answers beyond the loop's turn."""
+
+    async def main() -> bytes:
+        release = asyncio.Event()
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["path"] == "/hold":
+                await release.wait()
+            await echo(scope, receive, send)
+
+        async with serving(app) as server:
+            _, held_writer = await connect(server)
+            held_writer.write(b"GET /hold HTTP/1.1\r\nhost: x\r\n\r\n")
+            await held_writer.drain()
+            await asyncio.sleep(0.05)  # /hold is in flight
+            reader, writer = await connect(server)
+            writer.write(b"GET /quick HTTP/1.1\r\nhost: x\r\n\r\n")
+            body = (await read_response(reader))[2]  # arrives although /hold is still in flight
+            release.set()
+            writer.close()
+            held_writer.close()
+            return body
+
+    assert run(main()) == b"GET /quick? 0:"

@@ -98,7 +98,7 @@ class Exchange:
             await app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
             if not self.done:
-                self.conn.transport.close()
+                self.conn.close()
             raise
         except Exception as exc:
             if self.disconnected:
@@ -107,15 +107,15 @@ class Exchange:
             if self.done:
                 return
             if self.started:  # part of an answer is out: only closing tells the client it is broken
-                self.conn.transport.close()
+                self.conn.close()
                 return
             self.keep_alive = False
-            self.conn.transport.write(plain(self.conn.shared.status_lines[500], "Internal Server Error"))
+            self.conn.write(plain(self.conn.shared.status_lines[500], "Internal Server Error"))
             self._finish()
             return
         if not self.done and not self.disconnected:
             log.error("the app returned without completing its response to %s", self.scope["path"])
-            self.conn.transport.close()
+            self.conn.close()
 
     async def receive(self) -> dict[str, Any]:
         while True:
@@ -137,7 +137,7 @@ class Exchange:
             if self.expect_continue:
                 self.expect_continue = False
                 if not self.started:
-                    self.conn.transport.write(_CONTINUE)
+                    self.conn.write(_CONTINUE)
             self.waiter = self.conn.loop.create_future()
             try:
                 await self.waiter
@@ -175,12 +175,15 @@ class Exchange:
         if held is not None:
             self.held = None
             if len(out) > HIGH_WATER:  # a large body is not copied to join it: two buffers, one writev
-                conn.transport.writelines((held, out))
+                conn.write_now((held, out))
                 out = b""
             else:
                 out = held + out
         if out:
-            conn.transport.write(out)
+            if len(out) > HIGH_WATER:
+                conn.write_now((out,))  # at once: flow control must see it before the app sends more
+            else:
+                conn.write(out)
         if not more:
             if self.remaining:
                 raise RuntimeError("response body shorter than its Content-Length")
@@ -232,7 +235,7 @@ class Exchange:
             )
         block = b"".join(head)
         if self.chunked:
-            self.conn.transport.write(block)  # a stream's headers leave at once; its events may be far apart
+            self.conn.write(block)  # a stream's headers leave with this turn's writes; its events may be far apart
         else:
             self.held = block
 

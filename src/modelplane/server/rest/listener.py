@@ -47,7 +47,7 @@ class HttpServer:
         for conn in list(self.shared.connections):
             deadline = conn.deadline
             if deadline is not None and deadline <= now and not conn.transport.is_closing():
-                conn.transport.close()
+                conn.close()
         self._sweeper = loop.call_later(tick, self._sweep, loop, tick)
 
     async def shutdown(self, grace_s: float) -> None:
@@ -59,13 +59,13 @@ class HttpServer:
             server.close()
         for conn in list(shared.connections):
             if not conn.busy():
-                conn.transport.close()
+                conn.close()
         shared.drained = asyncio.Event()
         shared.check_drained()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(shared.drained.wait(), grace_s)
         for conn in list(shared.connections):
-            conn.transport.close()
+            conn.close()
         for task in list(shared.tasks):
             task.cancel()
         if shared.tasks:
