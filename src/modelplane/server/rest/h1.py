@@ -33,10 +33,9 @@ class Shared:
         self.connections: set[Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.good_names: set[bytes] = set()  # response header names already checked
-        self.outbox: list[
-            tuple[asyncio.Transport, bytes | memoryview]
-        ] = []  # small writes held back (Connection.write)
-        self.inflight = 0  # requests started and not yet answered, over every connection
+        # small writes held back for a burst (Connection.write), and the requests in flight over every connection
+        self.outbox: list[tuple[asyncio.Transport, bytes | memoryview]] = []
+        self.inflight = 0
         self.status_lines = _status_lines()
         self.closing = False
         self.drained: asyncio.Event | None = None  # set once closing and no connection has a request in flight
