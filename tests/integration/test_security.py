@@ -189,12 +189,23 @@ def _idle_connections_are_capped_and_closed(port: int, cap: int) -> None:
     assert closed
 
 
+def _read_to_close(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @pytest.mark.parametrize("http_server", ["modelplane", "uvicorn"])
 def test_idle_and_slow_connections_on_the_model_server(iris_dir, logs, http_server):
     args = ["--max-connections", "20", "--header-timeout", "1", "--http-server", http_server]
     server = srv.start(["serve", "--model-dir", str(iris_dir), *args], logs)
     try:
         _idle_connections_are_capped_and_closed(server.http_port, 20)
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as sock:  # a 70 KB head
+            sock.sendall(b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\n" + b"x-pad: " + b"a" * 70_000 + b"\r\n\r\n")
+            answer = _read_to_close(sock)
+        assert answer.startswith(b"HTTP/1.1 431 ") and answer.count(b"HTTP/1.1") == 1
         assert httpx.get(server.http + "/v2/health/ready").status_code == 200
         body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
         answer = httpx.post(server.http + "/v2/models/model/infer", json=body)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import signal
 import socket
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from modelplane.server.registry import Discover, ModelFactory, ModelRegistry
 from modelplane.server.rest.app import RestApp
 from modelplane.server.rest.limits import ConnectionLimits
 from modelplane.server.settings import ServerSettings
+from modelplane.server.signals import stop_event
 
 log = logging.getLogger("modelplane.server")
 
@@ -141,20 +141,10 @@ class ModelServer:
         http = HttpServer(self.rest_app, self._limits(), access_log=s.access_log)
         await http.start(s.host, s.http_port, sockets)
         log.info("REST listening on http://%s:%d", s.host, http.ports[0] if http.ports else s.http_port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        handled = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-                handled.append(sig)
-            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread: stopped by cancellation
-                pass
         try:
-            await stop.wait()
-        finally:
-            for sig in handled:
-                loop.remove_signal_handler(sig)
+            with stop_event() as stop:
+                await stop.wait()
+        finally:  # the handlers are gone: a second Ctrl-C during the drain ends the process at once
             log.info("shutting down: letting requests in flight finish (up to %.0f s)", s.graceful_timeout_s)
             await http.shutdown(s.graceful_timeout_s)
 

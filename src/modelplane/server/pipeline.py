@@ -137,7 +137,7 @@ class Pipeline:
         return [(name, fn) for name, fn in stages if fn is not None]
 
     def _stages(self, verb: str) -> list[tuple[str, Callable[..., Any]]]:
-        return self._by_verb.get(verb) or self._list(verb)
+        return self._by_verb[verb]
 
     def _run_sync(
         self, verb: str, payload: Any, headers: Mapping[str, str], out_headers: dict[str, str], cpu: bool

@@ -8,7 +8,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 import uuid
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from modelplane.backends.local.zygote import Zygote
 from modelplane.proctitle import set_title
 from modelplane.server.rest.limits import ConnectionLimits
 from modelplane.server.rest.listener import HttpServer
+from modelplane.server.signals import stop_event
 
 log = logging.getLogger("modelplane.platform")
 LOCAL_MAX_SCALE = 100  # replicas per revision when config-autoscaler sets no max-scale-limit (processes on one host)
@@ -163,38 +163,35 @@ async def serve(config: PlatformConfig) -> None:
     http = [HttpServer(gateway, config.limits), HttpServer(api, config.limits)]
     await http[0].start(config.host, config.gateway_port, [gateway_sock])
     await http[1].start(config.api_host, config.api_port, [api_sock])
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(controller.run())]
-    info_path(root).write_text(
-        json.dumps(
-            {
-                "pid": os.getpid(),
-                "instance": instance,
-                "gateway": gateway_url,
-                "grpc": f"{config.host}:{config.grpc_port}",
-                "api": f"http://{_connectable(config.api_host)}:{config.api_port}",
-            }
+    with stop_event() as stop:  # the platform keeps its handlers through the shutdown
+        tasks = [asyncio.create_task(controller.run())]
+        info_path(root).write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "instance": instance,
+                    "gateway": gateway_url,
+                    "grpc": f"{config.host}:{config.grpc_port}",
+                    "api": f"http://{_connectable(config.api_host)}:{config.api_port}",
+                }
+            )
         )
-    )
-    log.info(
-        "modelplane up: gateway %s, API http://%s:%d, home %s", gateway_url, config.api_host, config.api_port, root
-    )
-    try:
-        await stop.wait()
-    finally:
-        controller.stop()
-        await asyncio.gather(*(server.shutdown(5) for server in http), *tasks, return_exceptions=True)
-        await gateway.close()
-        await grpc_server.stop(grace=5)
-        await grpc_gateway.close()
-        if config.stop_replicas_on_exit:
-            await replicas.stop_all()
-        await replicas.close()
-        if zygote is not None:
-            zygote.close()
-        store.close()
-        with contextlib.suppress(FileNotFoundError):
-            info_path(root).unlink()
+        log.info(
+            "modelplane up: gateway %s, API http://%s:%d, home %s", gateway_url, config.api_host, config.api_port, root
+        )
+        try:
+            await stop.wait()
+        finally:
+            controller.stop()
+            await asyncio.gather(*(server.shutdown(5) for server in http), *tasks, return_exceptions=True)
+            await gateway.close()
+            await grpc_server.stop(grace=5)
+            await grpc_gateway.close()
+            if config.stop_replicas_on_exit:
+                await replicas.stop_all()
+            await replicas.close()
+            if zygote is not None:
+                zygote.close()
+            store.close()
+            with contextlib.suppress(FileNotFoundError):
+                info_path(root).unlink()

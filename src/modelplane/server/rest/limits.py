@@ -10,6 +10,10 @@ BUSY_RESPONSE = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
     b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(BUSY_BODY), BUSY_BODY)
 )
+HEAD_TOO_LARGE = (  # the uvicorn front end's answer (modelplane's own writes the same from its status lines)
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\ncontent-length: 31\r\n\r\nRequest header fields too large"
+)
 
 
 @dataclass(frozen=True, slots=True)
