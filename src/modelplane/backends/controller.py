@@ -112,13 +112,13 @@ class Controller:
         assert self.mesh is not None
         docs = self.store.list("InferenceService", namespace)
         meshed = [isvc for d in docs if (isvc := self._meshed(d)) is not None]
-        before = {key for key in self.mesh.members if key[0] == namespace}
         _, routes = self.mesh.step(meshed, *self._runtimes(), namespace=namespace)
         names = {(d.get("metadata") or {}).get("name") for d in docs}
-        for key in before - {(i.metadata.namespace, i.metadata.name) for i in meshed}:
-            if key[1] not in names:  # deleted (one that left the mesh another way is reconciled on its own)
-                self.backend.route(*key, None)
-                self._routed.discard(key)
+        # deleted members, and runtimes' shared deployments none uses any more (they have no document of their
+        # own); one that left the mesh another way is reconciled on its own
+        for key in [k for k in self._routed if k[0] == namespace and k[1] not in names and k not in routes]:
+            self.backend.route(*key, None)
+            self._routed.discard(key)
         self._routed.update(routes)
 
     def _meshed(self, doc: dict[str, Any]) -> InferenceService | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from modelplane import __version__
@@ -189,12 +189,13 @@ class DataPlane:
             entry.leave()
 
     @staticmethod
-    async def _run(
+    def _run(
         entry: Entry, kind: Kind, verb: str, payload: Any, headers: Mapping[str, str], gone: Gone | None = None
-    ) -> tuple[Any, dict[str, str]]:
+    ) -> Awaitable[tuple[Any, dict[str, str]]]:
+        """The batcher's or the pipeline's coroutine, awaited by the caller (no coroutine of its own)."""
         if entry.batcher is not None and verb == "predict":
-            return await entry.batcher.submit(kind, payload, headers, gone)
-        return await entry.pipeline(verb, payload, headers)
+            return entry.batcher.submit(kind, payload, headers, gone)
+        return entry.pipeline(verb, payload, headers)
 
     # --- repository extension --------------------------------------------------------------------------
     async def load(self, name: str) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from modelplane.server.hot_metrics import RequestMetrics
+
 STAGES = ("preprocess", "predict", "postprocess", "explain")
 
 
@@ -18,16 +20,8 @@ class Metrics:
         counted under model_name="", and the cache's own metrics tell models apart."""
         self.per_model = per_model
         self.registry = CollectorRegistry(auto_describe=True)
-        self.stage = {
-            stage: Histogram(f"request_{stage}_seconds", f"{stage} latency", ["model_name"], registry=self.registry)
-            for stage in STAGES
-        }
-        self.requests = Counter(
-            "modelplane_requests",
-            "Inference requests by protocol and status",
-            ["model_name", "protocol", "status"],
-            registry=self.registry,
-        )
+        self.hot = RequestMetrics(STAGES)  # updated by every request: plain numbers, read at scrape time
+        self.registry.register(self.hot)
         self.batch_size = Histogram(
             "modelplane_batch_size",
             "Rows per model call when batching",
@@ -88,10 +82,10 @@ class Metrics:
         )
 
     def observe(self, stage: str, model_name: str, seconds: float) -> None:
-        self._child(stage, self.stage[stage], model_name).observe(seconds)
+        self.hot.observe(stage, model_name if self.per_model else "", seconds)
 
     def count(self, model_name: str, protocol: str, status: str) -> None:
-        self._child("count", self.requests, model_name, protocol, status).inc()
+        self.hot.count(model_name if self.per_model else "", protocol, status)
 
     def _child(self, family: str, metric: Any, *labels: str) -> Any:
         if not self.per_model:
@@ -142,6 +136,7 @@ class Metrics:
         """Drop an unloaded model's series (label values stay bounded by the models loaded)."""
         if not self.per_model:
             return
+        self.hot.forget(model_name)
         for key in self._by_model.pop(model_name, ()):
             self._children.pop(key, None)
             with contextlib.suppress(KeyError):

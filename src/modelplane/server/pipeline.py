@@ -13,6 +13,7 @@ from typing import Any
 
 from modelplane.model.base import Model
 from modelplane.protocol.errors import InferenceError, ModelplaneError
+from modelplane.protocol.types import InferRequest
 from modelplane.server.metrics import Metrics
 
 log = logging.getLogger("modelplane.server")
@@ -103,6 +104,11 @@ class OffloadPolicy:
 
 def request_size(payload: Any) -> int:
     """How big a request is, cheaply: tensor elements (V2), rows (V1 instances/inputs), bytes (raw bodies)."""
+    if type(payload) is InferRequest:
+        size = 0
+        for tensor in payload.inputs:
+            size += tensor.data.size
+        return size
     inputs = getattr(payload, "inputs", None)
     if isinstance(inputs, list):
         return sum(getattr(getattr(t, "data", None), "size", 0) for t in inputs)
@@ -136,23 +142,25 @@ class Pipeline:
         stages = [("preprocess", self.pre), (verb, main), ("postprocess", self.post)]
         return [(name, fn) for name, fn in stages if fn is not None]
 
-    def _stages(self, verb: str) -> list[tuple[str, Callable[..., Any]]]:
-        return self._by_verb[verb]
-
     def _run_sync(
         self, verb: str, payload: Any, headers: Mapping[str, str], out_headers: dict[str, str], cpu: bool
-    ) -> tuple[Any, list[tuple[str, float]], float]:
-        """Run every stage; `cpu` also measures this thread's CPU time (only the offload policy needs it)."""
+    ) -> tuple[Any, list[tuple[str, float]], float, float]:
+        """Run every stage: the result, each stage's time, their sum, and the CPU time of this thread when `cpu` is
+        asked for (only the offload policy needs it)."""
         timings = []
         cpu_start = time.thread_time() if cpu else 0.0
-        for name, fn in self._stages(verb):
-            start = time.perf_counter()
+        clock = time.perf_counter
+        start = clock()
+        began = start
+        for name, fn in self._by_verb[verb]:
             if self.with_headers and name in ("predict", "postprocess"):
                 payload = fn(payload, headers, response_headers=out_headers)
             else:
                 payload = fn(payload, headers)
-            timings.append((name, time.perf_counter() - start))
-        return payload, timings, time.thread_time() - cpu_start if cpu else 0.0
+            end = clock()
+            timings.append((name, end - start))
+            start = end
+        return payload, timings, start - began, time.thread_time() - cpu_start if cpu else 0.0
 
     async def __call__(self, verb: str, payload: Any, headers: Mapping[str, str]) -> tuple[Any, dict[str, str]]:
         out_headers: dict[str, str] = {}
@@ -161,13 +169,13 @@ class Pipeline:
                 size = request_size(payload)
                 inline = self.policy.runs_inline(size)
                 if inline:
-                    result, timings, cpu = self._run_sync(verb, payload, headers, out_headers, False)
+                    result, timings, total, cpu = self._run_sync(verb, payload, headers, out_headers, False)
                 else:
                     loop = asyncio.get_running_loop()
-                    result, timings, cpu = await loop.run_in_executor(
+                    result, timings, total, cpu = await loop.run_in_executor(
                         self.executor, self._run_sync, verb, payload, headers, out_headers, True
                     )
-                self.policy.record(sum(t for _, t in timings), cpu, inline, size)
+                self.policy.record(total, cpu, inline, size)
             else:
                 result, timings = await self._run_mixed(verb, payload, headers, out_headers)
         except ModelplaneError:
@@ -184,7 +192,7 @@ class Pipeline:
     ) -> tuple[Any, list[tuple[str, float]]]:
         loop = asyncio.get_running_loop()
         timings = []
-        for name, fn in self._stages(verb):
+        for name, fn in self._by_verb[verb]:
             kwargs = (
                 {"response_headers": out_headers} if self.with_headers and name in ("predict", "postprocess") else {}
             )

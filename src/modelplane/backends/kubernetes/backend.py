@@ -109,6 +109,7 @@ class ClusterBackend:
     def route(self, namespace: str, name: str, traffic: Traffic | None) -> None:
         if traffic is None:
             self._traffic.pop((namespace, name), None)
+            self._derived.pop((namespace, name), None)  # a runtime's shared deployment its last member left
             self._gone.add((namespace, name))
         else:
             self._traffic[(namespace, name)] = traffic
