@@ -25,7 +25,7 @@ class Tensor:
 
     @classmethod
     def from_numpy(cls, name: str, array: Any, datatype: str | None = None) -> Tensor:
-        arr = np.asarray(array)
+        arr = array if type(array) is np.ndarray else np.asarray(array)
         if arr.dtype.kind in "SU":
             arr = arr.astype(object)
         return cls(name, datatype or datatype_of(arr), list(arr.shape), arr)

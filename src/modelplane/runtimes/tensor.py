@@ -32,6 +32,16 @@ def threads(options: dict[str, Any]) -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+def _fits(wanted: list[int], shape: tuple[int, ...]) -> bool:
+    """The shape has the model's rank and matches every fixed dimension (-1: any)."""
+    if len(shape) != len(wanted):
+        return False
+    for w, g in zip(wanted, shape, strict=True):  # noqa: SIM110 - a loop: no generator on the hot path
+        if w != -1 and w != g:
+            return False
+    return True
+
+
 class TensorModel(FileModel):
     """Subclasses load the file into `self.model` and fill `inputs` / `outputs`, then implement `run_tensors`."""
 
@@ -55,8 +65,10 @@ class TensorModel(FileModel):
         if model is None:
             raise ModelNotReady(self.name, "it was unloaded")
         if isinstance(payload, InferRequest):
-            feeds = {t.name: t for t in payload.inputs}
-            results = self._run(model, self._feeds(feeds))
+            given = {}
+            for tensor in payload.inputs:
+                given[tensor.name] = tensor
+            results = self._run(model, self._feeds(given))
             names = list(results)
             if payload.outputs:
                 names = [o.name for o in payload.outputs]
@@ -102,8 +114,7 @@ class TensorModel(FileModel):
                     f"input {spec.name!r} has datatype {tensor.datatype}, the model expects {spec.datatype}"
                 )
             shape = tensor.data.shape
-            fits = len(shape) == len(spec.shape) and all(w in (-1, g) for w, g in zip(spec.shape, shape, strict=True))
-            if not fits:
+            if not _fits(spec.shape, shape):
                 raise InvalidInput(f"input {spec.name!r} has shape {list(shape)}, the model expects {spec.shape}")
             feeds[spec.name] = tensor.data
         if len(given) > len(feeds):  # every given name that is an input is in `feeds` by now

@@ -63,24 +63,20 @@ class RestApp:
         self.ce_config = cloudevent_config or cloudevents.CloudEventConfig.from_env()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await _lifespan(receive, send)
+            return
         path: str = scope["path"]
         method: str = scope["method"]
         try:
             if path.startswith("/v2/models/"):
-                await self._v2_model(path[11:], method, scope, receive, send)
+                name, version, action = _v2_route(path[11:])
+                if action == "infer":  # the hot path: no coroutine between here and the data plane
+                    _allow(method, "POST")
+                    await self._infer(name, version, scope, receive, send)
+                else:
+                    await self._v2_model(name, version, action, method, receive, send)
             elif path.startswith("/v1/models/"):
                 await self._v1_model(path[11:], method, scope, receive, send)
             else:
@@ -97,20 +93,10 @@ class RestApp:
             await respond_json(send, status, {"error": message}, [(k.encode(), v.encode()) for k, v in extra.items()])
 
     # --- /v2/models/... ------------------------------------------------------------------------------
-    async def _v2_model(self, rest: str, method: str, scope: Scope, receive: Receive, send: Send) -> None:
-        parts = rest.split("/")
-        name, version, action = parts[0], None, ""
-        tail = parts[1:]
-        if len(tail) >= 2 and tail[0] == "versions":
-            version, tail = tail[1], tail[2:]
-        if len(tail) > 1 or not name:
-            raise RouteNotFound("Not Found")
-        action = tail[0] if tail else ""
+    async def _v2_model(
+        self, name: str, version: str | None, action: str, method: str, receive: Receive, send: Send
+    ) -> None:
         dp = self.dataplane
-        if action == "infer":
-            _allow(method, "POST")
-            await self._infer(name, version, scope, receive, send)
-            return
         if action in ("generate", "generate_stream"):
             _allow(method, "POST")
             stream = action == "generate_stream"
@@ -312,3 +298,25 @@ def _v1_jsonable(result: Any) -> Any:
     if isinstance(result, InferResponse):
         return orjson.loads(encode_response(result, [False] * len(result.outputs))[0][0])
     return result
+
+
+def _v2_route(rest: str) -> tuple[str, str | None, str]:
+    """`{name}[/versions/{version}][/{action}]` (what follows /v2/models/) as (name, version, action)."""
+    parts = rest.split("/")
+    name, version, tail = parts[0], None, parts[1:]
+    if len(tail) >= 2 and tail[0] == "versions":
+        version, tail = tail[1], tail[2:]
+    if len(tail) > 1 or not name:
+        raise RouteNotFound("Not Found")
+    return name, version, tail[0] if tail else ""
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """ASGI lifespan (uvicorn may send it): nothing to start or stop, the server process owns the models."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
