@@ -1,5 +1,6 @@
 """Benchmark: tensor models over V2 binary REST and gRPC — modelplane's onnx / pytorch runtimes vs a bare floor
-(floor_tensor.py: uvicorn ASGI or grpc.aio plus the runtime's own session call) vs KServe 0.21's Python server
+(floor_tensor.py: uvicorn ASGI or grpc.aio plus the runtime's own session call; "floor-h1": the same bare app on
+modelplane's own HTTP server, so that only the framework's work separates it from modelplane) vs KServe 0.21's Python server
 with a minimal custom model making the same call (peer_kserve_tensor.py) vs Triton's own server with a Python
 backend model making the same ONNX call (peer_triton_tensor.py; ONNX only). An ONNX MLP (4 → 256 → 3) and a
 TorchScript MLP (4 → 8 → 3), 8 rows a request, one intra-op thread everywhere, one process each. Every server's
@@ -123,6 +124,11 @@ def main() -> None:
             [py, str(HERE / "floor_tensor.py"), "rest", str(base), str(files[model])],
             f"http://127.0.0.1:{base}/",
         )
+        servers[f"floor-h1 {model}"] = Server(  # the same bare app on modelplane's own HTTP server
+            f"floor-h1-{model}",
+            [py, str(HERE / "floor_tensor.py"), "rest-h1", str(base + 4), str(files[model])],
+            f"http://127.0.0.1:{base + 4}/",
+        )
         servers[f"floor-grpc {model}"] = Server(
             f"floor-grpc-{model}",
             [py, str(HERE / "floor_tensor.py"), "grpc", str(base + 1), str(files[model])],
@@ -155,6 +161,7 @@ def main() -> None:
             ("modelplane", model, f"http://127.0.0.1:9300/v2/models/{model}/infer"),
             ("modelplane-uvicorn", model, f"http://127.0.0.1:9302/v2/models/{model}/infer"),
             ("floor", model, f"http://127.0.0.1:{base}/"),
+            ("floor-h1", model, f"http://127.0.0.1:{base + 4}/"),
             ("kserve", model, f"http://127.0.0.1:{base + 2}/v2/models/{model}/infer"),
         ]
         grpc += [
@@ -205,7 +212,7 @@ def main() -> None:
     ratios = {}
     for key in summary:
         if " modelplane " in key:
-            for peer in ("floor", "kserve", "triton", "modelplane-uvicorn"):
+            for peer in ("floor", "floor-h1", "kserve", "triton", "modelplane-uvicorn"):
                 other = key.replace(" modelplane ", f" {peer} ")
                 if other in summary and summary[other]["rps"]:
                     ratios[f"{key} / {peer}"] = round(summary[key]["rps"] / summary[other]["rps"], 2)

@@ -1,13 +1,17 @@
 """Benchmark floor for tensor models: the runtime's own session call behind bare uvicorn ASGI (V2 binary
 extension) or a bare grpc.aio server (raw contents) — no framework, no checks.
 
-Usage: python floor_tensor.py rest|grpc PORT MODEL_FILE   (.onnx: ONNX Runtime, one thread; .pt: TorchScript)
+Usage: python floor_tensor.py rest|rest-h1|grpc PORT MODEL_FILE   (.onnx: ONNX Runtime, one thread; .pt: TorchScript)
+
+`rest-h1` serves the same bare app on modelplane's own HTTP/1.1 server instead of uvicorn: a floor with the same
+transport as modelplane, so what is left between the two is the framework's work per request.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import orjson
@@ -36,9 +40,7 @@ def runner(path: str) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
     return "input-0", call
 
 
-def rest(port: int, call: Callable[[np.ndarray], np.ndarray]) -> None:
-    import uvicorn
-
+def bare_app(call: Callable[[np.ndarray], np.ndarray]) -> Callable[..., Any]:
     async def app(scope, receive, send) -> None:
         if scope["type"] != "http":
             return
@@ -77,9 +79,37 @@ def rest(port: int, call: Callable[[np.ndarray], np.ndarray]) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out + raw})
 
+    return app
+
+
+def rest(port: int, call: Callable[[np.ndarray], np.ndarray]) -> None:
+    import uvicorn
+
     uvicorn.run(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop", http="httptools"
+        bare_app(call),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
     )
+
+
+def rest_h1(port: int, call: Callable[[np.ndarray], np.ndarray]) -> None:
+    import asyncio
+
+    import uvloop
+
+    from modelplane.server.rest.limits import ConnectionLimits
+    from modelplane.server.rest.listener import HttpServer
+
+    async def serve() -> None:
+        server = HttpServer(bare_app(call), ConnectionLimits())
+        await server.start("127.0.0.1", port)
+        await asyncio.Event().wait()
+
+    uvloop.run(serve())
 
 
 def grpc_server(port: int, call: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -113,4 +143,4 @@ def grpc_server(port: int, call: Callable[[np.ndarray], np.ndarray]) -> None:
 
 if __name__ == "__main__":
     _, call = runner(sys.argv[3])
-    (rest if sys.argv[1] == "rest" else grpc_server)(int(sys.argv[2]), call)
+    {"rest": rest, "rest-h1": rest_h1, "grpc": grpc_server}[sys.argv[1]](int(sys.argv[2]), call)
