@@ -31,6 +31,7 @@ ANY = "ANY"  # a TorchScript input: the module decides what it accepts
 
 class PyTorchModel(TensorModel):
     extensions = (".pt", ".pt2")
+    _torch: Any = None  # set by load_file
 
     @property
     def platform(self) -> str:
@@ -39,6 +40,7 @@ class PyTorchModel(TensorModel):
     def load_file(self, path: Path) -> Any:
         import torch
 
+        self._torch = torch  # the module, kept: no import statement on the request path
         torch.set_num_threads(threads(self.options))
         try:
             if path.suffix == ".pt2":
@@ -88,8 +90,7 @@ class PyTorchModel(TensorModel):
         return super()._v1(model, payload)
 
     def run_tensors(self, model: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
+        torch = self._torch
         args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self.inputs]
         try:
             with torch.inference_mode():
@@ -99,10 +100,13 @@ class PyTorchModel(TensorModel):
                 # a TorchScript module states no input shapes or datatypes: what it cannot run on is the input
                 raise InvalidInput(f"the model refused the input: {str(exc).strip().splitlines()[-1]}") from exc
             raise
-        outputs = result if isinstance(result, (tuple, list)) else (result,)
-        declared = [s.name for s in self.outputs] if len(self.outputs) == len(outputs) else []
-        names = declared or [f"output-{i}" for i in range(len(outputs))]  # a Triton config may name them
-        out = {n: t.detach().numpy() for n, t in zip(names, outputs, strict=True)}
+        if not isinstance(result, (tuple, list)):  # one output, the usual case
+            name = self.outputs[0].name if len(self.outputs) == 1 else "output-0"
+            out = {name: result.detach().numpy()}
+        else:
+            declared = [s.name for s in self.outputs] if len(self.outputs) == len(result) else []
+            names = declared or [f"output-{i}" for i in range(len(result))]  # a Triton config may name them
+            out = {n: t.detach().numpy() for n, t in zip(names, result, strict=True)}
         if not self.outputs:
             self.outputs = [TensorSpec(n, datatype_of(a), [-1, *a.shape[1:]]) for n, a in out.items()]
         return out
