@@ -1,9 +1,9 @@
 """Benchmark: tensor models over V2 binary REST and gRPC — modelplane's onnx / pytorch runtimes vs a bare floor
 (floor_tensor.py: uvicorn ASGI or grpc.aio plus the runtime's own session call; "floor-h1": the same bare app on
-modelplane's own HTTP server, so that only the framework's work separates it from modelplane) vs KServe 0.21's Python server
-with a minimal custom model making the same call (peer_kserve_tensor.py) vs Triton's own server with a Python
-backend model making the same ONNX call (peer_triton_tensor.py; ONNX only). An ONNX MLP (4 → 256 → 3) and a
-TorchScript MLP (4 → 8 → 3), 8 rows a request, one intra-op thread everywhere, one process each. Every server's
+modelplane's own HTTP server, so that only the framework's work separates it from modelplane) vs KServe 0.21's
+Python server with a minimal custom model making the same call (peer_kserve_tensor.py) vs Triton's own server with
+a Python backend model making the same ONNX call (peer_triton_tensor.py; ONNX only). An ONNX MLP (4 → 256 → 3) and
+a TorchScript MLP (4 → 8 → 3), 8 rows a request, one intra-op thread everywhere, one process each. Every server's
 answer is checked against the model's own before it is timed. Rounds interleave the servers; medians reported.
 
     python benchmarks/bench_tensor.py [--duration 8] [--repeats 3] [--concurrency 1 16] [--out FILE]

@@ -436,3 +436,40 @@ def test_a_runtimes_shared_deployment_is_forgotten_when_its_last_model_mesh_isvc
     world.put(doc)  # back again: the shared deployment is derived anew
     world.reconcile()
     assert world.backend._derived
+
+
+def test_a_burst_of_model_mesh_events_is_one_pass_over_the_namespaces_mesh() -> None:
+    """The operator queues every ModelMesh isvc's event (and its runtime deployment's) under one key per namespace:
+    thirty created at once are one pass that serves them all, not thirty passes over all thirty; a Standard isvc
+    keeps its own key."""
+    from modelplane.backends.kubernetes.events import ISVC
+    from modelplane.backends.kubernetes.operator import MESH_PASS, Operator
+
+    world = World()
+    operator = Operator(world.cache, world.controller, workers=1)
+    names = [f"mm-{i}" for i in range(30)]
+    for name in names:
+        doc = isvc(mode="ModelMesh")
+        doc["metadata"].update(name=name, uid=f"uid-{name}")
+        operator.event(ISVC, doc, deleted=False)
+    assert len(operator.queue) == 1
+    standard = isvc()
+    operator.event(ISVC, standard, deleted=False)
+    assert len(operator.queue) == 2
+
+    async def drain() -> list[tuple[str, str]]:
+        keys = []
+        while len(operator.queue):
+            key, _ = await operator.queue.get()
+            keys.append(key)
+            await world.controller.reconcile(*key)
+            operator.queue.done(key)
+        return keys
+
+    assert sorted(asyncio.run(drain())) == [("ml", "iris"), ("ml", MESH_PASS)]
+    for name in names:  # every one of them decided by that single pass
+        status = world.cache.get("serving.kserve.io/v1beta1", "InferenceService", "ml", name)["status"]
+        assert status["modelStatus"]["states"]["activeModelState"] == "Standby"  # registered in the shared deployment
+        assert status["components"]["predictor"]["activeModelId"].startswith(f"{name}__isvc-")
+    shared = world.cache.get("apps/v1", "Deployment", "ml", "modelmesh-serving-mlserver-1-x-predictor")
+    assert shared is not None and len(shared["metadata"]["ownerReferences"]) == 30

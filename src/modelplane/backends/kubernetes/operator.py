@@ -23,10 +23,27 @@ from modelplane.backends.kubernetes.client import RESOURCES, HttpWriter
 from modelplane.backends.kubernetes.config import CONFIGMAP, ClusterConfig
 from modelplane.backends.kubernetes.events import ISVC, RUNTIMES, TRAINED, WorkQueue, matters
 from modelplane.backends.kubernetes.render.meta import ISVC_LABEL
+from modelplane.control import modelmesh as mm
+from modelplane.control.webhook import MODE_ANNOTATION
 
 log = logging.getLogger("modelplane.operator")
 RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # after consecutive failures of one InferenceService
 WATCHED = list(RESOURCES)
+
+
+MESH_PASS = f"{mm.SERVICE}-"  # the queue key of a namespace's ModelMesh pass (no object can have this name)
+
+
+def _queue_key(namespace: str, name: str, meta: dict[str, Any]) -> Key:
+    """What an event about (namespace, name) queues. ModelMesh InferenceServices and runtimes' shared deployments
+    are decided together, one pass over the namespace's mesh: their events share one key, so a burst of n of them
+    is a few passes (the queue runs a key once at a time, and again if it was queued meanwhile), not n passes over
+    all n. One that just left the mesh has lost the annotation: it is reconciled by its own name, which runs the
+    mesh pass too."""
+    annotations = meta.get("annotations") or {}
+    if annotations.get(MODE_ANNOTATION) == mm.MODE or name.startswith(MESH_PASS):
+        return (namespace, MESH_PASS)
+    return (namespace, name)
 
 
 class Operator:
@@ -63,17 +80,17 @@ class Operator:
         meta = body.get("metadata") or {}
         ns = meta.get("namespace") or ""
         if kind == ISVC:
-            return [(ns, meta.get("name", ""))]
+            return [_queue_key(ns, meta.get("name", ""), meta)]
         if kind in RUNTIMES:  # runtime selection may change for every InferenceService it could serve
-            return [
-                (d["metadata"].get("namespace", ""), d["metadata"]["name"])
+            return {
+                _queue_key(d["metadata"].get("namespace", ""), d["metadata"]["name"], d["metadata"])
                 for d in self.cache.list("InferenceService", ns or None)
-            ]
+            }
         if kind == TRAINED:  # its InferenceService writes its model list and its status
             parent = (body.get("spec") or {}).get("inferenceService")
             return [(ns, parent)] if isinstance(parent, str) and parent else []
         owner = (meta.get("labels") or {}).get(ISVC_LABEL)
-        return [(ns, owner)] if owner else []
+        return [_queue_key(ns, owner, {})] if owner else []
 
     async def work(self) -> None:
         while True:
