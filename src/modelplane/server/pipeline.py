@@ -107,7 +107,7 @@ def request_size(payload: Any) -> int:
     if type(payload) is InferRequest:
         size = 0
         for tensor in payload.inputs:
-            size += tensor.data.size
+            size += getattr(tensor.data, "size", 0)  # an ndarray, unless a model built the request itself
         return size
     inputs = getattr(payload, "inputs", None)
     if isinstance(inputs, list):
