@@ -10,6 +10,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from modelplane.server.rest.limits import plain
+
 if TYPE_CHECKING:
     from modelplane.server.rest.h1 import Connection
 
@@ -20,15 +22,6 @@ HIGH_WATER = 64 * 1024  # buffered request body past which reading pauses until 
 _NAME_BAD = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\[\]={} \t\\"]')
 _VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-def plain(status: bytes, text: str) -> bytes:
-    body = text.encode()
-    return b"%scontent-type: text/plain; charset=utf-8\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s" % (
-        status,
-        len(body),
-        body,
-    )
 
 
 class Exchange:

@@ -12,8 +12,8 @@ from urllib.parse import unquote
 
 import httptools
 
-from modelplane.server.rest.exchange import Exchange, plain
-from modelplane.server.rest.limits import BUSY_RESPONSE, ConnectionLimits
+from modelplane.server.rest.exchange import Exchange
+from modelplane.server.rest.limits import BUSY_RESPONSE, HEAD_TOO_LARGE_TEXT, ConnectionLimits, plain
 
 
 def _status_lines() -> dict[int, bytes]:
@@ -117,7 +117,7 @@ class Connection(asyncio.Protocol):
                 last.keep_alive = False
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _TooLarge):
-                self._refuse(431, "Request header fields too large")
+                self._refuse(431, HEAD_TOO_LARGE_TEXT)
             else:
                 self._refuse(400, "Invalid HTTP request received.")
 

@@ -10,10 +10,20 @@ BUSY_RESPONSE = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
     b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(BUSY_BODY), BUSY_BODY)
 )
-HEAD_TOO_LARGE = (  # the uvicorn front end's answer (modelplane's own writes the same from its status lines)
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"connection: close\r\ncontent-length: 31\r\n\r\nRequest header fields too large"
-)
+
+
+def plain(status_line: bytes, text: str) -> bytes:
+    """A short text/plain answer after which the connection closes (a front end's own refusals and failures)."""
+    body = text.encode()
+    return b"%scontent-type: text/plain; charset=utf-8\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s" % (
+        status_line,
+        len(body),
+        body,
+    )
+
+
+HEAD_TOO_LARGE_TEXT = "Request header fields too large"  # past max_header_bytes, on either front end
+HEAD_TOO_LARGE = plain(b"HTTP/1.1 431 Request Header Fields Too Large\r\n", HEAD_TOO_LARGE_TEXT)
 
 
 @dataclass(frozen=True, slots=True)
