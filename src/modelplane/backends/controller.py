@@ -20,12 +20,11 @@ from modelplane.backends.seam import (
     Traffic,
 )
 from modelplane.control.api import InferenceService, ServingRuntime
-from modelplane.control.modelmesh import MODE, is_modelmesh
+from modelplane.control.modelmesh import annotated_modelmesh, is_modelmesh
 from modelplane.control.reconciler import reconcile, template_hash, templates
 from modelplane.control.revision import Revision, now
 from modelplane.control.runtimes import RuntimeResolutionError, with_builtins
 from modelplane.control.trainedmodel import is_mms
-from modelplane.control.webhook import MODE_ANNOTATION
 
 log = logging.getLogger("modelplane.controller")
 
@@ -124,8 +123,7 @@ class Controller:
     def _meshed(self, doc: dict[str, Any]) -> InferenceService | None:
         """The document as a ModelMesh InferenceService, when the backend hosts those (else None: reconciled on its
         own, where a malformed one is reported)."""
-        annotations = (doc.get("metadata") or {}).get("annotations") or {}
-        if self.mesh is None or annotations.get(MODE_ANNOTATION) != MODE:  # most documents: no second parse
+        if self.mesh is None or not annotated_modelmesh(doc.get("metadata") or {}):  # most documents: no second parse
             return None
         try:
             isvc = InferenceService.model_validate(doc)

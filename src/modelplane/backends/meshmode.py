@@ -30,7 +30,7 @@ class MeshMode:
     def concerns(self, namespace: str, name: str) -> bool:
         """Whether a change to (namespace, name) is the mesh's: one of its InferenceServices (or one that was), or
         a runtime's shared deployment."""
-        return (namespace, name) in self.members or name.startswith(f"{mm.SERVICE}-")
+        return (namespace, name) in self.members or mm.is_shared_deployment(name)
 
     def step(
         self,

@@ -35,6 +35,16 @@ def is_modelmesh(isvc: InferenceService) -> bool:
     return isvc.metadata.annotations.get(MODE_ANNOTATION) == MODE
 
 
+def annotated_modelmesh(metadata: dict[str, Any]) -> bool:
+    """The same test on an unparsed document's metadata (a watch event, a stored document): no model validation."""
+    return (metadata.get("annotations") or {}).get(MODE_ANNOTATION) == MODE
+
+
+def is_shared_deployment(name: str) -> bool:
+    """Whether `name` is a runtime's shared deployment ({SERVICE}-{runtime}) — or the queue key of the mesh pass."""
+    return name.startswith(f"{SERVICE}-")
+
+
 def concrete_id(isvc: InferenceService) -> str:
     """The model id ModelMesh registers for the isvc: `{isvc}__isvc-{hash of the predictor's model}`; a spec change
     makes a new one."""

@@ -24,7 +24,6 @@ from modelplane.backends.kubernetes.config import CONFIGMAP, ClusterConfig
 from modelplane.backends.kubernetes.events import ISVC, RUNTIMES, TRAINED, WorkQueue, matters
 from modelplane.backends.kubernetes.render.meta import ISVC_LABEL
 from modelplane.control import modelmesh as mm
-from modelplane.control.webhook import MODE_ANNOTATION
 
 log = logging.getLogger("modelplane.operator")
 RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # after consecutive failures of one InferenceService
@@ -40,8 +39,7 @@ def _queue_key(namespace: str, name: str, meta: dict[str, Any]) -> Key:
     is a few passes (the queue runs a key once at a time, and again if it was queued meanwhile), not n passes over
     all n. One that just left the mesh has lost the annotation: it is reconciled by its own name, which runs the
     mesh pass too."""
-    annotations = meta.get("annotations") or {}
-    if annotations.get(MODE_ANNOTATION) == mm.MODE or name.startswith(MESH_PASS):
+    if mm.annotated_modelmesh(meta) or mm.is_shared_deployment(name):
         return (namespace, MESH_PASS)
     return (namespace, name)
 
