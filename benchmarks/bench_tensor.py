@@ -1,6 +1,7 @@
 """Benchmark: tensor models over V2 binary REST and gRPC — modelplane's onnx / pytorch runtimes vs a bare floor
-(floor_tensor.py: uvicorn ASGI or grpc.aio plus the runtime's own session call; "floor-h1": the same bare app on
-modelplane's own HTTP server, so that only the framework's work separates it from modelplane) vs KServe 0.21's
+(floor_tensor.py: uvicorn ASGI or grpc.aio plus the runtime's own session call; "floor-h1" / "floor-h2": the same
+bare app on modelplane's own HTTP/1.1 / HTTP/2 server, so that only the framework's work separates it from
+modelplane; "modelplane-uvicorn" / "modelplane-grpcio": modelplane on the other front ends) vs KServe 0.21's
 Python server with a minimal custom model making the same call (peer_kserve_tensor.py) vs Triton's own server with
 a Python backend model making the same ONNX call (peer_triton_tensor.py; ONNX only). An ONNX MLP (4 → 256 → 3) and
 a TorchScript MLP (4 → 8 → 3), 8 rows a request, one intra-op thread everywhere, one process each. Every server's
@@ -33,9 +34,12 @@ from peer_triton_tensor import triton_server  # noqa: E402
 from support import tensor_models as tm  # noqa: E402
 
 ROWS = 8
+PEERS = ("floor", "floor-h1", "floor-h2", "kserve", "triton", "modelplane-uvicorn", "modelplane-grpcio")
 X = np.random.default_rng(11).random((ROWS, 4), dtype=np.float32)
 MP_PORTS = ["--http-port", "9300", "--grpc-port", "9301", "--host", "127.0.0.1"]
+# the same server on the other front ends: uvicorn for REST, grpcio for gRPC (what modelplane's own servers gain)
 UV_PORTS = ["--http-port", "9302", "--grpc-port", "9303", "--host", "127.0.0.1", "--http-server", "uvicorn"]
+UV_PORTS += ["--grpc-server", "grpcio"]
 MODELS = {"mlp-onnx": ("model.onnx", "x"), "mlp-pt": ("model.pt", "input-0")}  # name -> (file, input name)
 
 
@@ -129,6 +133,12 @@ def main() -> None:
             [py, str(HERE / "floor_tensor.py"), "rest-h1", str(base + 4), str(files[model])],
             f"http://127.0.0.1:{base + 4}/",
         )
+        servers[f"floor-h2 {model}"] = Server(  # the same bare method on modelplane's own HTTP/2
+            f"floor-h2-{model}",
+            [py, str(HERE / "floor_tensor.py"), "grpc-h2", str(base + 5), str(files[model])],
+            None,
+            port=base + 5,
+        )
         servers[f"floor-grpc {model}"] = Server(
             f"floor-grpc-{model}",
             [py, str(HERE / "floor_tensor.py"), "grpc", str(base + 1), str(files[model])],
@@ -166,7 +176,9 @@ def main() -> None:
         ]
         grpc += [
             ("modelplane", model, "http://127.0.0.1:9301"),
+            ("modelplane-grpcio", model, "http://127.0.0.1:9303"),
             ("floor", model, f"http://127.0.0.1:{base + 1}"),
+            ("floor-h2", model, f"http://127.0.0.1:{base + 5}"),
             ("kserve", model, f"http://127.0.0.1:{base + 3}"),
         ]
     if triton is not None:  # ONNX only: that Triton build has no PyTorch (or ONNX) backend
@@ -212,7 +224,7 @@ def main() -> None:
     ratios = {}
     for key in summary:
         if " modelplane " in key:
-            for peer in ("floor", "floor-h1", "kserve", "triton", "modelplane-uvicorn"):
+            for peer in PEERS:
                 other = key.replace(" modelplane ", f" {peer} ")
                 if other in summary and summary[other]["rps"]:
                     ratios[f"{key} / {peer}"] = round(summary[key]["rps"] / summary[other]["rps"], 2)

@@ -1,10 +1,12 @@
 """Benchmark floor for tensor models: the runtime's own session call behind bare uvicorn ASGI (V2 binary
 extension) or a bare grpc.aio server (raw contents) — no framework, no checks.
 
-Usage: python floor_tensor.py rest|rest-h1|grpc PORT MODEL_FILE   (.onnx: ONNX Runtime, one thread; .pt: TorchScript)
+Usage: python floor_tensor.py rest|rest-h1|grpc|grpc-h2 PORT MODEL_FILE   (.onnx: ONNX Runtime, one thread; .pt:
+TorchScript)
 
-`rest-h1` serves the same bare app on modelplane's own HTTP/1.1 server instead of uvicorn: a floor with the same
-transport as modelplane, so what is left between the two is the framework's work per request.
+`rest-h1` serves the same bare app on modelplane's own HTTP/1.1 server instead of uvicorn, and `grpc-h2` the same bare
+method on modelplane's own HTTP/2 instead of grpc.aio: floors with the same transport as modelplane, so what is left
+between the two is the framework's work per request.
 """
 
 from __future__ import annotations
@@ -112,24 +114,32 @@ def rest_h1(port: int, call: Callable[[np.ndarray], np.ndarray]) -> None:
     uvloop.run(serve())
 
 
+def bare_infer(call: Callable[[np.ndarray], np.ndarray]) -> Callable[..., Any]:
+    """ModelInfer with nothing but the model call: raw contents in, raw contents out."""
+    from modelplane.grpcproto import inference_pb2 as pb
+
+    async def infer(request, context):
+        inp = request.inputs[0]
+        y = call(np.frombuffer(request.raw_input_contents[0], dtype="<f4").reshape(list(inp.shape)))
+        res = pb.ModelInferResponse(
+            model_name=request.model_name,
+            id=request.id,
+            raw_output_contents=[np.ascontiguousarray(y, "<f4").tobytes()],
+        )
+        res.outputs.add(name="output-0", datatype="FP32", shape=list(y.shape))
+        return res
+
+    return infer
+
+
 def grpc_server(port: int, call: Callable[[np.ndarray], np.ndarray]) -> None:
     import grpc
     import uvloop
 
-    from modelplane.grpcproto import inference_pb2 as pb
     from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
 
     class Servicer(pb_grpc.GRPCInferenceServiceServicer):
-        async def ModelInfer(self, request, context):
-            inp = request.inputs[0]
-            y = call(np.frombuffer(request.raw_input_contents[0], dtype="<f4").reshape(list(inp.shape)))
-            res = pb.ModelInferResponse(
-                model_name=request.model_name,
-                id=request.id,
-                raw_output_contents=[np.ascontiguousarray(y, "<f4").tobytes()],
-            )
-            res.outputs.add(name="output-0", datatype="FP32", shape=list(y.shape))
-            return res
+        ModelInfer = staticmethod(bare_infer(call))
 
     async def serve() -> None:
         server = grpc.aio.server()
@@ -141,6 +151,23 @@ def grpc_server(port: int, call: Callable[[np.ndarray], np.ndarray]) -> None:
     uvloop.run(serve())
 
 
+def grpc_h2(port: int, call: Callable[[np.ndarray], np.ndarray]) -> None:
+    import asyncio
+
+    import uvloop
+
+    from modelplane.grpcproto import inference_pb2 as pb
+    from modelplane.server.grpc.h2server import GrpcH2Server
+
+    async def serve() -> None:
+        table = {"ModelInfer": (bare_infer(call), pb.ModelInferRequest.FromString)}
+        server = GrpcH2Server(table, 64 << 20, 64 << 20)
+        await server.start("127.0.0.1", port)
+        await asyncio.Event().wait()
+
+    uvloop.run(serve())
+
+
 if __name__ == "__main__":
     _, call = runner(sys.argv[3])
-    {"rest": rest, "rest-h1": rest_h1, "grpc": grpc_server}[sys.argv[1]](int(sys.argv[2]), call)
+    {"rest": rest, "rest-h1": rest_h1, "grpc": grpc_server, "grpc-h2": grpc_h2}[sys.argv[1]](int(sys.argv[2]), call)

@@ -10,12 +10,19 @@ from modelplane.grpcproto import inference_pb2 as pb
 from modelplane.grpcproto import inference_pb2_grpc as pb_grpc
 
 
-@pytest.fixture(scope="module")
-def stub(test_models_server):
-    with grpc.insecure_channel(
-        test_models_server.grpc, options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-    ) as channel:
-        yield pb_grpc.GRPCInferenceServiceStub(channel)
+@pytest.fixture(scope="module", params=["modelplane", "grpcio"])
+def stub(request, logs):
+    """The test models behind each gRPC front end (--grpc-server): both must answer alike."""
+    from support import server as srv
+
+    models = ["Echo:echo", "AsyncAdder:adder", "Failing:failing", "Explainer:explainer", "NeverReady:broken"]
+    server = srv.start([*models, "--grpc-server", request.param], logs, module="support.launch", ready=False)
+    try:
+        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        with grpc.insecure_channel(server.grpc, options=options) as channel:
+            yield pb_grpc.GRPCInferenceServiceStub(channel)
+    finally:
+        server.stop()
 
 
 def _code(call) -> grpc.StatusCode:
@@ -132,10 +139,12 @@ def test_versioned_model_ready_and_metadata(stub):
     assert list(meta.versions) == ["1"] and meta.inputs[0].name == "x" and list(meta.inputs[0].shape) == [-1, 4]
 
 
-def test_message_size_limit(logs):
+@pytest.mark.parametrize("front_end", ["modelplane", "grpcio"])
+def test_message_size_limit(logs, front_end):
     from support import server as srv
 
-    server = srv.start(["Echo:echo", "--grpc-max-message-bytes", "100000"], logs, module="support.launch")
+    args = ["Echo:echo", "--grpc-max-message-bytes", "100000", "--grpc-server", front_end]
+    server = srv.start(args, logs, module="support.launch")
     try:
         with grpc.insecure_channel(server.grpc) as channel:
             stub = pb_grpc.GRPCInferenceServiceStub(channel)

@@ -76,3 +76,6 @@ def test_a_mar_served_by_torchserve_through_the_gateway(tmp_path):
         out = httpx.post(url, json=body, timeout=30).json()["outputs"][0]
         assert np.allclose(out["data"], tm.mlp(X[None, :])[0], atol=1e-5)
         assert "torchserve" in cli(plat.home, "get", "isvc", "mlp", "-o", "yaml").stdout  # the namespace's runtime
+        # the command runs in a working directory of its own under the platform's home, as in its container:
+        # TorchServe's logs/ lands there, not in whatever directory the platform was started from
+        assert list((plat.home / "work").glob("*/logs/ts_log.log"))

@@ -1,6 +1,7 @@
 """Test support: start a ModelServer with several test models through the Python API.
 
 Usage: python -m support.launch Echo:echo Slow:slow ... --http-port P --grpc-port Q --host H [--max-body-bytes N]
+       [--grpc-server NAME]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--max-body-bytes", type=int, default=64 * 2**20)
     parser.add_argument("--grpc-max-message-bytes", type=int, default=64 * 2**20)
+    parser.add_argument("--grpc-server", default="modelplane")
     args = parser.parse_args()
     logging.basicConfig(level="INFO")
     instances = []
@@ -35,6 +37,7 @@ def main() -> None:
         max_body_bytes=args.max_body_bytes,
         grpc_max_send_bytes=args.grpc_max_message_bytes,
         grpc_max_receive_bytes=args.grpc_max_message_bytes,
+        grpc_server=args.grpc_server,
     )
     ModelServer(settings, instances).run()
 

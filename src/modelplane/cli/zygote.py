@@ -26,6 +26,7 @@ WARM_IMPORTS = (
     "modelplane.server.app",
     "modelplane.runtimes.sklearn",
     "modelplane.server.grpc.servicer",
+    "modelplane.server.grpc.h2server",  # the replica's gRPC server (grpcio's with --grpc-server grpcio)
     "uvloop",
     "sklearn.svm",
     "sklearn.ensemble",

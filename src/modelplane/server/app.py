@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Protocol
 
 from modelplane.model.base import Model
 from modelplane.protocol.errors import ModelplaneError
@@ -18,11 +19,17 @@ from modelplane.server.multimodel import ModelCache
 from modelplane.server.payload_log import PayloadLogger
 from modelplane.server.registry import Discover, ModelFactory, ModelRegistry
 from modelplane.server.rest.app import RestApp
-from modelplane.server.rest.limits import ConnectionLimits
+from modelplane.server.rest.limits import ConnectionLimits, connection_cap
 from modelplane.server.settings import ServerSettings
 from modelplane.server.signals import stop_event
 
 log = logging.getLogger("modelplane.server")
+
+
+class GrpcFrontEnd(Protocol):
+    """A started gRPC server, whichever implementation (--grpc-server)."""
+
+    async def stop(self, grace: float) -> Any: ...
 
 
 class ModelServer:
@@ -106,15 +113,7 @@ class ModelServer:
         gc.freeze()
         if self.payload_log is not None:
             await self.payload_log.start()
-        grpc_server = None
-        if s.enable_grpc:
-            from modelplane.server.grpc.servicer import build_server
-
-            grpc_server = build_server(self.dataplane, s.grpc_send_limit, s.grpc_receive_limit, reuse_port)
-            host = "[::]" if s.host in ("0.0.0.0", "::") else s.host
-            grpc_server.add_insecure_port(f"{host}:{s.grpc_port}")
-            await grpc_server.start()
-            log.info("gRPC listening on %s:%d", s.host, s.grpc_port)
+        grpc_server = await _GRPC_SERVERS[s.grpc_server](self, reuse_port) if s.enable_grpc else None
         try:
             await _REST_SERVERS[s.http_server](self, sockets)
         finally:
@@ -128,6 +127,32 @@ class ModelServer:
                 except Exception:  # shutting down: report and keep unloading the rest
                     log.exception("unloading %s failed", name)
             self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _grpc_modelplane(self, reuse_port: bool) -> GrpcFrontEnd:
+        """modelplane's own HTTP/2 gRPC server (grpc/h2server.py)."""
+        from modelplane.server.grpc.h2 import H2Limits
+        from modelplane.server.grpc.h2server import GrpcH2Server
+        from modelplane.server.grpc.servicer import SERVICE, Servicer, methods
+
+        s = self.settings
+        limits = H2Limits(preface_s=s.header_timeout_s, max_connections=connection_cap(s.max_connections))
+        table = methods(Servicer(self.dataplane))
+        server = GrpcH2Server(table, s.grpc_send_limit, s.grpc_receive_limit, SERVICE, limits)
+        await server.start(s.host, s.grpc_port, reuse_port)
+        log.info("gRPC listening on %s:%d", s.host, server.ports[0] if server.ports else s.grpc_port)
+        return server
+
+    async def _grpc_grpcio(self, reuse_port: bool) -> GrpcFrontEnd:
+        """grpcio's server (grpc.aio) with the same methods (grpc/servicer.py)."""
+        from modelplane.server.grpc.servicer import build_server
+
+        s = self.settings
+        server = build_server(self.dataplane, s.grpc_send_limit, s.grpc_receive_limit, reuse_port)
+        host = "[::]" if s.host in ("0.0.0.0", "::") else s.host
+        server.add_insecure_port(f"{host}:{s.grpc_port}")
+        await server.start()
+        log.info("gRPC listening on %s:%d (grpcio)", s.host, s.grpc_port)
+        return server
 
     def _limits(self) -> ConnectionLimits:
         s = self.settings
@@ -184,3 +209,5 @@ class ModelServer:
 
 # REST server implementations by name (--http-server), each imported only when chosen.
 _REST_SERVERS = {"modelplane": ModelServer._serve_modelplane, "uvicorn": ModelServer._serve_uvicorn}
+# gRPC server implementations by name (--grpc-server): each started server has `await stop(grace=...)`.
+_GRPC_SERVERS = {"modelplane": ModelServer._grpc_modelplane, "grpcio": ModelServer._grpc_grpcio}

@@ -85,6 +85,7 @@ class ModelCacheConfig:
 
 
 HTTP_SERVERS = ("modelplane", "uvicorn")  # REST server implementations (server/app.py maps each to its code)
+GRPC_SERVERS = ("modelplane", "grpcio")  # gRPC server implementations (likewise)
 
 
 def _choice(text: str, allowed: tuple[str, ...], flag: str) -> str:
@@ -121,6 +122,12 @@ class ServerSettings:
         help="REST server: modelplane (its own HTTP/1.1, the fastest) | uvicorn",
         parse=lambda text: _choice(text, HTTP_SERVERS, "--http-server"),
     )
+    grpc_server: str = option(
+        "modelplane",
+        "--grpc-server",
+        help="gRPC server: modelplane (its own HTTP/2, the fastest) | grpcio",
+        parse=lambda text: _choice(text, GRPC_SERVERS, "--grpc-server"),
+    )
     log_level: str = option("info", "--log-level")
     timeout_keep_alive: int = 65
     server_name: str = "modelplane"
@@ -137,8 +144,12 @@ class ServerSettings:
         "--model_control_mode",
         help="explicit | none (refuse repository load/unload, as Triton's)",
     )
-    max_connections: int = option(1000, "--max-connections", help="Open REST connections before 503 (0: the fd limit)")
-    header_timeout_s: float = option(10.0, "--header-timeout", help="Seconds a client has to send a request's headers")
+    max_connections: int = option(
+        1000, "--max-connections", help="Open connections per front end (REST: then 503; gRPC) (0: the fd limit)"
+    )
+    header_timeout_s: float = option(
+        10.0, "--header-timeout", help="Seconds to send a request's headers (gRPC: a connection's first call)"
+    )
     fork_after_load: bool = option(
         False,
         "--fork-after-load/--load-per-worker",

@@ -188,10 +188,18 @@ class ReplicaSet:
         if self.zygote is not None and spec.forkable:
             title = f"modelplane replica {state.owner[0]}/{revision_name(state.key)}/{index}"
             pid = self.zygote.spawn(argv[3:], overrides, str(log_path), title)  # reaped by the zygote, polled here
-        else:
+        else:  # a runtime's own command: in a working directory of its own, as in its container (TorchServe
+            # writes logs/ into it)
+            workdir = self.logs.parent / "work" / f"{state.key}-{index}"
+            workdir.mkdir(parents=True, exist_ok=True)
             with log_path.open("ab") as out:
                 proc = subprocess.Popen(
-                    argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **overrides}, start_new_session=True
+                    argv,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, **overrides},
+                    start_new_session=True,
+                    cwd=workdir,
                 )
             self._children[proc.pid] = proc
             pid = proc.pid

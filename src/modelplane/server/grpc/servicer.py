@@ -1,4 +1,5 @@
-"""Server gRPC transport: GRPCInferenceService methods, each a thin adapter over the DataPlane."""
+"""Server gRPC transport: GRPCInferenceService methods, each a thin adapter over the DataPlane, and the grpcio server
+(`--grpc-server grpcio`); h2server.py serves the same methods on modelplane's own HTTP/2."""
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         event = self.dp.received(name, headers, request.SerializeToString, GRPC_PROTO)
         response, _ = await self.dp.infer(infer_request, headers, entry, deadline)
         msg = codec.encode_response(response, raw=bool(request.raw_input_contents))
-        self.dp.answered(name, "grpc", "OK", event, headers, partial(_serialize, msg), GRPC_PROTO)
+        self.dp.answered(name, "grpc", "OK", event, headers, partial(serialize, msg), GRPC_PROTO)
         return msg
 
     @_mapped
@@ -118,8 +119,20 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.RepositoryModelUnloadResponse()
 
 
-def _serialize(message: Any) -> bytes:
+def serialize(message: Any) -> bytes:
     return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+Method = tuple[Callable[[Any, Any], Awaitable[Any]], Callable[[bytes], Any]]
+
+
+def methods(servicer: Servicer) -> dict[str, Method]:
+    """Every method of the service by name: the servicer's coroutine and a request parser that never raises (both
+    gRPC front ends serve from this table)."""
+    table = {}
+    for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
+        table[method.name] = (getattr(servicer, method.name), _lenient(pb_message(method.input_type.name).FromString))
+    return table
 
 
 def build_server(
@@ -132,14 +145,11 @@ def build_server(
         ("grpc.max_connection_idle_ms", IDLE_MS),  # idle clients do not hold descriptors forever
     ]
     server = grpc.aio.server(options=options)
-    servicer = Servicer(dataplane)
     handlers = {}
-    for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, method.name),
-            request_deserializer=_lenient(pb_message(method.input_type.name).FromString),
-            # ModelInfer may hand back pre-encoded bytes (wire.py); everything else is a message
-            response_serializer=_serialize,
+    for name, (call, deserialize) in methods(Servicer(dataplane)).items():
+        # ModelInfer may hand back pre-encoded bytes (wire.py); everything else is a message
+        handlers[name] = grpc.unary_unary_rpc_method_handler(
+            call, request_deserializer=deserialize, response_serializer=serialize
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)  # the per-call fast path
