@@ -12,8 +12,9 @@ from typing import Any
 
 import hpack
 
-from modelplane.server.grpc import h2
-from modelplane.server.grpc.h2 import H2Connection, H2Limits, Stream
+from modelplane.server.grpc import h2frames as h2
+from modelplane.server.grpc.h2 import H2Connection
+from modelplane.server.grpc.h2frames import H2Limits, Stream
 
 Handler = Callable[[H2Connection, Stream], Awaitable[None]]
 HEAD = b"\x88"  # :status 200
@@ -282,5 +283,51 @@ def test_an_idle_connection_is_sent_away():
             await client.answer(1)
             assert await client.goaway() == h2.NO_ERROR
             assert await asyncio.wait_for(client.reader.read(), 5) == b""
+
+    run(main())
+
+
+def test_an_answered_stream_frees_its_slot_at_once():
+    """With many streams in flight the peer reads an answer and sends the next request before the answered
+    handler's task has finished; that request must not be refused as one too many (h2load -m64 saw 25% refused)."""
+
+    class Transport:
+        def __init__(self) -> None:
+            self.out = bytearray()
+
+        def write(self, data: bytes) -> None:
+            self.out += data
+
+        def is_closing(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+    async def main() -> None:
+        encoder = hpack.Encoder()
+
+        def request(sid: int) -> bytes:
+            block = encoder.encode([(b":method", b"POST"), (b":path", b"/x")])
+            return h2.frame(h2.HEADERS, h2.END_HEADERS, sid, block) + h2.frame(h2.DATA, h2.END_STREAM, sid, b"x")
+
+        async def answer_then_peer_sends_more(conn: H2Connection, stream: Stream) -> None:
+            await echo(conn, stream)
+            if stream.id == 1:
+                conn.data_received(request(3))  # arrives while this task is still running
+
+        transport = Transport()
+        conn = H2Connection(answer_then_peer_sends_more, H2Limits(max_streams=1), set())
+        conn.connection_made(transport)
+        conn.data_received(h2.PREFACE + h2.frame(h2.SETTINGS, 0, 0) + request(1))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        frames, data = [], bytes(transport.out)
+        while data:
+            n = int.from_bytes(data[:3], "big")
+            frames.append((data[3], data[5:9], data[9 : 9 + n]))
+            data = data[9 + n :]
+        assert not [f for f in frames if f[0] == h2.RST_STREAM]
+        assert [int.from_bytes(sid, "big") for t, sid, p in frames if t == h2.DATA] == [1, 3]
 
     run(main())

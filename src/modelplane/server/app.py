@@ -130,7 +130,7 @@ class ModelServer:
 
     async def _grpc_modelplane(self, reuse_port: bool) -> GrpcFrontEnd:
         """modelplane's own HTTP/2 gRPC server (grpc/h2server.py)."""
-        from modelplane.server.grpc.h2 import H2Limits
+        from modelplane.server.grpc.h2frames import H2Limits
         from modelplane.server.grpc.h2server import GrpcH2Server
         from modelplane.server.grpc.servicer import SERVICE, Servicer, methods
 

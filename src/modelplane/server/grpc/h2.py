@@ -8,72 +8,48 @@ import asyncio
 import logging
 import struct
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import hpack
 
+from modelplane.server.grpc.h2frames import (
+    ACK,
+    COMPRESSION_ERROR,
+    CONNECTION_WINDOW,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    ENHANCE_YOUR_CALM,
+    FLOW_CONTROL_ERROR,
+    FRAME_HEAD,
+    FRAME_SIZE_ERROR,
+    GOAWAY,
+    HEADERS,
+    INTERNAL_ERROR,
+    MAX_FRAME,
+    MAX_WINDOW,
+    NO_ERROR,
+    PADDED,
+    PING,
+    PREFACE,
+    PRIORITY_FLAG,
+    PROTOCOL_ERROR,
+    PUSH_PROMISE,
+    REFUSED_STREAM,
+    RST_STREAM,
+    SETTINGS,
+    STREAM_WINDOW,
+    U32,
+    WINDOW_UPDATE,
+    H2Limits,
+    ProtocolViolation,
+    Stream,
+    frame,
+    goaway,
+)
+
 log = logging.getLogger("modelplane.grpc")
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-_HEAD = struct.Struct(">BHBBI")  # length (8 + 16 bits), type, flags, stream id
-_U32 = struct.Struct(">I")
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
-END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
-NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, REFUSED_STREAM = 0, 1, 2, 3, 6, 7
-COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x9, 0xB
-MAX_FRAME = 16_384  # the protocol's default frame size: we never ask for larger ones
-STREAM_WINDOW = 1 << 20  # what each request may send before we grant more
-CONNECTION_WINDOW = 16 << 20
-MAX_WINDOW = (1 << 31) - 1
-
-
-class ProtocolViolation(Exception):
-    """The peer broke the protocol: the connection ends with GOAWAY carrying `code`."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True, slots=True)
-class H2Limits:
-    max_streams: int = 100  # requests in flight per connection, reset ones included until their handler ends
-    max_header_bytes: int = 64 * 1024  # one request's header block (HEADERS + CONTINUATION), and decoded
-    max_body: int = 64 << 20  # a request's bytes; past it the handler is called at once with `overflow` set
-    idle_s: float = 300.0  # a connection with nothing in flight for this long is closed
-    preface_s: float = 10.0  # a new connection must open its first request within this
-    max_connections: int = 0  # open connections past it are sent away at once (0: no cap)
-
-
-def frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    n = len(payload)
-    return _HEAD.pack(n >> 16, n & 0xFFFF, ftype, flags, stream_id) + payload
-
-
-def goaway(last_stream: int, code: int, message: str = "") -> bytes:
-    return frame(GOAWAY, 0, 0, _U32.pack(last_stream) + _U32.pack(code) + message.encode()[:256])
-
-
-class Stream:
-    """One request: its headers, its body so far, and how much of an answer the peer lets us send."""
-
-    __slots__ = ("chunks", "headers", "id", "overflow", "recv_window", "remote_closed", "send_window", "size", "task")
-
-    def __init__(self, stream_id: int, headers: list[tuple[bytes, bytes]], send_window: int) -> None:
-        self.id = stream_id
-        self.headers = headers
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.send_window = send_window
-        self.recv_window = STREAM_WINDOW
-        self.remote_closed = False
-        self.overflow = False  # the body passed max_body: its bytes were dropped
-        self.task: asyncio.Task[None] | None = None
-
-    def body(self) -> bytes:
-        return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
-
-
 Handler = Callable[["H2Connection", Stream], Awaitable[None]]
 
 
@@ -104,6 +80,7 @@ class H2Connection(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self.closed = asyncio.Event()  # set once the connection is gone
+        self._held: list[bytes] = []  # answers waiting for the end of this turn of the event loop (_emit)
 
     # --- asyncio.Protocol ------------------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -113,7 +90,7 @@ class H2Connection(asyncio.Protocol):
             self._fail(ENHANCE_YOUR_CALM, "too many open connections; retry shortly")
             return
         settings = struct.pack(">HIHIHI", 3, self.limits.max_streams, 4, STREAM_WINDOW, 6, self.limits.max_header_bytes)
-        update = _U32.pack(CONNECTION_WINDOW - 65_535)
+        update = U32.pack(CONNECTION_WINDOW - 65_535)
         transport.write(frame(SETTINGS, 0, 0, settings) + frame(WINDOW_UPDATE, 0, 0, update))
         self._arm_idle(self.limits.preface_s)
 
@@ -154,7 +131,7 @@ class H2Connection(asyncio.Protocol):
                 self.preface = True
             pos, end = 0, len(buf)
             while end - pos >= 9:
-                hi, lo, ftype, flags, sid = _HEAD.unpack_from(buf, pos)
+                hi, lo, ftype, flags, sid = FRAME_HEAD.unpack_from(buf, pos)
                 length = hi << 16 | lo
                 if length > MAX_FRAME:
                     raise ProtocolViolation(FRAME_SIZE_ERROR, f"frame of {length} bytes; the limit is {MAX_FRAME}")
@@ -174,6 +151,7 @@ class H2Connection(asyncio.Protocol):
         """GOAWAY, then end our side and discard what the peer still sends for a moment before closing: closing
         with unread input would reset the connection and could destroy the GOAWAY before the peer reads it."""
         self.failed = True
+        self._flush()
         transport = self.transport
         transport.write(goaway(self.last_stream, code, message))
         if transport.can_write_eof():
@@ -258,7 +236,7 @@ class H2Connection(asyncio.Protocol):
             return  # a stream we answered early, refused or saw reset: what was in flight is dropped (RFC 9113 5.1)
         self.last_stream = sid
         if self.going_away or self.active >= self.limits.max_streams:
-            self.transport.write(frame(RST_STREAM, 0, sid, _U32.pack(REFUSED_STREAM)))
+            self.transport.write(frame(RST_STREAM, 0, sid, U32.pack(REFUSED_STREAM)))
             return
         stream = self.streams[sid] = Stream(sid, headers, self.peer_window)
         self.active += 1
@@ -298,7 +276,7 @@ class H2Connection(asyncio.Protocol):
         if flags & END_STREAM:
             self._ended(stream)
         elif stream.recv_window < STREAM_WINDOW // 2:
-            self.transport.write(frame(WINDOW_UPDATE, 0, sid, _U32.pack(STREAM_WINDOW - stream.recv_window)))
+            self.transport.write(frame(WINDOW_UPDATE, 0, sid, U32.pack(STREAM_WINDOW - stream.recv_window)))
             stream.recv_window = STREAM_WINDOW
 
     def _settings(self, flags: int, sid: int, payload: bytes) -> None:
@@ -328,7 +306,7 @@ class H2Connection(asyncio.Protocol):
     def _window_update(self, sid: int, payload: bytes) -> None:
         if len(payload) != 4:
             raise ProtocolViolation(FRAME_SIZE_ERROR, "WINDOW_UPDATE of the wrong size")
-        increment = _U32.unpack(payload)[0] & 0x7FFFFFFF
+        increment = U32.unpack(payload)[0] & 0x7FFFFFFF
         if sid == 0:
             if not increment or self.send_window + increment > MAX_WINDOW:
                 raise ProtocolViolation(FLOW_CONTROL_ERROR, "invalid connection window update")
@@ -353,38 +331,43 @@ class H2Connection(asyncio.Protocol):
     def _finished(self, stream: Stream, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("HTTP/2 request handler failed", exc_info=exc)
-        self.active -= 1
-        self.buffered -= stream.size
-        stream.chunks, stream.size = [], 0
         if self.streams.get(stream.id) is stream:
             self._reset(stream, INTERNAL_ERROR)  # the handler ended without answering: never leave a client waiting
-        self._refill()
-        self._close_if_done()
+        self._release(stream)
 
     def _drop(self, stream: Stream) -> None:
-        """The stream is over for the peer; one whose handler never started is over for us too."""
+        """The stream is over for the peer; one whose handler never started is over for us too (a reset one whose
+        handler runs counts until the handler ends: the rapid-reset defence)."""
         if self.streams.pop(stream.id, None) is stream and stream.task is None:
+            self._release(stream)
+
+    def _release(self, stream: Stream) -> None:
+        """The stream no longer counts against the limits: answered, or over with no handler left running."""
+        if stream.counted:
+            stream.counted = False
             self.active -= 1
             self.buffered -= stream.size
             stream.chunks, stream.size = [], 0
+            self._refill()
             self._close_if_done()
 
     def _reset(self, stream: Stream, code: int) -> None:
         self._drop(stream)
         if not self.transport.is_closing():
-            self.transport.write(frame(RST_STREAM, 0, stream.id, _U32.pack(code)))
+            self.transport.write(frame(RST_STREAM, 0, stream.id, U32.pack(code)))
 
     def _refill(self) -> None:
         """Grant the peer more connection window once half is used, unless requests already hold too much."""
         if self.recv_window < CONNECTION_WINDOW // 2 and self.buffered < 2 * self.limits.max_body:
             if not self.transport.is_closing():
-                self.transport.write(frame(WINDOW_UPDATE, 0, 0, _U32.pack(CONNECTION_WINDOW - self.recv_window)))
+                self.transport.write(frame(WINDOW_UPDATE, 0, 0, U32.pack(CONNECTION_WINDOW - self.recv_window)))
             self.recv_window = CONNECTION_WINDOW
 
     def _close_if_done(self) -> None:
         if self.active:
             return
         if self.going_away:
+            self._flush()
             self.transport.close()
         else:
             self._arm_idle()
@@ -415,23 +398,42 @@ class H2Connection(asyncio.Protocol):
             return  # reset by the peer, or the connection is gone
         sid, n = stream.id, len(body)
         if not n:
-            self.transport.write(frame(HEADERS, END_HEADERS | END_STREAM, sid, head + trailers))
+            self._emit(frame(HEADERS, END_HEADERS | END_STREAM, sid, head + trailers))
         elif n <= stream.send_window and n <= self.send_window and n <= self.peer_frame and self._writable.is_set():
             stream.send_window -= n
             self.send_window -= n
-            self.transport.write(
+            self._emit(
                 frame(HEADERS, END_HEADERS, sid, head)
                 + frame(DATA, 0, sid, body)
                 + frame(HEADERS, END_HEADERS | END_STREAM, sid, trailers)
             )
         else:
+            self._flush()
             self.transport.write(frame(HEADERS, END_HEADERS, sid, head))
             if not await self._send_data(stream, memoryview(body)):
                 return
             self.transport.write(frame(HEADERS, END_HEADERS | END_STREAM, sid, trailers))
-        self.streams.pop(sid, None)  # its handler is ending: `active` drops when it has
+        self.streams.pop(sid, None)
         if not stream.remote_closed:  # answered before the body ended (too large): the peer can stop sending
-            self.transport.write(frame(RST_STREAM, 0, sid, _U32.pack(NO_ERROR)))
+            self._emit(frame(RST_STREAM, 0, sid, U32.pack(NO_ERROR)))
+        self._release(stream)  # now, not when the task's done callback runs: the peer may already have sent more
+
+    def _emit(self, data: bytes) -> None:
+        """Write an answer; while other requests of the connection are in flight, hold it until the end of this
+        turn of the event loop, so that answers computed in one turn leave in one write: on loopback each write also
+        runs the reader's side and wakes it, and a client woken once for sixteen answers costs far less."""
+        if self.active <= 1 and not self._held:
+            self.transport.write(data)
+            return
+        self._held.append(data)
+        if len(self._held) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self._held:
+            held, self._held = self._held, []
+            if not self.transport.is_closing():
+                self.transport.write(b"".join(held))
 
     async def _send_data(self, stream: Stream, view: memoryview) -> bool:
         while view:

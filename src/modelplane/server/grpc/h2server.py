@@ -13,7 +13,8 @@ from typing import Any
 
 import grpc
 
-from modelplane.server.grpc.h2 import H2Connection, H2Limits, Stream
+from modelplane.server.grpc.h2 import H2Connection
+from modelplane.server.grpc.h2frames import H2Limits, Stream
 from modelplane.server.grpc.servicer import SERVICE, Method, serialize
 
 log = logging.getLogger("modelplane.grpc")
