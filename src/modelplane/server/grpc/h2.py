@@ -275,7 +275,7 @@ class H2Connection(asyncio.Protocol):
                 self.buffered += len(payload)
         if flags & END_STREAM:
             self._ended(stream)
-        elif stream.recv_window < STREAM_WINDOW // 2:
+        elif stream.recv_window < STREAM_WINDOW // 2 and not stream.overflow:  # no more for a body we drop
             self.transport.write(frame(WINDOW_UPDATE, 0, sid, U32.pack(STREAM_WINDOW - stream.recv_window)))
             stream.recv_window = STREAM_WINDOW
 
