@@ -190,7 +190,9 @@ def run_wrk(url: str, script: Path, conns: int, duration: int) -> dict:
     }
 
 
-def run_h2load(url: str, body: Path, streams: int, duration: int) -> dict:
+def run_h2load(url: str, body: Path, streams: int, duration: int, headers: tuple[str, ...] = ()) -> dict:
+    """gRPC ModelInfer calls with `body` (a framed message) over one connection, `streams` at a time; `headers`
+    are extra request headers ("name: value")."""
     log = RESULTS / "h2load.log"
     log.unlink(missing_ok=True)
     out = subprocess.run(
@@ -207,6 +209,7 @@ def run_h2load(url: str, body: Path, streams: int, duration: int) -> dict:
             "content-type: application/grpc",
             "-H",
             "te: trailers",
+            *(arg for header in headers for arg in ("-H", header)),
             f"--log-file={log}",
             url + "/inference.GRPCInferenceService/ModelInfer",
         ],

@@ -7,7 +7,13 @@ a Python backend model making the same ONNX call (peer_triton_tensor.py; ONNX on
 a TorchScript MLP (4 → 8 → 3), 8 rows a request, one intra-op thread everywhere, one process each. Every server's
 answer is checked against the model's own before it is timed. Rounds interleave the servers; medians reported.
 
-    python benchmarks/bench_tensor.py [--duration 8] [--repeats 3] [--concurrency 1 16] [--out FILE]
+Then, for the issue's floor targets, a paired run: modelplane and the floor alternate in short runs (`--pair-seconds`,
+`--pairs` of them per model, protocol and concurrency, the order flipping every pair), and each pair gives a ratio.
+A round above measures the two servers a minute or more apart, and at c=1 the machine's neighbours move the CPU cost
+of a request by ±20% on that scale (bench_ab's CPU time per request); a pair measures them seconds apart, so the
+median of the pairs' ratios moves far less with the noise than the ratio of the rounds' medians.
+
+    python benchmarks/bench_tensor.py [--duration 8] [--repeats 3] [--concurrency 1 16] [--pairs 10] [--out FILE]
 """
 
 from __future__ import annotations
@@ -97,6 +103,8 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    ap.add_argument("--pairs", type=int, default=10, help="paired modelplane/floor runs per case (0: none)")
+    ap.add_argument("--pair-seconds", type=int, default=2)
     ap.add_argument("--out", default=str(RESULTS / "tensor.json"))
     args = ap.parse_args()
     (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
@@ -192,6 +200,7 @@ def main() -> None:
         bodies[model] = RESULTS / f"{model}.grpc"
         bodies[model].write_bytes(grpc_body(model))
     results: dict[str, list[dict]] = {}
+    pairs: dict[str, dict] = {}
     try:
         for s in servers.values():
             s.start()
@@ -209,6 +218,7 @@ def main() -> None:
                     key = f"grpc {model} {name} c={c}"
                     results.setdefault(key, []).append(run_h2load(url, bodies[model], c, args.duration))
                     print(key, results[key][-1]["rps"], flush=True)
+        pairs = paired_runs(rest, grpc, scripts, bodies, args)
     finally:
         for s in servers.values():
             s.stop()
@@ -229,8 +239,42 @@ def main() -> None:
                 if other in summary and summary[other]["rps"]:
                     ratios[f"{key} / {peer}"] = round(summary[key]["rps"] / summary[other]["rps"], 2)
     out = {"duration": args.duration, "repeats": args.repeats, "rows": ROWS, "summary": summary, "ratios": ratios}
+    out["paired"] = pairs
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(json.dumps(ratios, indent=2))
+    for key, row in pairs.items():
+        print(f"paired {key}: median ratio {row['median_ratio']:.2f} (pairs {row['ratios']})")
+
+
+def paired_runs(
+    rest: list[tuple[str, str, str]],
+    grpc: list[tuple[str, str, str]],
+    scripts: dict[str, Path],
+    bodies: dict[str, Path],
+    args: argparse.Namespace,
+) -> dict[str, dict]:
+    """modelplane against the floor in alternating short runs: per model, protocol and concurrency, each pair's
+    ratio of requests per second and their median."""
+    out: dict[str, dict] = {}
+    for protocol, targets in (("rest-binary", rest), ("grpc", grpc)):
+        urls = {(name, model): url for name, model, url in targets}
+        for model in MODELS:
+            for c in args.concurrency:
+                ours, floor = urls[("modelplane", model)], urls[("floor", model)]
+                ratios = []
+                for i in range(args.pairs):
+                    order = [ours, floor] if i % 2 == 0 else [floor, ours]
+                    rps = {}
+                    for url in order:
+                        if protocol == "grpc":
+                            rps[url] = run_h2load(url, bodies[model], c, args.pair_seconds)["rps"]
+                        else:
+                            rps[url] = run_wrk(url, scripts[model], c, args.pair_seconds)["rps"]
+                    ratios.append(round(rps[ours] / rps[floor], 3))
+                key = f"{protocol} {model} modelplane/floor c={c}"
+                out[key] = {"median_ratio": statistics.median(ratios), "ratios": ratios}
+                print("paired", key, out[key]["median_ratio"], flush=True)
+    return out
 
 
 if __name__ == "__main__":

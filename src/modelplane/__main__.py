@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from modelplane.cli.main import main
+from modelplane.proctitle import title_from_env
 
 if __name__ == "__main__":
+    title_from_env()
     main()

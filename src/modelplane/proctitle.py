@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+
+TITLE_ENV = "MODELPLANE_PROCESS_TITLE"  # the title a process started by `python -m modelplane` takes (then unset)
 
 
 def set_title(title: str) -> None:
@@ -11,3 +14,10 @@ def set_title(title: str) -> None:
         import setproctitle
 
         setproctitle.setproctitle(title)
+
+
+def title_from_env() -> None:
+    """Take the title the starting process asked for in the environment (a replica started without the zygote)."""
+    title = os.environ.pop(TITLE_ENV, None)
+    if title:
+        set_title(title)

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -392,20 +393,9 @@ def _goaway_code(frames: list[tuple[int, int, int, bytes]]) -> int:
 def test_the_grpc_front_end_shrugs_off_hostile_http2(iris_dir, logs):
     """modelplane's own HTTP/2 (the default gRPC server): what grpcio's C core would refuse, it refuses too, and a
     real client is still answered after every attack."""
-    import hpack
-
     server = srv.start(
         ["serve", "--model-dir", str(iris_dir), "--max-connections", "20", "--header-timeout", "1"], logs
     )
-    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(9)[:3] + b"\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
-
-    def frame(ftype: int, flags: int, sid: int, payload: bytes = b"") -> bytes:
-        return len(payload).to_bytes(3, "big") + bytes((ftype, flags)) + sid.to_bytes(4, "big") + payload
-
-    def attack(data: bytes) -> list[tuple[int, int, int, bytes]]:
-        with socket.create_connection(("127.0.0.1", server.grpc_port), timeout=10) as sock:
-            sock.sendall(data)
-            return _h2_frames(sock)
 
     def answered() -> bool:
         request = pb.ModelInferRequest(model_name="model")
@@ -416,44 +406,77 @@ def test_the_grpc_front_end_shrugs_off_hostile_http2(iris_dir, logs):
         return np.frombuffer(reply.raw_output_contents[0], dtype="<i8").tolist() == [0]
 
     try:
-        assert answered()
-        # HTTP/1.1 on the gRPC port: GOAWAY(PROTOCOL_ERROR), closed
-        assert _goaway_code(attack(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")) == 1
-        # a header block that never ends (CVE-2024-27316's CONTINUATION flood): cut off at the header limit
-        flood = frame(1, 0, 1, b"\x00") + frame(9, 0, 1, b"\x00" * 16_000) * 8
-        assert _goaway_code(attack(preface + flood)) == 0xB
-        # a frame announcing 16 MiB: refused from its 9-byte header
-        assert _goaway_code(attack(preface + (16_777_215).to_bytes(3, "big") + b"\x00\x00\x00\x00\x00\x01")) == 6
-        # rapid reset (CVE-2023-44487): 2,000 calls opened and cancelled at once. Each still counts until its
-        # handler ends, so past the stream limit calls are refused (REFUSED_STREAM), and others are still answered
-        encoder = hpack.Encoder()
-        head = [(":method", "POST"), (":scheme", "http"), (":path", "/inference.GRPCInferenceService/ModelInfer")]
-        head += [(":authority", "x"), ("content-type", "application/grpc"), ("te", "trailers")]
-        body = pb.ModelInferRequest(model_name="model").SerializeToString()
-        message = b"\x00" + len(body).to_bytes(4, "big") + body
-        burst = b"".join(
-            frame(1, 4, sid, encoder.encode(head)) + frame(0, 1, sid, message) + frame(3, 0, sid, b"\0\0\0\x08")
-            for sid in range(1, 4001, 2)
-        )
-        with socket.create_connection(("127.0.0.1", server.grpc_port), timeout=10) as sock:
-            sock.sendall(preface + burst)
-            assert answered()
-            sock.sendall(frame(7, 0, 0, bytes(8)))  # our GOAWAY: the server closes once its calls are done
-            frames = _h2_frames(sock)
-        refused = [sid for t, _, sid, p in frames if t == 3 and p == b"\0\0\0\x07"]
-        assert len(refused) > 1000 and all(sid > 200 for sid in refused)
-        # a connection that never opens a call is closed after the header timeout
-        with socket.create_connection(("127.0.0.1", server.grpc_port), timeout=10) as sock:
-            sock.sendall(preface)
-            frames = _h2_frames(sock)
-        assert _goaway_code(frames) == 0
-        # past --max-connections, a new connection is sent away at once
-        idle = [socket.create_connection(("127.0.0.1", server.grpc_port), timeout=10) for _ in range(20)]
-        try:
-            assert _goaway_code(attack(preface)) == 0xB
-        finally:
-            for sock in idle:
-                sock.close()
-        assert answered()
+        _hostile_http2(server.grpc_port, answered, 20)
     finally:
         server.stop()
+
+
+def test_the_gateways_grpc_side_shrugs_off_hostile_http2(iris_platform):
+    """The platform gateway's gRPC side runs on the same HTTP/2 server, with `up`'s connection limits: the same
+    attacks are refused, and a call routed through the gateway is still answered after each."""
+
+    def answered() -> bool:
+        request = pb.ModelInferRequest(model_name="sklearn-iris")
+        request.inputs.add(name="input-0", datatype="FP32", shape=[1, 4])
+        request.raw_input_contents.append(np.array([[6.8, 2.8, 4.8, 1.4]], dtype="<f4").tobytes())
+        route = [("x-modelplane-route", "/serving/default/sklearn-iris")]
+        with grpc.insecure_channel(f"127.0.0.1:{iris_platform.grpc_port}") as channel:
+            reply = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10, metadata=route)
+        return len(reply.raw_output_contents) == 1
+
+    _hostile_http2(iris_platform.grpc_port, answered, 40)
+
+
+def _hostile_http2(port: int, answered: Callable[[], bool], max_connections: int) -> None:
+    """The attacks on a gRPC port served by modelplane's HTTP/2 (--header-timeout 1, --max-connections given)."""
+    import hpack
+
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(9)[:3] + b"\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
+
+    def frame(ftype: int, flags: int, sid: int, payload: bytes = b"") -> bytes:
+        return len(payload).to_bytes(3, "big") + bytes((ftype, flags)) + sid.to_bytes(4, "big") + payload
+
+    def attack(data: bytes) -> list[tuple[int, int, int, bytes]]:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(data)
+            return _h2_frames(sock)
+
+    assert answered()
+    # HTTP/1.1 on the gRPC port: GOAWAY(PROTOCOL_ERROR), closed
+    assert _goaway_code(attack(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")) == 1
+    # a header block that never ends (CVE-2024-27316's CONTINUATION flood): cut off at the header limit
+    flood = frame(1, 0, 1, b"\x00") + frame(9, 0, 1, b"\x00" * 16_000) * 8
+    assert _goaway_code(attack(preface + flood)) == 0xB
+    # a frame announcing 16 MiB: refused from its 9-byte header
+    assert _goaway_code(attack(preface + (16_777_215).to_bytes(3, "big") + b"\x00\x00\x00\x00\x00\x01")) == 6
+    # rapid reset (CVE-2023-44487): 2,000 calls opened and cancelled at once. Each still counts until its
+    # handler ends, so past the stream limit calls are refused (REFUSED_STREAM), and others are still answered
+    encoder = hpack.Encoder()
+    head = [(":method", "POST"), (":scheme", "http"), (":path", "/inference.GRPCInferenceService/ModelInfer")]
+    head += [(":authority", "x"), ("content-type", "application/grpc"), ("te", "trailers")]
+    body = pb.ModelInferRequest(model_name="model").SerializeToString()
+    message = b"\x00" + len(body).to_bytes(4, "big") + body
+    burst = b"".join(
+        frame(1, 4, sid, encoder.encode(head)) + frame(0, 1, sid, message) + frame(3, 0, sid, b"\0\0\0\x08")
+        for sid in range(1, 4001, 2)
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(preface + burst)
+        assert answered()
+        sock.sendall(frame(7, 0, 0, bytes(8)))  # our GOAWAY: the server closes once its calls are done
+        frames = _h2_frames(sock)
+    refused = [sid for t, _, sid, p in frames if t == 3 and p == b"\0\0\0\x07"]
+    assert len(refused) > 1000 and all(sid > 200 for sid in refused)
+    # a connection that never opens a call is closed after the header timeout
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(preface)
+        frames = _h2_frames(sock)
+    assert _goaway_code(frames) == 0
+    # past --max-connections, a new connection is sent away at once
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(max_connections)]
+    try:
+        assert _goaway_code(attack(preface)) == 0xB
+    finally:
+        for sock in idle:
+            sock.close()
+    assert answered()

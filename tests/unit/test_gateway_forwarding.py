@@ -1,6 +1,7 @@
 """The gateway's one forwarding core through both of its sides: the same failure gets the same answer over HTTP
 (status) and gRPC (code) — no replica listening, a full queue, a timeout while held at zero, a revision deleted
-while its requests wait, no such InferenceService. The gRPC side is a real grpc.aio server on loopback."""
+while its requests wait, no such InferenceService. The gRPC side is served as the platform serves it (modelplane's
+HTTP/2 server on loopback) and called with a grpc.aio client."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from support.asgi import call_async
 
 from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.gateway import Gateway, Route
-from modelplane.backends.local.grpc_gateway import GrpcGateway
+from modelplane.backends.local.grpc_gateway import SERVICE, GrpcGateway
+from modelplane.server.grpc.h2server import GrpcH2Server
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 
@@ -58,12 +60,10 @@ async def over_http(g: Gateway) -> tuple[int, str]:
 
 
 async def over_grpc(g: Gateway) -> tuple[int, str]:
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((GrpcGateway(g),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
+    server = GrpcH2Server(GrpcGateway(g).methods(), 1 << 20, 1 << 20, SERVICE)
+    await server.start("127.0.0.1", 0)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
             rpc = channel.unary_unary(MODEL_INFER)
             try:
                 await rpc(b"", metadata=[("x-modelplane-route", "/serving/default/iris")], timeout=10)
@@ -71,7 +71,7 @@ async def over_grpc(g: Gateway) -> tuple[int, str]:
                 return exc.code().value[0], exc.details() or ""
             return 0, ""
     finally:
-        await server.stop(None)
+        await server.stop(0)
 
 
 CASES: dict[str, tuple[int, grpc.StatusCode, str]] = {

@@ -1,5 +1,6 @@
 """Local backend: the gateway's gRPC side — every Open Inference Protocol RPC, routed like the HTTP side and
-forwarded as opaque bytes to a ready replica's gRPC port.
+forwarded as opaque bytes to a ready replica's gRPC port. It is served by modelplane's own HTTP/2 server
+(server/grpc/h2server.py, as the model server's gRPC is) and forwards over grpc.aio channels.
 
 The InferenceService is named by the `x-modelplane-route` metadata (`/serving/{namespace}/{name}[-component]`) or a
 `host` metadata entry (`{name}.{namespace}.{domain}`, as clients set for an ingress).
@@ -7,6 +8,7 @@ The InferenceService is named by the `x-modelplane-route` metadata (`/serving/{n
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -15,8 +17,10 @@ from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.forward import forward
 from modelplane.backends.local.gateway import Gateway
 from modelplane.protocol.errors import ModelplaneError
+from modelplane.server.grpc.h2server import Context
 from modelplane.server.grpc.wire import field
 
+SERVICE = "inference.GRPCInferenceService"
 FORWARD_SKIP = {"x-modelplane-route", "host", "user-agent"}
 BY_MODEL = {  # the RPCs whose request message names its model in field 1 (model_name / name)
     "/inference.GRPCInferenceService/ModelInfer",
@@ -27,18 +31,22 @@ REPOSITORY_MUTATIONS = {
     "/inference.GRPCInferenceService/RepositoryModelLoad",
     "/inference.GRPCInferenceService/RepositoryModelUnload",
 }
+Handler = Callable[[bytes, Context], Awaitable[bytes]]
 
 
 def message_options(max_bytes: int) -> list[tuple[str, int]]:
-    """The same message limit as the HTTP side's body limit, in both directions."""
+    """The same message limit as the HTTP side's body limit, in both directions (the channels to replicas)."""
     return [
         ("grpc.max_send_message_length", max_bytes),
         ("grpc.max_receive_message_length", max_bytes),
-        ("grpc.max_connection_idle_ms", 300_000),  # idle clients do not hold descriptors forever
     ]
 
 
-class GrpcGateway(grpc.GenericRpcHandler):
+def _unparsed(message: bytes) -> bytes:
+    return message
+
+
+class GrpcGateway:
     """Shares the HTTP side's routes and revision pools, so containerConcurrency, the queue and the activator
     apply to both protocols together."""
 
@@ -46,27 +54,28 @@ class GrpcGateway(grpc.GenericRpcHandler):
         self.gateway = gateway
         self._channels: dict[str, grpc.aio.Channel] = {}
 
-    def service(self, handler_call_details: Any) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method
-        if not method.startswith("/inference.GRPCInferenceService/"):
-            return None
-        metadata = dict(handler_call_details.invocation_metadata or ())
+    def methods(self) -> dict[str, tuple[Handler, Callable[[bytes], bytes]]]:
+        """The h2 server's method table: every method of the service, its request left as bytes."""
+        from modelplane.grpcproto import inference_pb2 as pb
 
-        async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        names = [m.name for m in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods]
+        return {name: (self._handler(f"/{SERVICE}/{name}"), _unparsed) for name in names}
+
+    def _handler(self, method: str) -> Handler:
+        async def handle(request: bytes, context: Context) -> bytes:
+            metadata = dict(context.invocation_metadata())
             try:
                 return await self._forward(method, metadata, request, context)
             except ModelplaneError as exc:
-                context.set_trailing_metadata(tuple(exc.headers.items()))
-                await context.abort(grpc.StatusCode[exc.status.grpc], exc.message)
+                code = grpc.StatusCode[exc.status.grpc]
+                await context.abort(code, exc.message, trailing_metadata=tuple(exc.headers.items()))
             except grpc.aio.AioRpcError as exc:  # the replica's own answer
                 await context.abort(exc.code(), exc.details() or "")
             raise AssertionError("unreachable")  # abort raises
 
-        return grpc.unary_unary_rpc_method_handler(handle)
+        return handle
 
-    async def _forward(
-        self, method: str, metadata: dict[str, Any], request: bytes, context: grpc.aio.ServicerContext
-    ) -> bytes:
+    async def _forward(self, method: str, metadata: dict[str, Any], request: bytes, context: Context) -> bytes:
         route_path = metadata.get("x-modelplane-route")
         host, path = ("", route_path.rstrip("/") + "/") if route_path else (metadata.get("host", ""), "/")
         mutation = _mutation if method in REPOSITORY_MUTATIONS else _read

@@ -18,6 +18,7 @@ from modelplane.control.modelmesh import ModelObserved
 
 log = logging.getLogger("modelplane.controller")
 LOAD_TIMEOUT_S = 90.0  # modelmesh's modelLoadingTimeoutMillis default
+READY_POLL_S = 0.1  # how often a load waiting for the runtime's first ready replica looks again
 
 
 class Predictors:
@@ -96,7 +97,15 @@ class MeshHost:
 
     async def _load(self, namespace: str, isvc: str, model: str, copies: int) -> None:
         """Load the model on replicas that lack it until `copies` hold it: placed by ModelMesh's rules, a failure
-        recorded (that replica is passed over, the next is tried)."""
+        recorded (that replica is passed over, the next is tried). A load asked for before the runtime has a ready
+        replica waits for one (up to LOAD_TIMEOUT_S), as ModelMesh's loadNow waits for a pod: had it ended at once,
+        the model would show Standby with no copy, and a model seen in Standby is not loaded again until asked."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOAD_TIMEOUT_S
+        while not self.predictors.ready(namespace, isvc):
+            if loop.time() > deadline:
+                return
+            await asyncio.sleep(READY_POLL_S)
         for key, placement in self.predictors.placements(namespace, isvc):
             while True:
                 ready = self.gateway.replicas.ready(key)

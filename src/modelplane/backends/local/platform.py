@@ -19,7 +19,8 @@ from modelplane.backends.local.apiserver import ApiServer
 from modelplane.backends.local.auth import ApiGuard, TokenFile, ensure_token
 from modelplane.backends.local.backend import LocalBackend
 from modelplane.backends.local.gateway import DEFAULT_MAX_BODY, Gateway
-from modelplane.backends.local.grpc_gateway import GrpcGateway, message_options
+from modelplane.backends.local.grpc_gateway import SERVICE as GRPC_SERVICE
+from modelplane.backends.local.grpc_gateway import GrpcGateway
 from modelplane.backends.local.mesh import MeshRegistry
 from modelplane.backends.local.mesh_store import StoreRegistries
 from modelplane.backends.local.metrics import registry, render
@@ -28,7 +29,9 @@ from modelplane.backends.local.revision import Revisions
 from modelplane.backends.local.store import Store, home
 from modelplane.backends.local.zygote import Zygote
 from modelplane.proctitle import set_title
-from modelplane.server.rest.limits import ConnectionLimits
+from modelplane.server.grpc.h2frames import H2Limits
+from modelplane.server.grpc.h2server import GrpcH2Server
+from modelplane.server.rest.limits import ConnectionLimits, connection_cap
 from modelplane.server.rest.listener import HttpServer
 from modelplane.server.signals import stop_event
 
@@ -110,8 +113,6 @@ def read_info(root: Path | None = None) -> dict[str, object] | None:
 
 
 async def serve(config: PlatformConfig) -> None:
-    import grpc
-
     root = home()
     # every port first: a platform that cannot bind says so and leaves nothing behind (no state file, no zygote)
     gateway_sock = _bind(config.host, config.gateway_port, "gateway HTTP", "--port")
@@ -137,15 +138,17 @@ async def serve(config: PlatformConfig) -> None:
     gateway = Gateway(revisions, config.domain, max_body_bytes=config.max_body_bytes, mesh_registry=registries)
     gateway_url = f"http://{config.host}:{config.gateway_port}"
     grpc_gateway = GrpcGateway(gateway)
-    grpc_server = grpc.aio.server(options=[*message_options(config.max_body_bytes), ("grpc.so_reuseport", 0)])
-    grpc_server.add_generic_rpc_handlers((grpc_gateway,))
+    grpc_limits = H2Limits(
+        preface_s=config.limits.header_timeout_s, max_connections=connection_cap(config.limits.max_connections)
+    )
+    max_message = config.max_body_bytes
+    grpc_server = GrpcH2Server(grpc_gateway.methods(), max_message, max_message, GRPC_SERVICE, grpc_limits)
     try:
-        grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
-    except RuntimeError:
+        await grpc_server.start(config.host, config.grpc_port)
+    except OSError:
         raise PortInUse(
             f"the gateway gRPC port {config.host}:{config.grpc_port} is in use; choose another with --grpc-port"
         ) from None
-    await grpc_server.start()
     backend = LocalBackend(
         store, revisions, replicas, gateway, gateway_url, f"{config.host}:{config.grpc_port}", placements=saved
     )

@@ -24,6 +24,7 @@ import httpx
 from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.zygote import Zygote
 from modelplane.control.revision import revision_name
+from modelplane.proctitle import TITLE_ENV
 
 if TYPE_CHECKING:
     from modelplane.backends.local.revision import Revisions, RevisionState
@@ -185,29 +186,39 @@ class ReplicaSet:
         argv = [a.format(http_port=http_port, grpc_port=grpc_port) for a in spec.argv]
         overrides = {k: v.format(http_port=http_port, grpc_port=grpc_port) for k, v in spec.env.items()}
         log_path = self.logs / f"{state.key}-{index}.log"
-        if self.zygote is not None and spec.forkable:
+        pid = None
+        env = overrides
+        if spec.forkable:
             title = f"modelplane replica {state.owner[0]}/{revision_name(state.key)}/{index}"
-            pid = self.zygote.spawn(argv[3:], overrides, str(log_path), title)  # reaped by the zygote, polled here
-        else:  # a runtime's own command: in a working directory of its own, as in its container (TorchServe
-            # writes logs/ into it)
-            workdir = self.logs.parent / "work" / f"{state.key}-{index}"
-            workdir.mkdir(parents=True, exist_ok=True)
-            with log_path.open("ab") as out:
-                proc = subprocess.Popen(
-                    argv,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, **overrides},
-                    start_new_session=True,
-                    cwd=workdir,
-                )
-            self._children[proc.pid] = proc
-            pid = proc.pid
+            if self.zygote is not None:  # reaped by the zygote, polled here; None while the zygote is not up
+                pid = self.zygote.spawn(argv[3:], overrides, str(log_path), title)
+            env = {**overrides, TITLE_ENV: title}
+        if pid is None:
+            workdir = None if spec.forkable else self.logs.parent / "work" / f"{state.key}-{index}"
+            pid = self._popen(argv, env, log_path, workdir)
         replica = Replica(
             state.key, index, pid, http_port, grpc_port, str(log_path), restarts=restarts, started=time.monotonic()
         )
         log.info("started %s/%d pid %d on :%d", state.key, index, pid, http_port)
         return replica
+
+    def _popen(self, argv: list[str], env: dict[str, str], log_path: Path, workdir: Path | None) -> int:
+        """A replica as a child of this process: a runtime's own command in a working directory of its own, as in
+        its container (TorchServe writes logs/ into it); a modelplane server where the platform runs (the zygote is
+        off or not up yet)."""
+        if workdir is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **env},
+                start_new_session=True,
+                cwd=workdir,
+            )
+        self._children[proc.pid] = proc
+        return proc.pid
 
     def _stop(self, replica: Replica) -> None:
         """SIGTERM now (the replica drains); waiting for it and the SIGKILL after 10 s happen in a worker thread."""
