@@ -15,7 +15,7 @@ from support.asgi import call_async
 
 from modelplane.backends.local.activator import Endpoint
 from modelplane.backends.local.gateway import Gateway, Route
-from modelplane.backends.local.grpc_gateway import SERVICE, GrpcGateway
+from modelplane.backends.local.grpc_gateway import GrpcGateway
 from modelplane.server.grpc.h2server import GrpcH2Server
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -60,7 +60,7 @@ async def over_http(g: Gateway) -> tuple[int, str]:
 
 
 async def over_grpc(g: Gateway) -> tuple[int, str]:
-    server = GrpcH2Server(GrpcGateway(g).methods(), 1 << 20, 1 << 20, SERVICE)
+    server = GrpcH2Server(GrpcGateway(g).methods(), 1 << 20, 1 << 20)
     await server.start("127.0.0.1", 0)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:

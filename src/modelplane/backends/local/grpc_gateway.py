@@ -18,9 +18,9 @@ from modelplane.backends.local.forward import forward
 from modelplane.backends.local.gateway import Gateway
 from modelplane.protocol.errors import ModelplaneError
 from modelplane.server.grpc.h2server import Context
+from modelplane.server.grpc.servicer import SERVICE, Method, descriptor
 from modelplane.server.grpc.wire import field
 
-SERVICE = "inference.GRPCInferenceService"
 FORWARD_SKIP = {"x-modelplane-route", "host", "user-agent"}
 BY_MODEL = {  # the RPCs whose request message names its model in field 1 (model_name / name)
     "/inference.GRPCInferenceService/ModelInfer",
@@ -31,7 +31,6 @@ REPOSITORY_MUTATIONS = {
     "/inference.GRPCInferenceService/RepositoryModelLoad",
     "/inference.GRPCInferenceService/RepositoryModelUnload",
 }
-Handler = Callable[[bytes, Context], Awaitable[bytes]]
 
 
 def message_options(max_bytes: int) -> list[tuple[str, int]]:
@@ -54,14 +53,11 @@ class GrpcGateway:
         self.gateway = gateway
         self._channels: dict[str, grpc.aio.Channel] = {}
 
-    def methods(self) -> dict[str, tuple[Handler, Callable[[bytes], bytes]]]:
+    def methods(self) -> dict[str, Method]:
         """The h2 server's method table: every method of the service, its request left as bytes."""
-        from modelplane.grpcproto import inference_pb2 as pb
+        return {m.name: (self._handler(f"/{SERVICE}/{m.name}"), _unparsed) for m in descriptor().methods}
 
-        names = [m.name for m in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods]
-        return {name: (self._handler(f"/{SERVICE}/{name}"), _unparsed) for name in names}
-
-    def _handler(self, method: str) -> Handler:
+    def _handler(self, method: str) -> Callable[[bytes, Context], Awaitable[bytes]]:
         async def handle(request: bytes, context: Context) -> bytes:
             metadata = dict(context.invocation_metadata())
             try:

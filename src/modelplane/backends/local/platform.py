@@ -19,7 +19,6 @@ from modelplane.backends.local.apiserver import ApiServer
 from modelplane.backends.local.auth import ApiGuard, TokenFile, ensure_token
 from modelplane.backends.local.backend import LocalBackend
 from modelplane.backends.local.gateway import DEFAULT_MAX_BODY, Gateway
-from modelplane.backends.local.grpc_gateway import SERVICE as GRPC_SERVICE
 from modelplane.backends.local.grpc_gateway import GrpcGateway
 from modelplane.backends.local.mesh import MeshRegistry
 from modelplane.backends.local.mesh_store import StoreRegistries
@@ -142,7 +141,7 @@ async def serve(config: PlatformConfig) -> None:
         preface_s=config.limits.header_timeout_s, max_connections=connection_cap(config.limits.max_connections)
     )
     max_message = config.max_body_bytes
-    grpc_server = GrpcH2Server(grpc_gateway.methods(), max_message, max_message, GRPC_SERVICE, grpc_limits)
+    grpc_server = GrpcH2Server(grpc_gateway.methods(), max_message, max_message, limits=grpc_limits)
     try:
         await grpc_server.start(config.host, config.grpc_port)
     except OSError:

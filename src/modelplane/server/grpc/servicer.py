@@ -126,11 +126,16 @@ def serialize(message: Any) -> bytes:
 Method = tuple[Callable[[Any, Any], Awaitable[Any]], Callable[[bytes], Any]]
 
 
+def descriptor() -> Any:
+    """The service's protobuf descriptor: its methods and their message types."""
+    return pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+
+
 def methods(servicer: Servicer) -> dict[str, Method]:
     """Every method of the service by name: the servicer's coroutine and a request parser that never raises (both
     gRPC front ends serve from this table)."""
     table = {}
-    for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
+    for method in descriptor().methods:
         table[method.name] = (getattr(servicer, method.name), _lenient(pb_message(method.input_type.name).FromString))
     return table
 
