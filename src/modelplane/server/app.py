@@ -19,7 +19,7 @@ from modelplane.server.multimodel import ModelCache
 from modelplane.server.payload_log import PayloadLogger
 from modelplane.server.registry import Discover, ModelFactory, ModelRegistry
 from modelplane.server.rest.app import RestApp
-from modelplane.server.rest.limits import ConnectionLimits, connection_cap
+from modelplane.server.rest.limits import ConnectionLimits
 from modelplane.server.settings import ServerSettings
 from modelplane.server.signals import stop_event
 
@@ -130,12 +130,12 @@ class ModelServer:
 
     async def _grpc_modelplane(self, reuse_port: bool) -> GrpcFrontEnd:
         """modelplane's own HTTP/2 gRPC server (grpc/h2server.py)."""
-        from modelplane.server.grpc.h2frames import H2Limits
+        from modelplane.server.grpc.h2frames import limits_for
         from modelplane.server.grpc.h2server import GrpcH2Server
         from modelplane.server.grpc.servicer import SERVICE, Servicer, methods
 
         s = self.settings
-        limits = H2Limits(preface_s=s.header_timeout_s, max_connections=connection_cap(s.max_connections))
+        limits = limits_for(self._limits())
         table = methods(Servicer(self.dataplane))
         server = GrpcH2Server(table, s.grpc_send_limit, s.grpc_receive_limit, SERVICE, limits)
         await server.start(s.host, s.grpc_port, reuse_port)

@@ -28,9 +28,9 @@ from modelplane.backends.local.revision import Revisions
 from modelplane.backends.local.store import Store, home
 from modelplane.backends.local.zygote import Zygote
 from modelplane.proctitle import set_title
-from modelplane.server.grpc.h2frames import H2Limits
+from modelplane.server.grpc.h2frames import limits_for
 from modelplane.server.grpc.h2server import GrpcH2Server
-from modelplane.server.rest.limits import ConnectionLimits, connection_cap
+from modelplane.server.rest.limits import ConnectionLimits
 from modelplane.server.rest.listener import HttpServer
 from modelplane.server.signals import stop_event
 
@@ -137,11 +137,8 @@ async def serve(config: PlatformConfig) -> None:
     gateway = Gateway(revisions, config.domain, max_body_bytes=config.max_body_bytes, mesh_registry=registries)
     gateway_url = f"http://{config.host}:{config.gateway_port}"
     grpc_gateway = GrpcGateway(gateway)
-    grpc_limits = H2Limits(
-        preface_s=config.limits.header_timeout_s, max_connections=connection_cap(config.limits.max_connections)
-    )
     max_message = config.max_body_bytes
-    grpc_server = GrpcH2Server(grpc_gateway.methods(), max_message, max_message, limits=grpc_limits)
+    grpc_server = GrpcH2Server(grpc_gateway.methods(), max_message, max_message, limits=limits_for(config.limits))
     try:
         await grpc_server.start(config.host, config.grpc_port)
     except OSError:

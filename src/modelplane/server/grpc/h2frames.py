@@ -7,6 +7,8 @@ import asyncio
 import struct
 from dataclasses import dataclass
 
+from modelplane.server.rest.limits import ConnectionLimits, connection_cap
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 FRAME_HEAD = struct.Struct(">BHBBI")  # length (8 + 16 bits), type, flags, stream id
 U32 = struct.Struct(">I")
@@ -36,6 +38,12 @@ class H2Limits:
     idle_s: float = 300.0  # a connection with nothing in flight for this long is closed
     preface_s: float = 10.0  # a new connection must open its first request within this
     max_connections: int = 0  # open connections past it are sent away at once (0: no cap)
+
+
+def limits_for(connections: ConnectionLimits) -> H2Limits:
+    """The HTTP/2 limits that follow a server's connection limits (--max-connections, --header-timeout): the model
+    server's gRPC and the platform gateway's take them from the same settings as their HTTP ports."""
+    return H2Limits(preface_s=connections.header_timeout_s, max_connections=connection_cap(connections.max_connections))
 
 
 def frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
